@@ -1,0 +1,301 @@
+//! `LedgerState`: the replicated state (accounts, transfers, idempotency table, counters), the
+//! `execute` dispatch, read accessors, whole-state invariant checks, hashes and restore.
+//!
+//! Per top-level command, `execute`:
+//! 1. clamps time: `ts = max(cmd.timestamp_us, last_timestamp_us + 1)`;
+//! 2. expires every pending transfer with `expires_at_us <= ts` (deadline, then id order);
+//! 3. runs the command under the idempotency rule (`Tick` skips it and is never recorded);
+//! 4. chains `applied_hash = sha256(prev || bincode(result) || bincode(events))`.
+
+use crate::account::{Account, Transfer, TransferStatus};
+use crate::command::account_status::{self, StatusChange};
+use crate::command::transfer::{self, TransferArgs};
+use crate::command::{batch, open_account, two_phase, Command, CommandBody, Done, Executed};
+use crate::event::Event;
+use crate::exec::Exec;
+use crate::invariant::{self, Invariant, Violation};
+use crate::outcome::{CommandResult, Outcome};
+use crate::types::{validate_command_id, AccountId, TimestampUs};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use crate::idempotency::IdempotencyEntry;
+
+/// Everything one execute() produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The command's result (for a retry: the stored one with `replayed: true`).
+    pub result: CommandResult,
+    /// Every event emitted, in seq order: first the expiries this command's time triggered,
+    /// then the command's own events.
+    pub events: Vec<Event>,
+}
+
+/// Persisted parts a state is rebuilt from (the node keeps them in sled).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreParts {
+    /// Every account, system accounts included.
+    pub accounts: Vec<Account>,
+    /// Every transfer, whatever its status.
+    pub transfers: Vec<Transfer>,
+    /// The idempotency table.
+    pub idempotency: Vec<(String, IdempotencyEntry)>,
+    /// Last assigned event seq.
+    pub last_event_seq: u64,
+    /// Last effective timestamp.
+    pub last_timestamp_us: TimestampUs,
+    /// Rolling applied hash after the last applied command.
+    pub applied_hash: [u8; 32],
+}
+
+/// The deterministic ledger state machine. All maps are ordered, so iteration, hashing and
+/// expiry order are the same on every replica.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LedgerState {
+    /// Accounts by id.
+    pub(crate) accounts: BTreeMap<AccountId, Account>,
+    /// Transfers by id (the id of the command that created them).
+    pub(crate) transfers: BTreeMap<String, Transfer>,
+    /// Command id -> fingerprint and first result (L3).
+    pub(crate) idempotency: BTreeMap<String, IdempotencyEntry>,
+    /// (expires_at_us, transfer id) of every pending transfer with a deadline; derived from
+    /// `transfers`, kept so expiry does not scan every transfer.
+    pub(crate) deadlines: BTreeSet<(TimestampUs, String)>,
+    /// Last assigned event seq (0: none yet).
+    pub(crate) last_event_seq: u64,
+    /// Effective timestamp of the last command.
+    pub(crate) last_timestamp_us: TimestampUs,
+    /// Rolling hash over every result and event.
+    pub(crate) applied_hash: [u8; 32],
+}
+
+impl LedgerState {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Apply one command at Raft log index `index`. Deterministic. Never panics on bad input:
+    /// bad input => Rejected.
+    pub fn execute(&mut self, index: u64, cmd: &Command) -> Applied {
+        let ts = cmd
+            .timestamp_us
+            .max(self.last_timestamp_us.saturating_add(1));
+        self.last_timestamp_us = ts;
+        let mut x = Exec::new(self, index, ts);
+        let sweep = x.mark();
+        two_phase::expire_due(&mut x, &cmd.id);
+        let result = match &cmd.body {
+            CommandBody::Tick => {
+                // A tick's own events are the expiries it triggered.
+                let outcome = if validate_command_id(&cmd.id).is_ok() {
+                    let (first_event_seq, last_event_seq) = x.seq_range_since(sweep);
+                    Outcome::Accepted {
+                        first_event_seq,
+                        last_event_seq,
+                        status: "tick".to_owned(),
+                        inner: Vec::new(),
+                    }
+                } else {
+                    Outcome::Rejected(crate::command::invalid(
+                        "command id must be 1..128 printable ascii characters",
+                    ))
+                };
+                CommandResult {
+                    command_id: cmd.id.clone(),
+                    index,
+                    timestamp_us: ts,
+                    outcome,
+                    replayed: false,
+                }
+            }
+            body => crate::idempotency::run(&mut x, &cmd.id, body),
+        };
+        let events = x.finish();
+        self.applied_hash = crate::hash::chain_applied(&self.applied_hash, &result, &events);
+        Applied { result, events }
+    }
+
+    /// The account, if it exists (system accounts too).
+    pub fn account(&self, id: &AccountId) -> Option<&Account> {
+        self.accounts.get(id)
+    }
+
+    /// All accounts, ordered by id.
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.values()
+    }
+
+    /// The transfer, if it exists.
+    pub fn transfer(&self, id: &str) -> Option<&Transfer> {
+        self.transfers.get(id)
+    }
+
+    /// All transfers, ordered by id.
+    pub fn transfers(&self) -> impl Iterator<Item = &Transfer> {
+        self.transfers.values()
+    }
+
+    /// The idempotency entry recorded for a command id.
+    pub fn idempotency(&self, command_id: &str) -> Option<&IdempotencyEntry> {
+        self.idempotency.get(command_id)
+    }
+
+    /// The whole idempotency table, ordered by command id.
+    pub fn idempotency_entries(&self) -> impl Iterator<Item = (&String, &IdempotencyEntry)> {
+        self.idempotency.iter()
+    }
+
+    /// Last assigned event seq (0 before any event).
+    pub fn last_event_seq(&self) -> u64 {
+        self.last_event_seq
+    }
+
+    /// Effective timestamp of the last executed command (0 before any).
+    pub fn last_timestamp_us(&self) -> TimestampUs {
+        self.last_timestamp_us
+    }
+
+    /// Rolling hash over every applied command's result and events (cheap, updated per
+    /// execute); equal on replicas at equal applied index.
+    pub fn applied_hash(&self) -> [u8; 32] {
+        self.applied_hash
+    }
+
+    /// Full digest of accounts, transfers, idempotency table, last event seq and last timestamp
+    /// in key order; O(n). Excludes the applied hash (history) and the deadline index (derived).
+    pub fn state_hash(&self) -> [u8; 32] {
+        crate::hash::state_digest(self)
+    }
+
+    /// L1 and L2 over the whole state, plus internal consistency: reservations equal the sum of
+    /// pending transfers, and the deadline index matches the pending transfers and holds no
+    /// deadline before the last command's time (expiry ran for it) (both reported as L2, whose enforcement relies on them).
+    pub fn check_invariants(&self) -> Result<(), Violation> {
+        invariant::check_l1(self.accounts.values())?;
+        self.accounts.values().try_for_each(invariant::check_l2)?;
+        invariant::check_reservations(self.accounts.values(), self.transfers.values())?;
+        if self.deadlines != deadline_index(self.transfers.values()) {
+            let detail = "deadline index disagrees with pending transfers".to_owned();
+            return Err(Violation {
+                invariant: Invariant::L2,
+                detail,
+            });
+        }
+        if let Some((deadline, id)) = self.deadlines.first() {
+            if *deadline < self.last_timestamp_us {
+                let detail = format!("pending transfer {id} outlived its deadline {deadline}");
+                return Err(Violation {
+                    invariant: Invariant::L2,
+                    detail,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds a state from persisted parts (the deadline index is derived from transfers).
+    pub fn restore(parts: RestoreParts) -> Self {
+        let deadlines = deadline_index(parts.transfers.iter());
+        Self {
+            accounts: parts
+                .accounts
+                .into_iter()
+                .map(|a| (a.id.clone(), a))
+                .collect(),
+            transfers: parts
+                .transfers
+                .into_iter()
+                .map(|t| (t.id.clone(), t))
+                .collect(),
+            idempotency: parts.idempotency.into_iter().collect(),
+            deadlines,
+            last_event_seq: parts.last_event_seq,
+            last_timestamp_us: parts.last_timestamp_us,
+            applied_hash: parts.applied_hash,
+        }
+    }
+
+    /// Stores a transfer, keeping the deadline index in step; returns the previous record.
+    pub(crate) fn replace_transfer(&mut self, transfer: Transfer) -> Option<Transfer> {
+        let key = deadline_key(&transfer);
+        let prev = self.transfers.insert(transfer.id.clone(), transfer);
+        self.unindex(prev.as_ref());
+        if let Some(key) = key {
+            self.deadlines.insert(key);
+        }
+        prev
+    }
+
+    /// Removes a transfer and its deadline entry.
+    pub(crate) fn remove_transfer(&mut self, id: &str) {
+        let prev = self.transfers.remove(id);
+        self.unindex(prev.as_ref());
+    }
+
+    fn unindex(&mut self, transfer: Option<&Transfer>) {
+        if let Some(key) = transfer.and_then(deadline_key) {
+            self.deadlines.remove(&key);
+        }
+    }
+}
+
+/// Deadline-index key of a transfer: only pending transfers with a deadline have one.
+fn deadline_key(transfer: &Transfer) -> Option<(TimestampUs, String)> {
+    match (transfer.status, transfer.expires_at_us) {
+        (TransferStatus::Pending, Some(deadline)) => Some((deadline, transfer.id.clone())),
+        _ => None,
+    }
+}
+
+fn deadline_index<'a>(
+    transfers: impl Iterator<Item = &'a Transfer>,
+) -> BTreeSet<(TimestampUs, String)> {
+    transfers.filter_map(deadline_key).collect()
+}
+
+/// Executes one command body (idempotency already handled by the caller).
+pub(crate) fn apply_body(x: &mut Exec<'_>, id: &str, body: &CommandBody) -> Executed {
+    match body {
+        CommandBody::OpenAccount {
+            account,
+            currency,
+            overdraft_limit,
+            metadata,
+        } => open_account::execute(x, id, account, *currency, *overdraft_limit, metadata),
+        CommandBody::Deposit { account, amount } => transfer::deposit(x, id, account, *amount),
+        CommandBody::Withdraw { account, amount } => transfer::withdraw(x, id, account, *amount),
+        CommandBody::Transfer {
+            from,
+            to,
+            amount,
+            pending,
+            timeout_s,
+            memo,
+        } => {
+            let args = TransferArgs {
+                from,
+                to,
+                amount: *amount,
+                pending: *pending,
+                timeout_s: *timeout_s,
+                memo: memo.as_ref(),
+            };
+            transfer::transfer(x, id, args)
+        }
+        CommandBody::PostPending { transfer_id } => two_phase::post(x, id, transfer_id),
+        CommandBody::VoidPending { transfer_id } => two_phase::void(x, id, transfer_id),
+        CommandBody::Freeze { account } => {
+            account_status::execute(x, id, account, StatusChange::Freeze)
+        }
+        CommandBody::Unfreeze { account } => {
+            account_status::execute(x, id, account, StatusChange::Unfreeze)
+        }
+        CommandBody::Close { account } => {
+            account_status::execute(x, id, account, StatusChange::Close)
+        }
+        CommandBody::Batch { atomic, commands } => batch::execute(x, id, *atomic, commands),
+        // A tick never reaches here from `execute`, and batches refuse ticks.
+        CommandBody::Tick => Ok(Done::status("tick")),
+    }
+}

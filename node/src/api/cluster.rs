@@ -1,0 +1,238 @@
+//! Cluster administration and health: init, add learner, change membership, leader transfer,
+//! status (with per-follower lag on the leader), `/healthz`, `/readyz`, `/metrics`.
+//! Mutations need `Authorization: Bearer <admin token>` when a token is configured; on a
+//! follower they are proxied to the leader (one hop).
+
+use super::error::ApiError;
+use super::extract::JsonBody;
+use super::{with_index, AppState};
+use crate::raft_types::{NodeAddr, NodeId};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use openraft::ServerState;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn check_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &s.admin_token else { return Ok(()) };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if crate::network::wire::secrets_match(g.as_bytes(), token.as_bytes()) => Ok(()),
+        _ => Err(ApiError::unauthorized("admin routes need Authorization: Bearer <admin token>")),
+    }
+}
+
+/// When not leader, replays the admin request on the leader's API and returns its answer.
+async fn proxy_to_leader(s: &AppState, route: &str, headers: &HeaderMap, body: &Value) -> Result<Option<Response>, ApiError> {
+    if s.raft.is_leader() {
+        return Ok(None);
+    }
+    let Some(leader) = s.raft.current_leader().await else {
+        return Err(ApiError::unavailable("no_leader", "no leader is known; retry shortly"));
+    };
+    let node = crate::raft_types::member_addr(&s.raft, leader);
+    let Some(node) = node else {
+        return Err(ApiError::unavailable("no_leader", "leader address unknown"));
+    };
+    let mut req = s.http.request(Method::POST, format!("{}{}", node.api, route)).json(body);
+    if let Some(a) = headers.get("authorization") {
+        req = req.header("authorization", a.as_bytes());
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| ApiError::unavailable("leader_unavailable", e.to_string()))?;
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    Ok(Some((status, axum::Json(v)).into_response()))
+}
+
+fn raft_err(e: impl std::fmt::Display) -> ApiError {
+    let msg = e.to_string();
+    if msg.contains("forward") || msg.contains("leader") {
+        ApiError::unavailable("no_leader", msg)
+    } else {
+        ApiError::new(StatusCode::CONFLICT, "membership_conflict", msg)
+    }
+}
+
+/// `POST /cluster/init` `{"members": {"1": {"api","raft"}, ...}}` (absent: this node alone).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitReq {
+    #[serde(default)]
+    members: BTreeMap<NodeId, NodeAddr>,
+}
+
+/// Initializes a brand-new cluster. Refused (409) on an initialized node.
+pub async fn init(State(s): State<AppState>, headers: HeaderMap, JsonBody(r): JsonBody<InitReq>) -> Result<Response, ApiError> {
+    check_admin(&s, &headers)?;
+    let mut members = r.members;
+    if members.is_empty() {
+        let me = crate::raft_types::member_addr(&s.raft, s.node_id);
+        members.insert(s.node_id, me.unwrap_or_else(|| s.self_addr.clone()));
+    }
+    if s.raft.is_initialized().await.map_err(raft_err)? {
+        return Err(ApiError::new(StatusCode::CONFLICT, "already_initialized", "this node is already part of a cluster"));
+    }
+    s.raft.initialize(members.clone()).await.map_err(raft_err)?;
+    Ok((StatusCode::OK, axum::Json(json!({"initialized": true, "members": members}))).into_response())
+}
+
+/// `POST /cluster/learners` `{"id", "api", "raft"}`: adds a non-voting member and waits until it caught up.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnerReq {
+    id: NodeId,
+    api: String,
+    raft: String,
+}
+
+/// Adds a learner.
+pub async fn add_learner(State(s): State<AppState>, headers: HeaderMap, JsonBody(r): JsonBody<LearnerReq>) -> Result<Response, ApiError> {
+    check_admin(&s, &headers)?;
+    let body = json!({"id": r.id, "api": r.api, "raft": r.raft});
+    if let Some(resp) = proxy_to_leader(&s, "/cluster/learners", &headers, &body).await? {
+        return Ok(resp);
+    }
+    let res = s
+        .raft
+        .add_learner(r.id, NodeAddr { api: r.api, raft: r.raft }, true)
+        .await
+        .map_err(raft_err)?;
+    Ok(with_index(StatusCode::OK, res.log_id.index, json!({"added_learner": r.id, "index": res.log_id.index})))
+}
+
+/// `POST /cluster/membership` `{"voters": [1,2,3], "retain": false}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipReq {
+    voters: BTreeSet<NodeId>,
+    #[serde(default)]
+    retain: bool,
+}
+
+/// Changes the voter set (joint consensus inside openraft).
+pub async fn change_membership(State(s): State<AppState>, headers: HeaderMap, JsonBody(r): JsonBody<MembershipReq>) -> Result<Response, ApiError> {
+    check_admin(&s, &headers)?;
+    if r.voters.is_empty() {
+        return Err(ApiError::bad_request("malformed_request", "voters must not be empty"));
+    }
+    let body = json!({"voters": r.voters, "retain": r.retain});
+    if let Some(resp) = proxy_to_leader(&s, "/cluster/membership", &headers, &body).await? {
+        return Ok(resp);
+    }
+    let res = s.raft.change_membership(r.voters.clone(), r.retain).await.map_err(raft_err)?;
+    Ok(with_index(StatusCode::OK, res.log_id.index, json!({"voters": r.voters, "index": res.log_id.index})))
+}
+
+/// `POST /cluster/leader/transfer` `{"to": 2}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferReq {
+    to: NodeId,
+}
+
+/// Asks the leader to hand leadership to `to`.
+pub async fn transfer_leader(State(s): State<AppState>, headers: HeaderMap, JsonBody(r): JsonBody<TransferReq>) -> Result<Response, ApiError> {
+    check_admin(&s, &headers)?;
+    let body = json!({"to": r.to});
+    if let Some(resp) = proxy_to_leader(&s, "/cluster/leader/transfer", &headers, &body).await? {
+        return Ok(resp);
+    }
+    let voters: Vec<NodeId> = s.raft.voter_ids().collect();
+    if !voters.contains(&r.to) {
+        return Err(ApiError::bad_request("not_a_voter", format!("node {} is not a voter", r.to)));
+    }
+    s.raft.trigger().transfer_leader(r.to).await.map_err(raft_err)?;
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({"transferring_to": r.to}))).into_response())
+}
+
+fn role(st: ServerState) -> &'static str {
+    match st {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+/// `GET /cluster/status`.
+pub async fn status(State(s): State<AppState>) -> Response {
+    let m = crate::raft_types::metrics_of(&s.raft);
+    let members: BTreeMap<String, Value> = m
+        .membership_config
+        .membership()
+        .nodes()
+        .map(|(id, n)| (id.to_string(), json!({"api": n.api, "raft": n.raft})))
+        .collect();
+    let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+    let last_log = m.last_log_index.unwrap_or(0);
+    let replication = m.replication.as_ref().map(|r| {
+        r.iter()
+            .map(|(id, matched)| {
+                let matched = matched.as_ref().map(|l| l.index).unwrap_or(0);
+                (id.to_string(), json!({"matched": matched, "lag": last_log.saturating_sub(matched)}))
+            })
+            .collect::<BTreeMap<_, _>>()
+    });
+    let (hash_index, applied_hash) = s.reader.applied_hash();
+    let body = json!({
+        "id": s.node_id,
+        "role": role(m.state),
+        "term": m.current_term,
+        "leader": m.current_leader,
+        "last_log_index": last_log,
+        "committed": m.local_committed.map(|l| l.index).unwrap_or(0),
+        "applied": s.reader.applied_index(),
+        "snapshot": m.snapshot.map(|l| l.index),
+        "purged": m.purged.map(|l| l.index),
+        "last_event_seq": s.reader.last_event_seq(),
+        "applied_hash": applied_hash,
+        "applied_hash_index": hash_index,
+        "voters": voters,
+        "members": members,
+        "replication": replication,
+    });
+    with_index(StatusCode::OK, s.reader.applied_index(), body)
+}
+
+/// `GET /healthz`: the process is up and Raft has not stopped.
+pub async fn healthz(State(s): State<AppState>) -> Response {
+    let m = crate::raft_types::metrics_of(&s.raft);
+    if m.running_state.is_err() {
+        return ApiError::unavailable("raft_stopped", "raft core stopped").into_response();
+    }
+    (StatusCode::OK, axum::Json(json!({"status": "ok", "id": s.node_id}))).into_response()
+}
+
+/// `GET /readyz`: a leader is known and this node's state machine has applied what it knows
+/// to be committed, so it can serve reads and accept writes.
+pub async fn readyz(State(s): State<AppState>) -> Response {
+    let m = crate::raft_types::metrics_of(&s.raft);
+    let committed = m.local_committed.map(|l| l.index).unwrap_or(0);
+    let applied = s.reader.applied_index();
+    if m.current_leader.is_none() {
+        return ApiError::unavailable("no_leader", "no leader is known").into_response();
+    }
+    if applied < committed {
+        return ApiError::unavailable("not_caught_up", format!("applied {applied} < committed {committed}")).into_response();
+    }
+    with_index(StatusCode::OK, applied, json!({"ready": true, "leader": m.current_leader}))
+}
+
+/// `GET /metrics` (Prometheus text format).
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
+}

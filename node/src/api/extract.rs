@@ -1,0 +1,89 @@
+//! Request extraction with the JSON error shape: bodies are size-limited (413), must be JSON
+//! (400), and unknown fields are refused (400) so typos never silently change meaning.
+
+use super::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+/// Largest accepted request body. A batch of ~4k commands fits; larger is refused with 413.
+pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+
+/// JSON body extractor with typed errors.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("request body is over {BODY_BYTES_MAX} bytes"),
+                )
+            } else {
+                ApiError::bad_request("malformed_request", e.body_text())
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))
+    }
+}
+
+/// Query-string extractor with typed errors.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))
+    }
+}
+
+/// The `Idempotency-Key` header, if present (validated).
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.headers.get("idempotency-key") {
+            None => Ok(Self(None)),
+            Some(v) => {
+                let s = v
+                    .to_str()
+                    .map_err(|_| ApiError::bad_request("invalid_id", "Idempotency-Key must be ASCII"))?;
+                ledger::types::validate_command_id(s)?;
+                Ok(Self(Some(s.to_owned())))
+            }
+        }
+    }
+}
+
+/// Chooses the command id from the header and the body `id`; they must agree when both given.
+pub fn command_id(header: &IdempotencyKey, body_id: Option<&str>) -> Result<String, ApiError> {
+    match (&header.0, body_id) {
+        (Some(h), Some(b)) if h != b => Err(ApiError::bad_request(
+            "id_mismatch",
+            format!("Idempotency-Key {h:?} differs from body id {b:?}"),
+        )),
+        (Some(h), _) => Ok(h.clone()),
+        (None, Some(b)) => {
+            ledger::types::validate_command_id(b)?;
+            Ok(b.to_owned())
+        }
+        (None, None) => Err(ApiError::bad_request(
+            "missing_id",
+            "every command needs an id: the body `id` or an Idempotency-Key header",
+        )),
+    }
+}

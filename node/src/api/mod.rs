@@ -1,0 +1,96 @@
+//! Client HTTP API (design.md §5), in the order a request travels:
+//! - `extract`  — body/query/header extraction with typed 400/413 errors.
+//! - `commands` — POST routes: build ledger commands, propose, render the outcome.
+//! - `consistency` — read barriers: linearizable (ReadIndex), lease, stale, `min_index`.
+//! - `queries`  — GET routes: accounts, balances, time travel, histories, transfers.
+//! - `events`   — server-sent events from a sequence number (catch-up subscription).
+//! - `cluster`  — admin: init, learners, membership, leader transfer, status, health.
+//! - `render`   — JSON renderings and RFC 3339 time.
+//! - `error`    — the JSON error shape.
+
+pub mod cluster;
+pub mod commands;
+pub mod consistency;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod queries;
+pub mod render;
+
+use crate::network::NetworkFactory;
+use crate::proposer::Proposer;
+use crate::raft_types::{NodeId, Raft};
+use crate::sm::LedgerReader;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Local Raft.
+    pub raft: Raft,
+    /// Read side of the local state machine.
+    pub reader: LedgerReader,
+    /// Write path.
+    pub proposer: Proposer,
+    /// Peer connections (read-index from the leader).
+    pub net: NetworkFactory,
+    /// Admin token for /cluster/* mutations (None = open, for local demos).
+    pub admin_token: Option<Arc<str>>,
+    /// Prometheus renderer.
+    pub metrics: crate::metrics::MetricsHandle,
+    /// HTTP client for proxying admin calls to the leader.
+    pub http: reqwest::Client,
+    /// This node's own addresses (used by `/cluster/init` without members).
+    pub self_addr: crate::raft_types::NodeAddr,
+}
+
+/// Builds the client API router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/accounts", post(commands::open_account))
+        .route("/v1/deposits", post(commands::deposit))
+        .route("/v1/withdrawals", post(commands::withdraw))
+        .route("/v1/transfers", post(commands::transfer))
+        .route("/v1/transfers/{id}/post", post(commands::post_pending))
+        .route("/v1/transfers/{id}/void", post(commands::void_pending))
+        .route("/v1/batches", post(commands::batch))
+        .route("/v1/accounts/{id}/freeze", post(commands::freeze))
+        .route("/v1/accounts/{id}/unfreeze", post(commands::unfreeze))
+        .route("/v1/accounts/{id}/close", post(commands::close))
+        .route("/v1/accounts/{id}", get(queries::account))
+        .route("/v1/accounts/{id}/balance", get(queries::balance_at))
+        .route("/v1/accounts/{id}/events", get(queries::account_events))
+        .route("/v1/transfers/{id}", get(queries::transfer))
+        .route("/v1/balances", get(queries::balances))
+        .route("/v1/events", get(events::stream))
+        .route("/cluster/init", post(cluster::init))
+        .route("/cluster/learners", post(cluster::add_learner))
+        .route("/cluster/membership", post(cluster::change_membership))
+        .route("/cluster/leader/transfer", post(cluster::transfer_leader))
+        .route("/cluster/status", get(cluster::status))
+        .route("/healthz", get(cluster::healthz))
+        .route("/readyz", get(cluster::readyz))
+        .route("/metrics", get(cluster::metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(extract::BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
+        .with_state(state)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::not_found("route_not_found", "no such route")
+}
+
+/// A JSON response with `X-Ledger-Index`.
+pub fn with_index(status: StatusCode, index: u64, body: serde_json::Value) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut().insert("x-ledger-index", HeaderValue::from(index));
+    resp
+}

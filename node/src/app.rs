@@ -1,0 +1,204 @@
+//! Node assembly: opens storage, starts openraft, the Raft RPC listener, the client API and
+//! background tasks; joins or initializes a cluster; shuts everything down on request.
+//! Tests and the binary call the same `start`.
+
+use crate::api::{self, AppState};
+use crate::config::NodeConfig;
+use crate::log_store::LogStore;
+use crate::metrics::{self, MetricsHandle};
+use crate::network::server::{self as raft_server, RaftServerState};
+use crate::network::NetworkFactory;
+use crate::proposer::Proposer;
+use crate::raft_types::{NodeAddr, Raft};
+use crate::sm::StateMachineStore;
+use anyhow::Context;
+use ledger::{Command, CommandBody};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How often the leader stamps a `Tick` so pending transfers expire without traffic.
+const TICK_INTERVAL_MS: u64 = 1_000;
+/// Log entries kept after a snapshot, so briefly lagging followers catch up from the log
+/// instead of receiving a full snapshot.
+const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 5_000;
+
+/// A running node.
+pub struct RunningNode {
+    /// Node id.
+    pub id: u64,
+    /// The Raft handle.
+    pub raft: Raft,
+    /// Bound client API address.
+    pub api_addr: SocketAddr,
+    /// Bound Raft RPC address.
+    pub raft_addr: SocketAddr,
+    /// Advertised addresses.
+    pub node_addr: NodeAddr,
+    /// The state machine store.
+    pub sm: StateMachineStore,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn raft_config(cfg: &NodeConfig) -> anyhow::Result<Arc<openraft::Config>> {
+    let c = openraft::Config {
+        cluster_name: "raftledger".into(),
+        heartbeat_interval: cfg.heartbeat_ms,
+        election_timeout_min: cfg.election_timeout_ms_min,
+        election_timeout_max: cfg.election_timeout_ms_max,
+        enable_pre_vote: Some(true),
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_entries),
+        max_in_snapshot_log_to_keep: LOGS_KEPT_AFTER_SNAPSHOT,
+        install_snapshot_timeout: 60_000,
+        max_payload_entries: 256,
+        ..Default::default()
+    };
+    Ok(Arc::new(c.validate().context("raft config")?))
+}
+
+/// Starts a node per `cfg` and returns once its listeners are bound.
+pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
+    cfg.validate()?;
+    cfg.log_effective();
+    std::fs::create_dir_all(&cfg.data).with_context(|| format!("create {}", cfg.data.display()))?;
+    let api_listener = TcpListener::bind(&cfg.api).await.with_context(|| format!("bind api {}", cfg.api))?;
+    let raft_listener = TcpListener::bind(&cfg.raft).await.with_context(|| format!("bind raft {}", cfg.raft))?;
+    let api_addr = api_listener.local_addr()?;
+    let raft_addr = raft_listener.local_addr()?;
+    let node_addr = NodeAddr {
+        api: cfg.advertise_api.clone().unwrap_or_else(|| format!("http://{api_addr}")),
+        raft: cfg.advertise_raft.clone().unwrap_or_else(|| format!("http://{raft_addr}")),
+    };
+
+    let log_store = LogStore::open(&cfg.data.join("wal")).context("open wal")?;
+    let sm = StateMachineStore::open(&cfg.data).context("open state machine")?;
+    let net = NetworkFactory::new(cfg.id, &cfg.cluster_secret);
+    let raft = Raft::new(cfg.id, raft_config(&cfg)?, net.clone(), log_store, sm.clone())
+        .await
+        .context("start raft")?;
+    let proposer = Proposer::start(raft.clone(), net.clone(), cfg.id);
+    let metrics = MetricsHandle::install();
+    metrics::spawn_raft_sampler(raft.clone(), sm.reader());
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let raft_router = raft_server::router(RaftServerState {
+        raft: raft.clone(),
+        sm: sm.clone(),
+        proposer: proposer.clone(),
+        secret: cfg.cluster_secret.as_str().into(),
+    });
+    tasks.push(serve(raft_listener, raft_router, shutdown_rx.clone()));
+    let state = AppState {
+        node_id: cfg.id,
+        raft: raft.clone(),
+        reader: sm.reader(),
+        proposer: proposer.clone(),
+        net,
+        admin_token: cfg.admin_token.as_deref().map(Into::into),
+        metrics,
+        http: reqwest::Client::new(),
+        self_addr: node_addr.clone(),
+    };
+    tasks.push(serve(api_listener, api::router(state), shutdown_rx.clone()));
+    tasks.push(tokio::spawn(tick_loop(raft.clone(), proposer, shutdown_rx.clone())));
+
+    bootstrap(&cfg, &raft, &node_addr).await?;
+    tracing::info!(id = cfg.id, api = %node_addr.api, raft = %node_addr.raft, "node.started");
+    Ok(RunningNode { id: cfg.id, raft, api_addr, raft_addr, node_addr, sm, shutdown_tx, tasks })
+}
+
+fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    })
+}
+
+/// Initializes from `--peers` (smallest id, never-initialized node only) or joins via `--join`.
+async fn bootstrap(cfg: &NodeConfig, raft: &Raft, me: &NodeAddr) -> anyhow::Result<()> {
+    let peers = cfg.peer_map()?;
+    if !peers.is_empty() && peers.keys().next() == Some(&cfg.id) && !raft.is_initialized().await? {
+        tracing::info!(members = ?peers.keys().collect::<Vec<_>>(), "cluster.initialize");
+        raft.initialize(peers).await.context("initialize cluster")?;
+    }
+    if let Some(join) = cfg.join.clone() {
+        let (id, me, token) = (cfg.id, me.clone(), cfg.admin_token.clone());
+        tokio::spawn(async move { join_cluster(&join, id, &me, token.as_deref()).await });
+    }
+    Ok(())
+}
+
+/// Adds this node as a learner through `join_url`, then promotes it to voter. Retries until done.
+async fn join_cluster(join_url: &str, id: u64, me: &NodeAddr, token: Option<&str>) {
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value| {
+        let mut r = http.post(format!("{join_url}{path}")).json(&body).timeout(Duration::from_secs(120));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    loop {
+        let added = post("/cluster/learners", serde_json::json!({"id": id, "api": me.api, "raft": me.raft})).await;
+        if matches!(&added, Ok(r) if r.status().is_success()) {
+            let status: Option<serde_json::Value> = match http.get(format!("{join_url}/cluster/status")).send().await {
+                Ok(r) => r.json().await.ok(),
+                Err(_) => None,
+            };
+            let mut voters: Vec<u64> = status
+                .and_then(|s| serde_json::from_value(s["voters"].clone()).ok())
+                .unwrap_or_default();
+            if !voters.contains(&id) {
+                voters.push(id);
+            }
+            let changed = post("/cluster/membership", serde_json::json!({"voters": voters, "retain": false})).await;
+            if matches!(&changed, Ok(r) if r.status().is_success()) {
+                tracing::info!(id, "cluster.joined");
+                return;
+            }
+        }
+        tracing::warn!(id, join_url, "join attempt failed; retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn tick_loop(raft: Raft, proposer: Proposer, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if raft.is_leader() {
+            let cmd = Command { id: "tick".into(), timestamp_us: 0, body: CommandBody::Tick };
+            if let Err(e) = proposer.propose(vec![cmd]).await {
+                tracing::debug!(error = %e, "tick not proposed");
+            }
+        }
+    }
+}
+
+impl RunningNode {
+    /// Stops the servers and Raft.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        let _ = self.raft.shutdown().await;
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+
+    /// Base URL of the client API.
+    pub fn api_url(&self) -> String {
+        self.node_addr.api.clone()
+    }
+}

@@ -1,0 +1,126 @@
+//! Node configuration: one struct, from flags and environment, validated at start, logged once
+//! with secrets redacted.
+
+use crate::raft_types::{NodeAddr, NodeId};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Default cluster secret, for local demos only; deployments must set their own.
+pub const DEV_CLUSTER_SECRET: &str = "raftledger-dev-secret";
+
+/// Configuration of one node process.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeConfig {
+    /// Raft node id (unique, > 0).
+    #[arg(long, env = "RAFTLEDGER_ID")]
+    pub id: NodeId,
+    /// Client API listen address (`host:port`; port 0 picks a free port).
+    #[arg(long, env = "RAFTLEDGER_API", default_value = "127.0.0.1:8080")]
+    pub api: String,
+    /// Raft RPC listen address; must differ from the API port.
+    #[arg(long, env = "RAFTLEDGER_RAFT", default_value = "127.0.0.1:9080")]
+    pub raft: String,
+    /// Data directory (WAL, state machine, snapshots).
+    #[arg(long, env = "RAFTLEDGER_DATA")]
+    pub data: PathBuf,
+    /// URL other nodes and clients use for this node's API (default: http://<bound api addr>).
+    #[arg(long, env = "RAFTLEDGER_ADVERTISE_API")]
+    pub advertise_api: Option<String>,
+    /// URL other nodes use for this node's Raft RPC (default: http://<bound raft addr>).
+    #[arg(long, env = "RAFTLEDGER_ADVERTISE_RAFT")]
+    pub advertise_raft: Option<String>,
+    /// Join an existing cluster through any member's API URL: added as learner, then voter.
+    #[arg(long, env = "RAFTLEDGER_JOIN", conflicts_with = "peers")]
+    pub join: Option<String>,
+    /// Initial members `id=api_url|raft_url`, comma separated. The node with the smallest id
+    /// initializes the cluster if its data directory has never been initialized.
+    #[arg(long, env = "RAFTLEDGER_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Shared secret authenticating Raft RPC between nodes.
+    #[arg(long, env = "RAFTLEDGER_CLUSTER_SECRET", default_value = DEV_CLUSTER_SECRET, hide_default_value = true)]
+    pub cluster_secret: String,
+    /// Bearer token required on /cluster/* mutations (unset: open, for local demos).
+    #[arg(long, env = "RAFTLEDGER_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+    /// Leader heartbeat interval.
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_ms: u64,
+    /// Election timeout lower bound (a follower waits at least this long without a heartbeat).
+    #[arg(long, default_value_t = 400)]
+    pub election_timeout_ms_min: u64,
+    /// Election timeout upper bound (randomized between min and max).
+    #[arg(long, default_value_t = 700)]
+    pub election_timeout_ms_max: u64,
+    /// Build a snapshot (and later purge the log) after this many entries since the last one.
+    #[arg(long, default_value_t = 50_000)]
+    pub snapshot_every_entries: u64,
+}
+
+impl NodeConfig {
+    /// Validates cross-field rules.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.id > 0, "--id must be > 0");
+        anyhow::ensure!(self.api != self.raft, "--api and --raft must be different addresses");
+        anyhow::ensure!(
+            self.heartbeat_ms * 2 < self.election_timeout_ms_min && self.election_timeout_ms_min < self.election_timeout_ms_max,
+            "need heartbeat_ms * 2 < election_timeout_ms_min < election_timeout_ms_max"
+        );
+        anyhow::ensure!(!self.cluster_secret.is_empty(), "--cluster-secret must not be empty");
+        self.peer_map()?;
+        Ok(())
+    }
+
+    /// Parses `--peers` into a member map.
+    pub fn peer_map(&self) -> anyhow::Result<BTreeMap<NodeId, NodeAddr>> {
+        let mut m = BTreeMap::new();
+        for p in &self.peers {
+            let (id, rest) = p
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("peer {p:?}: expected id=api_url|raft_url"))?;
+            let (api, raft) = rest
+                .split_once('|')
+                .ok_or_else(|| anyhow::anyhow!("peer {p:?}: expected id=api_url|raft_url"))?;
+            m.insert(id.parse()?, NodeAddr { api: api.into(), raft: raft.into() });
+        }
+        Ok(m)
+    }
+
+    /// Logs the effective configuration once, secrets redacted.
+    pub fn log_effective(&self) {
+        tracing::info!(
+            id = self.id,
+            api = %self.api,
+            raft = %self.raft,
+            data = %self.data.display(),
+            join = ?self.join,
+            peers = ?self.peers,
+            cluster_secret = if self.cluster_secret == DEV_CLUSTER_SECRET { "<dev default>" } else { "<redacted>" },
+            admin_token = if self.admin_token.is_some() { "<redacted>" } else { "<none>" },
+            heartbeat_ms = self.heartbeat_ms,
+            election_timeout_ms_min = self.election_timeout_ms_min,
+            election_timeout_ms_max = self.election_timeout_ms_max,
+            snapshot_every_entries = self.snapshot_every_entries,
+            "node.config"
+        );
+    }
+
+    /// A config for tests and the demo: loopback, given ports (0 = any).
+    pub fn local(id: NodeId, data: PathBuf, api_port: u16, raft_port: u16) -> Self {
+        Self {
+            id,
+            api: format!("127.0.0.1:{api_port}"),
+            raft: format!("127.0.0.1:{raft_port}"),
+            data,
+            advertise_api: None,
+            advertise_raft: None,
+            join: None,
+            peers: Vec::new(),
+            cluster_secret: DEV_CLUSTER_SECRET.into(),
+            admin_token: None,
+            heartbeat_ms: 100,
+            election_timeout_ms_min: 400,
+            election_timeout_ms_max: 700,
+            snapshot_every_entries: 50_000,
+        }
+    }
+}

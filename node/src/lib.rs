@@ -1,0 +1,30 @@
+//! raftledger node: replicates ledger commands through openraft and serves the client API.
+//!
+//! Modules:
+//! - `raft_types` — the one place openraft types are named (type config, aliases).
+//! - `wal`        — project-owned segmented write-ahead log (CRC-framed, group-commit fdatasync).
+//! - `log_store`  — openraft `RaftLogStorage` over the WAL (log entries, vote, committed).
+//! - `sm`         — openraft `RaftStateMachine` over sled: ledger state, indexes, snapshots, reads.
+//! - `network`    — Raft RPC (client + server) on its own listener, cluster-secret authenticated.
+//! - `proposer`   — write batching, leader stamping, one-hop forwarding to the leader.
+//! - `api`        — the client HTTP API (design.md §5).
+//! - `metrics`    — Prometheus recorder, HTTP latency and Raft gauges.
+//! - `config`     — node configuration (flags + env).
+//! - `app`        — assembles and runs a node; used by the binary and the tests.
+//! - `local_cluster` — launches real node processes on loopback (demo, bench, tests).
+//! - `client`     — small typed HTTP client for the API.
+//! - `cli`        — `raftledger demo` and `raftledger bench`.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod local_cluster;
+pub mod log_store;
+pub mod metrics;
+pub mod network;
+pub mod proposer;
+pub mod raft_types;
+pub mod sm;
+pub mod wal;

@@ -1,0 +1,214 @@
+//! Launches real `raftledger node` processes on loopback: used by `raftledger demo`, the
+//! benchmark and the cluster tests. Children are killed when the cluster is dropped.
+
+use crate::client::LedgerClient;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One node process slot (it may be stopped).
+pub struct LocalNode {
+    /// Node id (1-based).
+    pub id: u64,
+    /// Client API port.
+    pub api_port: u16,
+    /// Raft RPC port.
+    pub raft_port: u16,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Where stdout/stderr go.
+    pub log_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl LocalNode {
+    /// Base URL of the node's API.
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    /// Base URL of the node's Raft listener.
+    pub fn raft_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.raft_port)
+    }
+
+    /// OS process id, when running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+/// A set of node processes.
+pub struct LocalCluster {
+    /// Nodes by position (id = index + 1).
+    pub nodes: Vec<LocalNode>,
+    exe: PathBuf,
+    extra_args: Vec<String>,
+}
+
+/// Finds a free loopback TCP port (bind :0, read, release).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl LocalCluster {
+    /// Describes `n` nodes with API ports `api_base..` and Raft ports `raft_base..` under `data`.
+    /// Pass port 0 bases to pick free ports.
+    pub fn new(exe: &Path, n: usize, api_base: u16, raft_base: u16, data: &Path) -> std::io::Result<Self> {
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let id = i as u64 + 1;
+            let api_port = if api_base == 0 { free_port()? } else { api_base + i as u16 };
+            let raft_port = if raft_base == 0 { free_port()? } else { raft_base + i as u16 };
+            let data_dir = data.join(format!("node-{id}"));
+            std::fs::create_dir_all(&data_dir)?;
+            nodes.push(LocalNode { id, api_port, raft_port, log_path: data.join(format!("node-{id}.log")), data_dir, child: None });
+        }
+        Ok(Self { nodes, exe: exe.to_owned(), extra_args: Vec::new() })
+    }
+
+    /// Extra flags passed to every node (e.g. timing overrides).
+    pub fn with_args(mut self, args: &[&str]) -> Self {
+        self.extra_args = args.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    fn peers_arg(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("{}={}|{}", n.id, n.api_url(), n.raft_url()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node by id.
+    pub fn node(&self, id: u64) -> &LocalNode {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    /// Starts node `id` as an initial member (`--peers`); node 1 initializes a fresh cluster.
+    pub fn start(&mut self, id: u64) -> std::io::Result<()> {
+        let peers = self.peers_arg();
+        self.spawn(id, &["--peers", &peers])
+    }
+
+    /// Starts node `id` joining through `join_url` (learner, then voter).
+    pub fn start_joining(&mut self, id: u64, join_url: &str) -> std::io::Result<()> {
+        self.spawn(id, &["--join", join_url])
+    }
+
+    fn spawn(&mut self, id: u64, mode: &[&str]) -> std::io::Result<()> {
+        let exe = self.exe.clone();
+        let extra = self.extra_args.clone();
+        let n = &mut self.nodes[(id - 1) as usize];
+        if n.child.is_some() {
+            return Ok(());
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&n.log_path)?;
+        let child = Command::new(exe)
+            .arg("node")
+            .args(["--id", &id.to_string()])
+            .args(["--api", &format!("127.0.0.1:{}", n.api_port)])
+            .args(["--raft", &format!("127.0.0.1:{}", n.raft_port)])
+            .arg("--data")
+            .arg(&n.data_dir)
+            .args(mode)
+            .args(&extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        n.child = Some(child);
+        Ok(())
+    }
+
+    /// Starts every node.
+    pub fn start_all(&mut self) -> std::io::Result<()> {
+        for id in 1..=self.nodes.len() as u64 {
+            self.start(id)?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs node `id` (no shutdown path runs; unsynced writes in the page cache survive,
+    /// the process's in-memory state does not).
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.nodes[(id - 1) as usize].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills node `id` and deletes its data directory.
+    pub fn wipe(&mut self, id: u64) -> std::io::Result<()> {
+        self.kill(id);
+        let dir = self.nodes[(id - 1) as usize].data_dir.clone();
+        std::fs::remove_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir)
+    }
+
+    /// True when node `id` has a live child process.
+    pub fn is_running(&mut self, id: u64) -> bool {
+        match &mut self.nodes[(id - 1) as usize].child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Client for node `id`.
+    pub fn client(&self, id: u64) -> LedgerClient {
+        LedgerClient::new(&self.node(id).api_url())
+    }
+
+    /// Waits until some running node reports a leader that every running node agrees on.
+    pub async fn wait_leader(&mut self, timeout: Duration) -> Option<u64> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let mut seen = Vec::new();
+            for id in 1..=self.nodes.len() as u64 {
+                if !self.is_running(id) {
+                    continue;
+                }
+                if let Ok(s) = self.client(id).status().await {
+                    seen.push(s["leader"].as_u64());
+                }
+            }
+            if let Some(Some(l)) = seen.first().copied() {
+                if seen.iter().all(|x| *x == Some(l)) && self.is_running(l) {
+                    return Some(l);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// Waits until every running node answers `/readyz`.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let mut all = true;
+            for id in 1..=self.nodes.len() as u64 {
+                if self.is_running(id) && !self.client(id).ready().await {
+                    all = false;
+                }
+            }
+            if all {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}

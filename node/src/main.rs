@@ -1,0 +1,56 @@
+//! `raftledger` binary: run a node, a local demo cluster, or the benchmark.
+
+use clap::{Parser, Subcommand};
+use node::cli;
+use node::config::NodeConfig;
+
+/// raftledger: a Raft-replicated double-entry ledger.
+#[derive(Parser)]
+#[command(name = "raftledger", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node.
+    Node(NodeConfig),
+    /// Start a local cluster of real node processes and keep it running until Ctrl-C.
+    Demo(cli::demo::DemoArgs),
+    /// Measure throughput, latency, failover, time travel, RSS and disk.
+    Bench(cli::bench::BenchArgs),
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Cmd::Node(cfg) => {
+            init_tracing();
+            rt.block_on(async move {
+                let node = node::app::start(cfg).await?;
+                shutdown_signal().await;
+                tracing::info!("node.stopping");
+                node.shutdown().await;
+                Ok(())
+            })
+        }
+        Cmd::Demo(args) => rt.block_on(cli::demo::run(args)),
+        Cmd::Bench(args) => rt.block_on(cli::bench::run(args)),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+}

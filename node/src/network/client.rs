@@ -1,0 +1,251 @@
+//! Outbound Raft RPC: openraft's network traits implemented over a pooled reqwest client.
+//!
+//! Error mapping: a refused/failed connection or a 5xx is `Unreachable` (openraft backs off), a
+//! timeout is `Timeout`, anything else is `Network` (retry at once).
+
+use super::wire::{self, path, CONTENT_TYPE, SECRET_HEADER};
+use crate::raft_types::{NodeAddr, NodeId, Snapshot, TypeConfig, Vote};
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, VoteRequest,
+    VoteResponse,
+};
+use openraft::{RPCTypes, RaftNetworkV2};
+use serde::{de::DeserializeOwned, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Idle pooled connections kept per peer: replication, heartbeats and snapshot streams run on
+/// separate connections, and a few spares absorb bursts.
+const POOL_IDLE_PER_HOST_MAX: usize = 8;
+/// Connect timeout for peers: loopback or LAN; longer means the peer is down.
+const CONNECT_TIMEOUT_MS: u64 = 500;
+
+/// Builds one connection handle per peer; all share one HTTP client (connection pool).
+#[derive(Clone)]
+pub struct NetworkFactory {
+    http: reqwest::Client,
+    secret: Arc<str>,
+    self_id: NodeId,
+}
+
+impl NetworkFactory {
+    /// A factory for node `self_id` authenticating with `secret`.
+    pub fn new(self_id: NodeId, secret: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST_MAX)
+            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            http,
+            secret: secret.into(),
+            self_id,
+        }
+    }
+
+    /// A connection to `target` outside openraft (used for read-index and write forwarding).
+    pub fn connection(&self, target: NodeId, node: &NodeAddr) -> Connection {
+        Connection {
+            target,
+            base: node.raft.trim_end_matches('/').to_owned(),
+            http: self.http.clone(),
+            secret: self.secret.clone(),
+            self_id: self.self_id,
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> Connection {
+        self.connection(target, node)
+    }
+}
+
+/// One peer's RPC endpoint.
+pub struct Connection {
+    target: NodeId,
+    base: String,
+    http: reqwest::Client,
+    secret: Arc<str>,
+    self_id: NodeId,
+}
+
+/// Why an RPC failed, before mapping into openraft's error types.
+#[derive(Debug)]
+pub enum CallError {
+    /// Connection refused/reset or the peer answered 5xx: back off.
+    Unreachable(String),
+    /// The request did not finish in time.
+    Timeout,
+    /// Anything else (bad response, codec failure).
+    Other(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreachable(e) => write!(f, "unreachable: {e}"),
+            Self::Timeout => f.write_str("timeout"),
+            Self::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl Connection {
+    /// POSTs a bincode body and decodes a bincode reply.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        route: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let body = wire::encode(req).map_err(CallError::Other)?;
+        self.call_body(route, reqwest::Body::from(body), timeout).await
+    }
+
+    async fn call_body<Resp: DeserializeOwned>(
+        &self,
+        route: &str,
+        body: reqwest::Body,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let res = self
+            .http
+            .post(format!("{}{}", self.base, route))
+            .header(SECRET_HEADER, &*self.secret)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(classify)?;
+        if status.is_success() {
+            return wire::decode(&bytes).map_err(CallError::Other);
+        }
+        let msg = format!("{route} -> {status}: {}", String::from_utf8_lossy(&bytes));
+        if status.is_server_error() || status == reqwest::StatusCode::UNAUTHORIZED {
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                tracing::error!(target_node = self.target, "peer refused our cluster secret");
+            }
+            Err(CallError::Unreachable(msg))
+        } else {
+            Err(CallError::Other(msg))
+        }
+    }
+
+    fn rpc_error(&self, action: RPCTypes, timeout: Duration, e: CallError) -> RPCError<TypeConfig> {
+        match e {
+            CallError::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(m)),
+            CallError::Timeout => RPCError::Timeout(Timeout {
+                action,
+                id: self.self_id,
+                target: self.target,
+                timeout,
+            }),
+            CallError::Other(m) => RPCError::Network(NetworkError::from_string(m)),
+        }
+    }
+}
+
+fn classify(e: reqwest::Error) -> CallError {
+    if e.is_timeout() {
+        CallError::Timeout
+    } else if e.is_connect() || e.is_request() {
+        CallError::Unreachable(e.to_string())
+    } else {
+        CallError::Other(e.to_string())
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for Connection {
+    type SnapshotData = crate::sm::SnapshotFile;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.hard_ttl();
+        self.call(path::APPEND, &rpc, ttl)
+            .await
+            .map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, e))
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.hard_ttl();
+        self.call(path::VOTE, &rpc, ttl)
+            .await
+            .map_err(|e| self.rpc_error(RPCTypes::Vote, ttl, e))
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.hard_ttl();
+        self.call(path::PRE_VOTE, &rpc, ttl)
+            .await
+            .map_err(|e| self.rpc_error(RPCTypes::Vote, ttl, e))
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<openraft::raft::TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.hard_ttl();
+        self.call(path::TRANSFER_LEADER, &req, ttl)
+            .await
+            .map_err(|e| self.rpc_error(RPCTypes::TransferLeader, ttl, e))
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let header = wire::encode(&(vote, snapshot.meta.clone()))
+            .map_err(|e| StreamingError::Network(NetworkError::from_string(e)))?;
+        let file = tokio::fs::File::open(snapshot.snapshot.path())
+            .await
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        let mut prefix = (header.len() as u32).to_le_bytes().to_vec();
+        prefix.extend_from_slice(&header);
+        let head = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes_of(prefix)) });
+        let rest = tokio_util::io::ReaderStream::new(file);
+        let body = reqwest::Body::wrap_stream(futures::StreamExt::chain(head, rest));
+        let ttl = option.hard_ttl().max(Duration::from_secs(60));
+        let send = self.call_body::<Result<SnapshotResponse<TypeConfig>, String>>(path::SNAPSHOT, body, ttl);
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            res = send => match res {
+                Ok(Ok(resp)) => Ok(resp),
+                Ok(Err(remote)) => Err(StreamingError::Network(NetworkError::from_string(remote))),
+                Err(CallError::Timeout) => Err(StreamingError::Timeout(Timeout {
+                    action: RPCTypes::InstallSnapshot, id: self.self_id, target: self.target, timeout: ttl,
+                })),
+                Err(CallError::Unreachable(m)) => Err(StreamingError::Unreachable(Unreachable::from_string(m))),
+                Err(CallError::Other(m)) => Err(StreamingError::Network(NetworkError::from_string(m))),
+            }
+        }
+    }
+}
+
+fn bytes_of(v: Vec<u8>) -> bytes::Bytes {
+    bytes::Bytes::from(v)
+}

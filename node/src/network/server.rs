@@ -1,0 +1,217 @@
+//! Inbound Raft RPC: the axum router served on the Raft listener. Every route requires the
+//! cluster secret. Besides openraft's RPCs it serves read-index (so followers can serve
+//! linearizable reads) and propose (write forwarding from followers).
+
+use super::wire::{self, path, SECRET_HEADER};
+use crate::proposer::{ProposeError, Proposed, Proposer};
+use crate::raft_types::{Raft, Snapshot, SnapshotMeta, Vote};
+use crate::sm::{SnapshotFile, StateMachineStore};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use futures::StreamExt;
+use ledger::Command;
+use openraft::ReadPolicy;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+/// Largest AppendEntries/propose body accepted: a full batch entry group is a few MiB.
+const RPC_BODY_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Shared state of the Raft listener.
+#[derive(Clone)]
+pub struct RaftServerState {
+    /// Local Raft.
+    pub raft: Raft,
+    /// State machine (for the incoming snapshot directory).
+    pub sm: StateMachineStore,
+    /// Local proposer (for forwarded writes).
+    pub proposer: Proposer,
+    /// Shared cluster secret.
+    pub secret: Arc<str>,
+}
+
+/// Request for a read index from the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadIndexRequest {
+    /// Use the leader lease instead of a heartbeat round (the `lease` consistency mode).
+    pub lease: bool,
+}
+
+/// Why the leader could not produce a read index.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum ReadIndexError {
+    /// The asked node is not the leader (it may know who is).
+    #[error("not the leader")]
+    NotLeader {
+        /// Known leader, if any.
+        leader: Option<u64>,
+    },
+    /// Leadership could not be confirmed by a quorum.
+    #[error("leadership not confirmed: {0}")]
+    Unconfirmed(String),
+}
+
+/// Builds the Raft RPC router.
+pub fn router(state: RaftServerState) -> Router {
+    Router::new()
+        .route(path::APPEND, post(append))
+        .route(path::VOTE, post(vote))
+        .route(path::PRE_VOTE, post(pre_vote))
+        .route(path::TRANSFER_LEADER, post(transfer_leader))
+        .route(path::READ_INDEX, post(read_index))
+        .route(path::PROPOSE, post(propose))
+        .layer(DefaultBodyLimit::max(RPC_BODY_BYTES_MAX))
+        .route(path::SNAPSHOT, post(snapshot).layer(DefaultBodyLimit::disable()))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+async fn authenticate(State(s): State<RaftServerState>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(SECRET_HEADER)
+        .is_some_and(|v| wire::secrets_match(v.as_bytes(), s.secret.as_bytes()));
+    if !ok {
+        tracing::warn!(uri = %req.uri(), "raft rpc with a wrong or missing cluster secret");
+        return (StatusCode::UNAUTHORIZED, "bad cluster secret").into_response();
+    }
+    next.run(req).await
+}
+
+fn reply<T: Serialize>(v: &T) -> Response {
+    match wire::encode(v) {
+        Ok(b) => (StatusCode::OK, b).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
+fn bad(e: String) -> Response {
+    (StatusCode::BAD_REQUEST, e).into_response()
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+}
+
+async fn append(State(s): State<RaftServerState>, body: Bytes) -> Response {
+    let req = match wire::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    match s.raft.append_entries(req).await {
+        Ok(r) => reply(&r),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn vote(State(s): State<RaftServerState>, body: Bytes) -> Response {
+    let req = match wire::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    match s.raft.vote(req).await {
+        Ok(r) => reply(&r),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn pre_vote(State(s): State<RaftServerState>, body: Bytes) -> Response {
+    let req = match wire::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    match s.raft.pre_vote(req).await {
+        Ok(r) => reply(&r),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn transfer_leader(State(s): State<RaftServerState>, body: Bytes) -> Response {
+    let req = match wire::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    match s.raft.handle_transfer_leader(req).await {
+        Ok(r) => reply(&r),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn read_index(State(s): State<RaftServerState>, body: Bytes) -> Response {
+    let req: ReadIndexRequest = match wire::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    reply(&leader_read_index(&s.raft, req.lease).await)
+}
+
+/// On the leader: confirms leadership (heartbeat quorum, or lease) and returns the log index a
+/// reader must have applied before serving a linearizable read.
+pub async fn leader_read_index(raft: &Raft, lease: bool) -> Result<u64, ReadIndexError> {
+    let policy = if lease { ReadPolicy::LeaseRead } else { ReadPolicy::ReadIndex };
+    match raft.get_read_linearizer(policy).await {
+        Ok(lin) => Ok(lin.read_log_id().index()),
+        Err(openraft::error::RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(f))) => {
+            Err(ReadIndexError::NotLeader { leader: f.leader_id })
+        }
+        Err(e) => Err(ReadIndexError::Unconfirmed(e.to_string())),
+    }
+}
+
+async fn propose(State(s): State<RaftServerState>, body: Bytes) -> Response {
+    let commands: Vec<Command> = match wire::decode(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    let res: Result<Proposed, ProposeError> = s.proposer.propose_as_leader(commands).await;
+    reply(&res)
+}
+
+async fn snapshot(State(s): State<RaftServerState>, body: Body) -> Response {
+    match receive_snapshot(&s, body).await {
+        Ok((vote, snap)) => match s.raft.install_full_snapshot(vote, snap).await {
+            Ok(r) => reply(&Ok::<_, String>(r)),
+            Err(e) => reply(&Err::<openraft::raft::SnapshotResponse<crate::raft_types::TypeConfig>, _>(e.to_string())),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "receiving snapshot failed");
+            bad(e)
+        }
+    }
+}
+
+/// Reads `[u32 len][bincode (vote, meta)][snapshot bytes]` into a file in the snapshot dir.
+async fn receive_snapshot(s: &RaftServerState, body: Body) -> Result<(Vote, Snapshot), String> {
+    let mut stream = body.into_data_stream();
+    let mut head: Vec<u8> = Vec::new();
+    let path = s.sm.new_incoming_snapshot_path();
+    let mut file = tokio::fs::File::create(&path).await.map_err(|e| e.to_string())?;
+    let mut header: Option<(Vote, SnapshotMeta)> = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if header.is_some() {
+            file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+            continue;
+        }
+        head.extend_from_slice(&chunk);
+        if head.len() >= 4 {
+            let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            if head.len() >= 4 + len {
+                header = Some(wire::decode(&head[4..4 + len])?);
+                file.write_all(&head[4 + len..]).await.map_err(|e| e.to_string())?;
+                head = Vec::new();
+            }
+        }
+    }
+    let (vote, meta) = header.ok_or("snapshot stream ended before its header")?;
+    file.sync_all().await.map_err(|e| e.to_string())?;
+    drop(file);
+    let data = SnapshotFile::open(&path).map_err(|e| e.to_string())?;
+    Ok((vote, Snapshot { meta, snapshot: data }))
+}

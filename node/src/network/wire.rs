@@ -1,0 +1,58 @@
+//! Wire codec for Raft RPC bodies and the cluster-secret header.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Header carrying the shared cluster secret on every node-to-node request.
+pub const SECRET_HEADER: &str = "x-raftledger-secret";
+/// Content type of bincode bodies.
+pub const CONTENT_TYPE: &str = "application/x-raftledger-bincode";
+
+/// Route paths on the Raft listener.
+pub mod path {
+    /// AppendEntries.
+    pub const APPEND: &str = "/raft/append";
+    /// RequestVote.
+    pub const VOTE: &str = "/raft/vote";
+    /// Pre-vote (does not bump terms; avoids disruption by a partitioned node).
+    pub const PRE_VOTE: &str = "/raft/pre-vote";
+    /// Full snapshot, streamed.
+    pub const SNAPSHOT: &str = "/raft/snapshot";
+    /// TransferLeader notification from the old leader to the target.
+    pub const TRANSFER_LEADER: &str = "/raft/transfer-leader";
+    /// Leader returns the log index a follower must apply before a linearizable read.
+    pub const READ_INDEX: &str = "/raft/read-index";
+    /// Follower forwards client commands to the leader.
+    pub const PROPOSE: &str = "/raft/propose";
+}
+
+/// Encodes a value for the wire.
+pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).map_err(|e| e.to_string())
+}
+
+/// Decodes a value from the wire.
+pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+    bincode::serde::decode_from_slice(b, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| e.to_string())
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+pub fn secrets_match(given: &[u8], expected: &[u8]) -> bool {
+    if given.len() != expected.len() {
+        return false;
+    }
+    given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_compare() {
+        assert!(secrets_match(b"abc", b"abc"));
+        assert!(!secrets_match(b"abd", b"abc"));
+        assert!(!secrets_match(b"ab", b"abc"));
+    }
+}

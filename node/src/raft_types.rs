@@ -1,0 +1,91 @@
+//! The one module that names openraft types. Everything else in `node` imports the aliases here,
+//! so a re-pin of openraft touches this file (and the trait impls in `log_store`, `sm`, `network`).
+
+use ledger::{Command, CommandResult};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Raft node id.
+pub type NodeId = u64;
+
+/// Where a node listens: the client API and the Raft RPC listener (never the same port).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddr {
+    /// Base URL of the client HTTP API, e.g. `http://127.0.0.1:8080`.
+    pub api: String,
+    /// Base URL of the Raft RPC listener, e.g. `http://127.0.0.1:9080`.
+    pub raft: String,
+}
+
+impl fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "api={} raft={}", self.api, self.raft)
+    }
+}
+
+/// One Raft entry's application payload: a batch of independent ledger commands, stamped by
+/// the leader. Concurrent client requests are coalesced into one entry so they share one fsync
+/// and one replication round trip.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRequest {
+    /// Commands, applied in order; each has its own idempotency key and outcome.
+    pub commands: Vec<Command>,
+}
+
+impl fmt::Display for LedgerRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LedgerRequest({} commands)", self.commands.len())
+    }
+}
+
+/// What applying one `LedgerRequest` produced: one result per command, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerResponse {
+    /// Results, one per command of the request.
+    pub results: Vec<CommandResult>,
+    /// Sequence of the last event applied so far (after this entry).
+    pub last_event_seq: u64,
+}
+
+openraft::declare_raft_types!(
+    /// openraft type configuration for raftledger.
+    pub TypeConfig:
+        D = LedgerRequest,
+        R = LedgerResponse,
+        NodeId = NodeId,
+        Node = NodeAddr,
+);
+
+/// The Raft handle, parameterized by our state machine type.
+pub type Raft = openraft::Raft<TypeConfig, crate::sm::StateMachineStore>;
+/// A log entry.
+pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+/// Entry payload.
+pub type EntryPayload = openraft::type_config::alias::PayloadOf<TypeConfig>;
+/// Log id (term/leader + index).
+pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+/// Vote.
+pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+/// Stored membership.
+pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+/// Snapshot metadata.
+pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+/// Log state.
+pub type LogState = openraft::storage::LogState<TypeConfig>;
+/// Storage I/O completion callback.
+pub type IOFlushed = openraft::storage::IOFlushed<TypeConfig>;
+/// Raft metrics.
+pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
+/// Snapshot (metadata + data) as handed to openraft.
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, crate::sm::SnapshotFile>;
+
+/// A copy of the current Raft metrics.
+pub fn metrics_of(raft: &Raft) -> RaftMetrics {
+    use openraft::async_runtime::watch::WatchReceiver;
+    raft.metrics().borrow_watched().clone()
+}
+
+/// The advertised addresses of member `id`, from the current membership.
+pub fn member_addr(raft: &Raft, id: NodeId) -> Option<NodeAddr> {
+    metrics_of(raft).membership_config.membership().get_node(&id).cloned()
+}

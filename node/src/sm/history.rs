@@ -1,0 +1,132 @@
+//! History lookups over the append-only trees: time travel (balance at a time or at a log
+//! index) and event listings. Every lookup is a bounded sled range read: O(log n) to find the
+//! start, then at most `limit` rows.
+
+use super::codec::{decode, sled_err};
+use super::keys::{
+    account_event_key, account_prefix, posting_key, posting_key_parts, u64_key, u64_suffix,
+    PostingRow,
+};
+use super::meta::Trees;
+use ledger::{AccountId, Event, TimestampUs};
+use serde::{Deserialize, Serialize};
+use std::io;
+
+/// Most events one listing call returns, whatever `limit` asks: bounds the memory and the time
+/// a reader holds the history gate.
+pub const EVENTS_PAGE_MAX: usize = 10_000;
+
+/// An account's posted balance as of a point in history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceAt {
+    /// Posted balance in minor units.
+    pub balance: i64,
+    /// Leader timestamp of the last posting at or before the asked point (or of the opening when
+    /// there was no posting yet).
+    pub as_of_us: TimestampUs,
+    /// Log index of that posting (or opening).
+    pub index: u64,
+    /// Event sequence of that posting (or opening).
+    pub event_seq: u64,
+}
+
+/// Balance of `account` right after the last event with timestamp <= `ts_us`; None when the
+/// account had not been opened by then.
+pub(crate) fn balance_at_time(
+    trees: &Trees,
+    account: &AccountId,
+    ts_us: TimestampUs,
+) -> io::Result<Option<BalanceAt>> {
+    let start = account_prefix(account);
+    let end = posting_key(account, ts_us, u64::MAX);
+    let Some((key, value)) = trees
+        .postings
+        .range(start..=end)
+        .next_back()
+        .transpose()
+        .map_err(sled_err)?
+    else {
+        return Ok(None);
+    };
+    let (as_of_us, event_seq) = posting_key_parts(&key)
+        .ok_or_else(|| super::codec::invalid_data("short postings key".to_owned()))?;
+    let row: PostingRow = decode(&value)?;
+    Ok(Some(BalanceAt {
+        balance: row.balance_after,
+        as_of_us,
+        index: row.index,
+        event_seq,
+    }))
+}
+
+/// Balance of `account` after applying log index `index`; None when the account had not been
+/// opened by then. Effective timestamps strictly increase with the log index, so the last
+/// timestamp applied at or before `index` separates earlier postings from later ones exactly.
+pub(crate) fn balance_at_index(
+    trees: &Trees,
+    account: &AccountId,
+    index: u64,
+) -> io::Result<Option<BalanceAt>> {
+    let Some((_, ts)) = trees
+        .index_ts
+        .range(..=u64_key(index))
+        .next_back()
+        .transpose()
+        .map_err(sled_err)?
+    else {
+        return Ok(None);
+    };
+    let ts_us: TimestampUs = decode(&ts)?;
+    balance_at_time(trees, account, ts_us)
+}
+
+/// Events concerning `account` with seq > `after_seq`, in seq order, at most `limit`
+/// (capped at `EVENTS_PAGE_MAX`).
+pub(crate) fn account_events(
+    trees: &Trees,
+    account: &AccountId,
+    after_seq: u64,
+    limit: usize,
+) -> io::Result<Vec<Event>> {
+    let prefix = account_prefix(account);
+    let start = account_event_key(account, after_seq.saturating_add(1));
+    let limit = limit.min(EVENTS_PAGE_MAX);
+    let mut out = Vec::new();
+    if after_seq == u64::MAX {
+        return Ok(out);
+    }
+    for row in trees.account_events.range(start..) {
+        if out.len() >= limit {
+            break;
+        }
+        let (key, _) = row.map_err(sled_err)?;
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        let seq = u64_suffix(&key)
+            .ok_or_else(|| super::codec::invalid_data("short account_events key".to_owned()))?;
+        out.push(event(trees, seq)?);
+    }
+    Ok(out)
+}
+
+/// Global events with seq >= `from_seq`, in order, at most `limit` (capped at `EVENTS_PAGE_MAX`).
+pub(crate) fn events_from(trees: &Trees, from_seq: u64, limit: usize) -> io::Result<Vec<Event>> {
+    let limit = limit.min(EVENTS_PAGE_MAX);
+    let mut out = Vec::with_capacity(limit.min(1024));
+    for row in trees.events.range(u64_key(from_seq)..).take(limit) {
+        let (_, value) = row.map_err(sled_err)?;
+        out.push(decode(&value)?);
+    }
+    Ok(out)
+}
+
+/// The event with sequence `seq` (it must exist: an index row points at it).
+fn event(trees: &Trees, seq: u64) -> io::Result<Event> {
+    let value = trees
+        .events
+        .get(u64_key(seq))
+        .map_err(sled_err)?
+        .ok_or_else(|| super::codec::invalid_data(format!("event {seq} is indexed but missing")))?;
+    decode(&value)
+}

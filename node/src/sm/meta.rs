@@ -1,0 +1,167 @@
+//! The sled database of the state machine: its trees, the records of the `meta` tree, and the
+//! durable flush used before the Raft log may be purged.
+
+use super::codec::{decode, encode, sled_err};
+use super::keys::{meta_key, tree};
+use crate::raft_types::{LogId, SnapshotMeta, StoredMembership};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// How often sled's background thread syncs its log. Durability of applied state is not needed
+/// per apply (the Raft log is durable and is replayed from the recorded last applied index), so
+/// this only bounds how much replay a restart needs.
+const SLED_FLUSH_EVERY_MS: u64 = 1000;
+
+/// sled page-cache budget. The hot state lives in the in-memory `LedgerState`; sled mostly serves
+/// append-only history, so a modest cache suffices.
+const SLED_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What the state machine has applied, written in the same transaction as the rows it describes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AppliedMeta {
+    /// Last applied log id (None before the first entry).
+    pub(crate) last_applied: Option<LogId>,
+    /// Last applied membership.
+    pub(crate) membership: StoredMembership,
+    /// Ledger: last event sequence assigned.
+    pub(crate) last_event_seq: u64,
+    /// Ledger: last effective timestamp.
+    pub(crate) last_timestamp_us: u64,
+    /// Ledger: running hash over everything applied.
+    pub(crate) applied_hash: [u8; 32],
+}
+
+/// Where a snapshot file is and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SnapshotPointer {
+    /// Its openraft meta.
+    pub(crate) meta: SnapshotMeta,
+    /// File name inside the snapshot directory.
+    pub(crate) file_name: String,
+}
+
+/// The sled database and one handle per tree.
+pub(crate) struct Trees {
+    /// Directory sled lives in (`<dir>/sm`), for the durable flush.
+    pub(crate) path: PathBuf,
+    /// The database (owns the trees).
+    pub(crate) db: sled::Db,
+    /// `meta` tree.
+    pub(crate) meta: sled::Tree,
+    /// `accounts` tree.
+    pub(crate) accounts: sled::Tree,
+    /// `transfers` tree.
+    pub(crate) transfers: sled::Tree,
+    /// `idempotency` tree.
+    pub(crate) idempotency: sled::Tree,
+    /// `events` tree.
+    pub(crate) events: sled::Tree,
+    /// `postings` tree.
+    pub(crate) postings: sled::Tree,
+    /// `account_events` tree.
+    pub(crate) account_events: sled::Tree,
+    /// `index_ts` tree.
+    pub(crate) index_ts: sled::Tree,
+}
+
+impl Trees {
+    /// Opens (creating if needed) the sled database at `path`.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(SLED_FLUSH_EVERY_MS))
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()
+            .map_err(sled_err)?;
+        let open = |name: &str| db.open_tree(name).map_err(sled_err);
+        Ok(Self {
+            path: path.to_path_buf(),
+            meta: open(tree::META)?,
+            accounts: open(tree::ACCOUNTS)?,
+            transfers: open(tree::TRANSFERS)?,
+            idempotency: open(tree::IDEMPOTENCY)?,
+            events: open(tree::EVENTS)?,
+            postings: open(tree::POSTINGS)?,
+            account_events: open(tree::ACCOUNT_EVENTS)?,
+            index_ts: open(tree::INDEX_TS)?,
+            db,
+        })
+    }
+
+    /// The trees written by apply, in the order `WriteSet` fills its batches.
+    pub(crate) fn data_trees(&self) -> [&sled::Tree; 8] {
+        [
+            &self.meta,
+            &self.accounts,
+            &self.transfers,
+            &self.idempotency,
+            &self.events,
+            &self.postings,
+            &self.account_events,
+            &self.index_ts,
+        ]
+    }
+
+    /// Reads the applied meta (None on a fresh database).
+    pub(crate) fn read_applied(&self) -> io::Result<Option<AppliedMeta>> {
+        self.read_meta(meta_key::APPLIED)
+    }
+
+    /// Reads a snapshot pointer (`meta_key::SNAPSHOT` or `meta_key::INSTALLING`).
+    pub(crate) fn read_pointer(&self, key: &[u8]) -> io::Result<Option<SnapshotPointer>> {
+        self.read_meta(key)
+    }
+
+    /// Writes (or with None removes) a snapshot pointer.
+    pub(crate) fn write_pointer(
+        &self,
+        key: &[u8],
+        ptr: Option<&SnapshotPointer>,
+    ) -> io::Result<()> {
+        match ptr {
+            Some(p) => self.meta.insert(key, encode(p)?).map_err(sled_err)?,
+            None => self.meta.remove(key).map_err(sled_err)?,
+        };
+        Ok(())
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
+        match self.meta.get(key).map_err(sled_err)? {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Makes everything written so far durable: sled's `flush` (which only uses
+    /// `sync_file_range`), then `sync_all` on every file and directory sled keeps.
+    pub(crate) fn flush_durable(&self) -> io::Result<()> {
+        self.db.flush().map_err(sled_err)?;
+        sync_tree(&self.path)
+    }
+}
+
+/// `sync_all` on every regular file under `dir` (recursively), then on the directories.
+fn sync_tree(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sync_tree(&entry.path())?;
+        } else if kind.is_file() {
+            match fs::File::open(entry.path()) {
+                Ok(f) => f.sync_all()?,
+                // sled may remove an old file of its own between listing and opening.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    sync_dir(dir)
+}
+
+/// fsyncs a directory so renames and creations inside it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}

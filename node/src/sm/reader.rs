@@ -1,0 +1,148 @@
+//! `LedgerReader`: the read side the HTTP API uses. Methods on the current state read under the
+//! state lock and return the applied index they were served at, so each answer is the replay of
+//! one log prefix (L5). History methods read the append-only trees.
+
+use super::history::{self, BalanceAt};
+use super::shared::Shared;
+use ledger::{Account, AccountId, CommandResult, Event, TimestampUs, Transfer};
+use std::io;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Cheap, cloneable read handle on the state machine.
+#[derive(Clone)]
+pub struct LedgerReader {
+    /// The store's shared state.
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl LedgerReader {
+    /// Index of the last applied log entry (0 before the first).
+    pub fn applied_index(&self) -> u64 {
+        self.shared.live().applied_index()
+    }
+
+    /// Receives the applied index each time an apply chunk or an install is durable in sled.
+    pub fn watch_applied(&self) -> watch::Receiver<u64> {
+        self.shared.applied_tx.subscribe()
+    }
+
+    /// Sequence of the last event applied (0 before the first).
+    pub fn last_event_seq(&self) -> u64 {
+        self.shared.live().ledger.last_event_seq()
+    }
+
+    /// Receives the last event sequence each time new events are in sled (readable by
+    /// [`Self::events_from`]).
+    pub fn watch_event_seq(&self) -> watch::Receiver<u64> {
+        self.shared.event_seq_tx.subscribe()
+    }
+
+    /// Last effective leader timestamp applied.
+    pub fn last_timestamp_us(&self) -> TimestampUs {
+        self.shared.live().ledger.last_timestamp_us()
+    }
+
+    /// The account at the returned applied index.
+    pub fn account(&self, id: &AccountId) -> (u64, Option<Account>) {
+        let live = self.shared.live();
+        (live.applied_index(), live.ledger.account(id).cloned())
+    }
+
+    /// Posted balances of `ids` (None for unknown accounts), all at the returned applied index.
+    pub fn balances(&self, ids: &[AccountId]) -> (u64, Vec<Option<i64>>) {
+        let live = self.shared.live();
+        let balances = ids
+            .iter()
+            .map(|id| live.ledger.account(id).map(|a| a.balance))
+            .collect();
+        (live.applied_index(), balances)
+    }
+
+    /// The transfer at the returned applied index.
+    pub fn transfer(&self, id: &str) -> (u64, Option<Transfer>) {
+        let live = self.shared.live();
+        (live.applied_index(), live.ledger.transfer(id).cloned())
+    }
+
+    /// The recorded result of command `id` (its first application), if it was applied.
+    pub fn command_result(&self, id: &str) -> Option<CommandResult> {
+        self.shared
+            .live()
+            .ledger
+            .idempotency(id)
+            .map(|e| e.result.clone())
+    }
+
+    /// Every account at the returned applied index, ordered by id.
+    pub fn all_accounts(&self) -> (u64, Vec<Account>) {
+        let live = self.shared.live();
+        (
+            live.applied_index(),
+            live.ledger.accounts().cloned().collect(),
+        )
+    }
+
+    /// Full state hash (hex) at the returned applied index; O(number of records).
+    pub fn state_hash(&self) -> (u64, String) {
+        let live = self.shared.live();
+        (live.applied_index(), to_hex(&live.ledger.state_hash()))
+    }
+
+    /// Running applied hash (hex) at the returned applied index.
+    pub fn applied_hash(&self) -> (u64, String) {
+        let live = self.shared.live();
+        (live.applied_index(), to_hex(&live.ledger.applied_hash()))
+    }
+
+    /// Balance of `account` after the last event with timestamp <= `ts_us` (L8); None if the
+    /// account was not open yet. O(log n).
+    pub fn balance_at_time(
+        &self,
+        account: &AccountId,
+        ts_us: TimestampUs,
+    ) -> io::Result<Option<BalanceAt>> {
+        let _gate = self.shared.history_gate();
+        history::balance_at_time(&self.shared.trees, account, ts_us)
+    }
+
+    /// Balance of `account` after applying log index `index` (L8); None if the account was not
+    /// open yet. O(log n). Only meaningful for `index <= applied_index()`.
+    pub fn balance_at_index(
+        &self,
+        account: &AccountId,
+        index: u64,
+    ) -> io::Result<Option<BalanceAt>> {
+        let _gate = self.shared.history_gate();
+        history::balance_at_index(&self.shared.trees, account, index)
+    }
+
+    /// Events concerning `account` with seq > `after_seq`, in seq order, at most `limit`
+    /// (capped at [`EVENTS_PAGE_MAX`](super::EVENTS_PAGE_MAX)).
+    pub fn account_events(
+        &self,
+        account: &AccountId,
+        after_seq: u64,
+        limit: usize,
+    ) -> io::Result<Vec<Event>> {
+        let _gate = self.shared.history_gate();
+        history::account_events(&self.shared.trees, account, after_seq, limit)
+    }
+
+    /// Global events with seq >= `from_seq` (inclusive), in order, at most `limit` (capped at
+    /// [`EVENTS_PAGE_MAX`](super::EVENTS_PAGE_MAX)). Events up to the value last published on
+    /// [`Self::watch_event_seq`] are always readable.
+    pub fn events_from(&self, from_seq: u64, limit: usize) -> io::Result<Vec<Event>> {
+        let _gate = self.shared.history_gate();
+        history::events_from(&self.shared.trees, from_seq, limit)
+    }
+}
+
+/// Lower-case hex of a hash.
+fn to_hex(bytes: &[u8; 32]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

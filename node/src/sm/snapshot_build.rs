@@ -1,0 +1,224 @@
+//! Building a snapshot while apply continues.
+//!
+//! The builder is created on openraft's state-machine task between two apply calls, so sled
+//! and the in-memory ledger agree at that moment. It captures a clone of the ledger, the applied
+//! log id and membership, and the last event sequence and log index. `build_snapshot` then runs
+//! on a blocking thread: it writes the captured ledger, then streams the append-only history
+//! trees, skipping rows past the captured sequence/index (rows at or before it never change),
+//! which yields a consistent cut without pausing apply.
+
+use super::codec::sled_err;
+use super::keys::{meta_key, u64_key, u64_suffix};
+use super::meta::{sync_dir, SnapshotPointer};
+use super::shared::Shared;
+use super::snapshot_file::{
+    RecordWriter, RowTree, SnapHeader, SnapRecord, SnapshotFile, ROWS_PER_RECORD_MAX,
+};
+use crate::raft_types::{Snapshot, SnapshotMeta, TypeConfig};
+use ledger::LedgerState;
+use openraft::storage::RaftSnapshotBuilder;
+use std::fs;
+use std::io;
+use std::sync::Arc;
+
+/// What a builder captured when it was created.
+struct Capture {
+    /// Meta of the snapshot to build.
+    meta: SnapshotMeta,
+    /// The ledger at `meta.last_log_id`.
+    ledger: LedgerState,
+    /// Install generation at capture; a later install makes this capture stale.
+    generation: u64,
+}
+
+/// openraft snapshot builder over a consistent capture of the state machine.
+pub struct LedgerSnapshotBuilder {
+    /// The store.
+    shared: Arc<Shared>,
+    /// The capture; taken by the first `build_snapshot`.
+    capture: Option<Capture>,
+}
+
+impl LedgerSnapshotBuilder {
+    /// Captures the current applied state. Must run between applies (openraft's state-machine
+    /// task guarantees it).
+    pub(crate) fn capture(shared: Arc<Shared>) -> Self {
+        let generation = shared.install_generation();
+        let capture = {
+            let live = shared.live();
+            Capture {
+                meta: SnapshotMeta {
+                    last_log_id: live.last_applied,
+                    last_membership: live.membership.clone(),
+                },
+                ledger: live.ledger.clone(),
+                generation,
+            }
+        };
+        Self {
+            shared,
+            capture: Some(capture),
+        }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let capture = self
+            .capture
+            .take()
+            .ok_or_else(|| io::Error::other("snapshot builder used twice"))?;
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || build_blocking(&shared, capture))
+            .await
+            .map_err(|e| io::Error::other(format!("snapshot build task failed: {e}")))?
+    }
+}
+
+/// Writes the snapshot file, makes sled durable, and publishes it as the current snapshot,
+/// unless an equal or newer snapshot is already current (then that one is returned).
+fn build_blocking(shared: &Shared, capture: Capture) -> io::Result<Snapshot> {
+    let _gate = shared.history_gate();
+    if shared.install_generation() != capture.generation {
+        // An install replaced the state after the capture: the capture no longer matches the
+        // trees, and the installed snapshot is newer anyway.
+        return current_snapshot(shared)?
+            .ok_or_else(|| io::Error::other("state was installed but no snapshot is current"));
+    }
+    let index = capture.meta.last_log_id.as_ref().map_or(0, |l| l.index);
+    let tmp = shared.temp_path("build");
+    let written = write_snapshot(shared, &capture, &tmp);
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let mut current = shared.snapshot();
+    if let Some(cur) = current.as_ref() {
+        if cur.meta.last_log_id >= capture.meta.last_log_id {
+            let _ = fs::remove_file(&tmp);
+            let path = shared.snapshot_dir.join(&cur.file_name);
+            return Ok(Snapshot {
+                meta: cur.meta.clone(),
+                snapshot: SnapshotFile::open(path)?,
+            });
+        }
+    }
+    let pointer = SnapshotPointer {
+        meta: capture.meta.clone(),
+        file_name: shared.snapshot_file_name(index),
+    };
+    let path = shared.snapshot_dir.join(&pointer.file_name);
+    fs::rename(&tmp, &path)?;
+    sync_dir(&shared.snapshot_dir)?;
+    shared
+        .trees
+        .write_pointer(meta_key::SNAPSHOT, Some(&pointer))?;
+    // openraft purges the log up to this snapshot once we return: sled must hold everything the
+    // log held up to here (and the pointer) on disk, not just in the page cache.
+    shared.trees.flush_durable()?;
+    if let Some(old) = current.replace(pointer.clone()) {
+        // Readers already streaming the old file keep their open handle.
+        let _ = fs::remove_file(shared.snapshot_dir.join(old.file_name));
+    }
+    tracing::info!(index, file = %pointer.file_name, "snapshot built");
+    Ok(Snapshot {
+        meta: pointer.meta,
+        snapshot: SnapshotFile::open(path)?,
+    })
+}
+
+/// The current snapshot as openraft wants it.
+pub(crate) fn current_snapshot(shared: &Shared) -> io::Result<Option<Snapshot>> {
+    let current = shared.snapshot().clone();
+    match current {
+        None => Ok(None),
+        Some(p) => Ok(Some(Snapshot {
+            snapshot: SnapshotFile::open(shared.snapshot_dir.join(&p.file_name))?,
+            meta: p.meta,
+        })),
+    }
+}
+
+/// Writes header, ledger parts and the filtered history trees to `tmp`, fsynced.
+fn write_snapshot(shared: &Shared, capture: &Capture, tmp: &std::path::Path) -> io::Result<()> {
+    let ledger = &capture.ledger;
+    let last_seq = ledger.last_event_seq();
+    let last_index = capture.meta.last_log_id.as_ref().map_or(0, |l| l.index);
+    let mut w = RecordWriter::create(tmp)?;
+    w.write(&SnapRecord::Header(SnapHeader {
+        meta: capture.meta.clone(),
+        last_event_seq: last_seq,
+        last_timestamp_us: ledger.last_timestamp_us(),
+        applied_hash: ledger.applied_hash(),
+        state_hash: ledger.state_hash(),
+    }))?;
+    write_chunks(&mut w, ledger.accounts().cloned(), SnapRecord::Accounts)?;
+    write_chunks(&mut w, ledger.transfers().cloned(), SnapRecord::Transfers)?;
+    let idempotency = ledger
+        .idempotency_entries()
+        .map(|(k, v)| (k.clone(), v.clone()));
+    write_chunks(&mut w, idempotency, SnapRecord::Idempotency)?;
+    let trees = &shared.trees;
+    // Events and index_ts are keyed by the captured quantity: a prefix range is the cut.
+    let events = trees.events.range(..=u64_key(last_seq));
+    write_rows(&mut w, RowTree::Events, events, |_| true)?;
+    let index_ts = trees.index_ts.range(..=u64_key(last_index));
+    write_rows(&mut w, RowTree::IndexTs, index_ts, |_| true)?;
+    // Account-keyed trees end with the event seq: filter row by row.
+    let at_cut = |key: &[u8]| u64_suffix(key).is_some_and(|seq| seq <= last_seq);
+    write_rows(&mut w, RowTree::Postings, trees.postings.iter(), at_cut)?;
+    write_rows(
+        &mut w,
+        RowTree::AccountEvents,
+        trees.account_events.iter(),
+        at_cut,
+    )?;
+    w.finish()
+}
+
+/// Writes `items` as records of at most `ROWS_PER_RECORD_MAX` items each.
+fn write_chunks<T>(
+    w: &mut RecordWriter,
+    items: impl Iterator<Item = T>,
+    record: impl Fn(Vec<T>) -> SnapRecord,
+) -> io::Result<()> {
+    let mut chunk = Vec::with_capacity(ROWS_PER_RECORD_MAX);
+    for item in items {
+        chunk.push(item);
+        if chunk.len() == ROWS_PER_RECORD_MAX {
+            w.write(&record(std::mem::take(&mut chunk)))?;
+        }
+    }
+    if !chunk.is_empty() {
+        w.write(&record(chunk))?;
+    }
+    Ok(())
+}
+
+/// Writes the rows of a sled iterator whose key passes `keep`.
+fn write_rows(
+    w: &mut RecordWriter,
+    tree: RowTree,
+    rows: sled::Iter,
+    keep: impl Fn(&[u8]) -> bool,
+) -> io::Result<()> {
+    let mut kept = Vec::new();
+    for row in rows {
+        let (k, v) = row.map_err(sled_err)?;
+        if keep(&k) {
+            kept.push((k.to_vec(), v.to_vec()));
+        }
+        if kept.len() == ROWS_PER_RECORD_MAX {
+            w.write(&SnapRecord::Rows {
+                tree,
+                rows: std::mem::take(&mut kept),
+            })?;
+        }
+    }
+    if !kept.is_empty() {
+        w.write(&SnapRecord::Rows { tree, rows: kept })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! Snapshot files: the `SnapshotFile` handle openraft and the network pass around, and the
+//! on-disk format.
+//!
+//! ```text
+//! file    := MAGIC record*            MAGIC = b"RLSNAP\0\x01" (8 bytes)
+//! record  := len: u32 LE | crc32c(payload): u32 LE | payload (len bytes)
+//! payload := FORMAT_V1 | bincode(SnapRecord)
+//! ```
+//! Records: one `Header` first, then the ledger parts (`Accounts`, `Transfers`, `Idempotency`,
+//! chunked) and the history trees as raw sled rows (`Rows`), then one `End` carrying the record
+//! count. A file without its `End`, with a bad CRC, or with bytes after `End` is refused.
+
+use super::codec::{decode, encode, invalid_data};
+use crate::raft_types::SnapshotMeta;
+use ledger::IdempotencyEntry;
+use ledger::{Account, Transfer};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// First bytes of every snapshot file (name + layout version).
+const SNAPSHOT_MAGIC: &[u8; 8] = b"RLSNAP\x00\x01";
+
+/// Largest record accepted on read: bounds the allocation a corrupt length can cause. Writers
+/// stay far below it (`ROWS_PER_RECORD_MAX` rows of at most a few KiB each).
+const RECORD_LEN_MAX: usize = 256 * 1024 * 1024;
+
+/// Items per chunked record: large enough to amortise framing, small enough to stream.
+pub(crate) const ROWS_PER_RECORD_MAX: usize = 1024;
+
+/// I/O buffer of snapshot readers and writers.
+const SNAPSHOT_BUFFER_BYTES: usize = 1 << 20;
+
+/// A snapshot file on disk. openraft hands it between the state machine and the network; the
+/// network streams its bytes, and on the receiving node writes them to
+/// `StateMachineStore::new_incoming_snapshot_path` and wraps that path with [`SnapshotFile::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// Where the file is.
+    path: PathBuf,
+}
+
+impl SnapshotFile {
+    /// Wraps an existing snapshot file. Only checks that it is a regular file; the contents are
+    /// verified (magic, CRCs, meta) by `install_snapshot`.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if !std::fs::metadata(&path)?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a file", path.display()),
+            ));
+        }
+        Ok(Self { path })
+    }
+
+    /// Path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size of the file in bytes.
+    pub fn size_bytes(&self) -> io::Result<u64> {
+        Ok(std::fs::metadata(&self.path)?.len())
+    }
+}
+
+/// Which history tree a `Rows` record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum RowTree {
+    /// `events`.
+    Events,
+    /// `postings`.
+    Postings,
+    /// `account_events`.
+    AccountEvents,
+    /// `index_ts`.
+    IndexTs,
+}
+
+/// What the snapshot describes; the first record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SnapHeader {
+    /// openraft meta (last log id, membership).
+    pub(crate) meta: SnapshotMeta,
+    /// Ledger: last event sequence.
+    pub(crate) last_event_seq: u64,
+    /// Ledger: last effective timestamp.
+    pub(crate) last_timestamp_us: u64,
+    /// Ledger: running applied hash.
+    pub(crate) applied_hash: [u8; 32],
+    /// Ledger: full state hash; install checks the restored state against it.
+    pub(crate) state_hash: [u8; 32],
+}
+
+/// One record of a snapshot file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum SnapRecord {
+    /// First record.
+    Header(SnapHeader),
+    /// A chunk of accounts.
+    Accounts(Vec<Account>),
+    /// A chunk of transfers.
+    Transfers(Vec<Transfer>),
+    /// A chunk of the idempotency table.
+    Idempotency(Vec<(String, IdempotencyEntry)>),
+    /// A chunk of raw (key, value) rows of a history tree, values as stored (versioned).
+    Rows {
+        /// Target tree.
+        tree: RowTree,
+        /// Rows in key order.
+        rows: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// Last record: how many records precede it.
+    End {
+        /// Count of records before this one (header included).
+        records: u64,
+    },
+}
+
+/// Writes records to a snapshot file.
+pub(crate) struct RecordWriter {
+    /// Buffered file.
+    out: BufWriter<File>,
+    /// Records written so far.
+    records: u64,
+}
+
+impl RecordWriter {
+    /// Creates `path` (which must not exist) and writes the magic.
+    pub(crate) fn create(path: &Path) -> io::Result<Self> {
+        let file = File::options().write(true).create_new(true).open(path)?;
+        let mut out = BufWriter::with_capacity(SNAPSHOT_BUFFER_BYTES, file);
+        out.write_all(SNAPSHOT_MAGIC)?;
+        Ok(Self { out, records: 0 })
+    }
+
+    /// Appends one framed record.
+    pub(crate) fn write(&mut self, record: &SnapRecord) -> io::Result<()> {
+        let payload = encode(record)?;
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|l| *l as usize <= RECORD_LEN_MAX)
+            .ok_or_else(|| invalid_data(format!("snapshot record of {} bytes", payload.len())))?;
+        self.out.write_all(&len.to_le_bytes())?;
+        self.out
+            .write_all(&crc32c::crc32c(&payload).to_le_bytes())?;
+        self.out.write_all(&payload)?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Writes `End`, flushes and fsyncs the file.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        let end = SnapRecord::End {
+            records: self.records,
+        };
+        self.write(&end)?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    }
+}
+
+/// Reads and verifies records of a snapshot file.
+pub(crate) struct RecordReader {
+    /// Buffered file.
+    inp: BufReader<File>,
+    /// Records read so far (excluding `End`).
+    records: u64,
+    /// Set once `End` was read and verified.
+    done: bool,
+}
+
+impl RecordReader {
+    /// Opens `path` and checks the magic.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        let mut inp = BufReader::with_capacity(SNAPSHOT_BUFFER_BYTES, File::open(path)?);
+        let mut magic = [0u8; 8];
+        inp.read_exact(&mut magic)
+            .map_err(|e| invalid_data(format!("snapshot {}: no magic: {e}", path.display())))?;
+        if &magic != SNAPSHOT_MAGIC {
+            return Err(invalid_data(format!(
+                "{} is not a snapshot file",
+                path.display()
+            )));
+        }
+        Ok(Self {
+            inp,
+            records: 0,
+            done: false,
+        })
+    }
+
+    /// The next record before `End`, or None after a verified `End` (right count, no trailing
+    /// bytes).
+    pub(crate) fn next_record(&mut self) -> io::Result<Option<SnapRecord>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut frame = [0u8; 8];
+        self.inp
+            .read_exact(&mut frame)
+            .map_err(|e| invalid_data(format!("snapshot truncated before its end record: {e}")))?;
+        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        if len > RECORD_LEN_MAX {
+            return Err(invalid_data(format!(
+                "snapshot record length {len} is over the limit"
+            )));
+        }
+        let mut payload = vec![0u8; len];
+        self.inp
+            .read_exact(&mut payload)
+            .map_err(|e| invalid_data(format!("snapshot truncated inside a record: {e}")))?;
+        if crc32c::crc32c(&payload) != crc {
+            return Err(invalid_data(format!(
+                "snapshot record {} has a bad crc",
+                self.records
+            )));
+        }
+        match decode::<SnapRecord>(&payload)? {
+            SnapRecord::End { records } => {
+                if records != self.records {
+                    return Err(invalid_data(format!(
+                        "snapshot end record counts {records} records, read {}",
+                        self.records
+                    )));
+                }
+                let mut probe = [0u8; 1];
+                if self.inp.read(&mut probe)? != 0 {
+                    return Err(invalid_data(
+                        "bytes after the snapshot end record".to_owned(),
+                    ));
+                }
+                self.done = true;
+                Ok(None)
+            }
+            record => {
+                self.records += 1;
+                Ok(Some(record))
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! `StateMachineStore`: the openraft state machine. A cheap clone of an `Arc`; openraft owns
+//! one, the HTTP layer reads through [`LedgerReader`]s and the network layer asks it where to
+//! put incoming snapshots.
+
+use super::apply::{apply_chunk, Pending, APPLY_CHUNK_ENTRIES_MAX};
+use super::load::open_shared;
+use super::reader::LedgerReader;
+use super::shared::Shared;
+use super::snapshot_build::{current_snapshot, LedgerSnapshotBuilder};
+use super::snapshot_file::SnapshotFile;
+use super::snapshot_install::install_blocking;
+use crate::raft_types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use futures::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The ledger state machine over sled (see the module docs of `sm` for layout and guarantees).
+#[derive(Clone)]
+pub struct StateMachineStore {
+    /// Everything, shared with readers and snapshot builders.
+    shared: Arc<Shared>,
+}
+
+impl StateMachineStore {
+    /// Opens (or creates) the state machine under `dir` (sled in `dir/sm`, snapshots in
+    /// `dir/snapshots`), loading the ledger, finishing an interrupted snapshot install, and
+    /// restoring from the snapshot if sled lost writes the snapshot has. Blocking.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        Ok(Self {
+            shared: open_shared(dir)?,
+        })
+    }
+
+    /// A read handle for the HTTP layer.
+    pub fn reader(&self) -> LedgerReader {
+        LedgerReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Directory holding snapshot files.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.shared.snapshot_dir.clone()
+    }
+
+    /// A fresh path in the snapshot directory for a snapshot being received. Write the bytes
+    /// there, fsync, then hand `SnapshotFile::open(path)` to openraft; install moves it into
+    /// place. Leftovers (transfers that never completed) are removed on the next open.
+    pub fn new_incoming_snapshot_path(&self) -> PathBuf {
+        self.shared.temp_path("incoming")
+    }
+
+    /// Makes everything applied so far durable in sled (e.g. on graceful shutdown, to shorten
+    /// the log replay of the next start). Blocking.
+    pub fn flush(&self) -> io::Result<()> {
+        self.shared.trees.flush_durable()
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = LedgerSnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let live = self.shared.live();
+        Ok((live.last_applied, live.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
+    {
+        let mut chunk: Vec<Pending> = Vec::new();
+        while let Some(item) = entries.next().await {
+            chunk.push(item?);
+            if chunk.len() == APPLY_CHUNK_ENTRIES_MAX {
+                apply_chunk(&self.shared, std::mem::take(&mut chunk))?;
+            }
+        }
+        apply_chunk(&self.shared, chunk)
+    }
+
+    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
+        Some(LedgerSnapshotBuilder::capture(Arc::clone(&self.shared)))
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        LedgerSnapshotBuilder::capture(Arc::clone(&self.shared))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
+        let shared = Arc::clone(&self.shared);
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || install_blocking(&shared, &meta, &snapshot))
+            .await
+            .map_err(|e| io::Error::other(format!("snapshot install task failed: {e}")))?
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        current_snapshot(&self.shared)
+    }
+}

@@ -1,0 +1,268 @@
+//! In-memory log index: for every live log index, its log id, where its record is on disk, and
+//! (for recent entries) the entry itself.
+//!
+//! Live indexes are contiguous (Raft logs have no holes), so the index is a `VecDeque` addressed
+//! by `index - first`. Entries appended but not yet written have no location and are always
+//! cached; written entries are evicted oldest first once more than `cache_max` are cached, and
+//! are then read back from their segment.
+
+use crate::raft_types::{Entry, LogId};
+use std::collections::VecDeque;
+
+/// Where a record lives: segment sequence number, byte offset of its frame, frame length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Loc {
+    /// Sequence number of the segment.
+    pub seq: u64,
+    /// Offset of the frame in the segment.
+    pub offset: u64,
+    /// Length of the frame, header included.
+    pub len: u64,
+}
+
+/// One live log index.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// The entry's log id.
+    pub log_id: LogId,
+    /// Where its record is, once written.
+    pub loc: Option<Loc>,
+    /// The entry, if cached (always, until written).
+    pub entry: Option<Entry>,
+    /// Identifies the append that created this slot, so a late location update for an entry
+    /// that was truncated and replaced meanwhile is ignored.
+    pub write_id: u64,
+}
+
+/// The live log: purged boundary plus contiguous slots.
+#[derive(Debug)]
+pub(crate) struct LogIndex {
+    /// Last purged log id: entries up to it are gone.
+    purged: Option<LogId>,
+    /// Index of `slots[0]` (meaningless while `slots` is empty).
+    first: u64,
+    /// Live entries, contiguous from `first`.
+    slots: VecDeque<Slot>,
+    /// Number of slots holding an entry.
+    cached: usize,
+    /// Every slot before this position holds no entry (eviction resumes here).
+    uncached_prefix: usize,
+    /// Most written entries kept cached.
+    cache_max: usize,
+}
+
+impl LogIndex {
+    /// An empty log keeping at most `cache_max` written entries in memory.
+    pub fn new(cache_max: usize) -> Self {
+        Self { purged: None, first: 0, slots: VecDeque::new(), cached: 0, uncached_prefix: 0, cache_max }
+    }
+
+    /// Last purged log id.
+    pub fn purged(&self) -> Option<LogId> {
+        self.purged
+    }
+
+    /// Log id of the last entry, or the purged log id if there is no entry.
+    pub fn last_log_id(&self) -> Option<LogId> {
+        self.slots.back().map(|s| s.log_id).or(self.purged)
+    }
+
+    /// Index the next appended entry must have; `None` when any index may start the log.
+    pub fn next_index(&self) -> Option<u64> {
+        if self.slots.is_empty() {
+            self.purged.map(|p| p.index + 1)
+        } else {
+            Some(self.first + self.slots.len() as u64)
+        }
+    }
+
+    /// Range of live indexes, `first..end`.
+    pub fn live_range(&self) -> std::ops::Range<u64> {
+        self.first..self.first + self.slots.len() as u64
+    }
+
+    /// The slot of `index`, if live.
+    pub fn get(&self, index: u64) -> Option<&Slot> {
+        let pos = index.checked_sub(self.first)?;
+        self.slots.get(usize::try_from(pos).ok()?)
+    }
+
+    /// Number of cached entries.
+    #[cfg(test)]
+    pub fn cached(&self) -> usize {
+        self.cached
+    }
+
+    /// Appends a slot; its index must be `next_index()` (any index if that is `None`).
+    pub fn push(&mut self, slot: Slot) -> Result<(), String> {
+        let index = slot.log_id.index;
+        match self.next_index() {
+            Some(next) if next != index => {
+                return Err(format!("entry {index} would not follow the log (next index is {next})"));
+            }
+            _ => {}
+        }
+        if self.slots.is_empty() {
+            self.first = index;
+            self.uncached_prefix = 0;
+        }
+        if slot.entry.is_some() {
+            self.cached += 1;
+        } else {
+            debug_assert!(slot.loc.is_some(), "an uncached slot must have a location");
+        }
+        self.slots.push_back(slot);
+        Ok(())
+    }
+
+    /// Replay variant of [`LogIndex::push`]: entries at or below the purged index are skipped
+    /// (their segment outlived the purge), and an empty log accepts any index because segments
+    /// holding earlier, purged entries may be gone. Holes elsewhere are errors.
+    pub fn replay(&mut self, log_id: LogId, loc: Loc) -> Result<(), String> {
+        if self.purged.is_some_and(|p| log_id.index <= p.index) {
+            return Ok(());
+        }
+        if self.slots.is_empty() {
+            self.first = log_id.index;
+        }
+        self.push(Slot { log_id, loc: Some(loc), entry: None, write_id: 0 })
+    }
+
+    /// Drops every entry after `last` (all of them for `None`).
+    pub fn truncate_after(&mut self, last: Option<u64>) {
+        let keep = match last {
+            None => 0,
+            Some(last) if last < self.first => 0,
+            Some(last) => usize::try_from(last - self.first + 1).unwrap_or(usize::MAX).min(self.slots.len()),
+        };
+        for slot in self.slots.drain(keep..) {
+            if slot.entry.is_some() {
+                self.cached -= 1;
+            }
+        }
+        self.uncached_prefix = self.uncached_prefix.min(self.slots.len());
+    }
+
+    /// Purges every entry up to and including `upto`; a purge behind the current one is a no-op.
+    pub fn purge(&mut self, upto: LogId) {
+        if self.purged.is_some_and(|p| p.index >= upto.index) {
+            return;
+        }
+        self.purged = Some(upto);
+        let drop = if upto.index < self.first {
+            0
+        } else {
+            usize::try_from(upto.index - self.first + 1).unwrap_or(usize::MAX).min(self.slots.len())
+        };
+        for slot in self.slots.drain(..drop) {
+            if slot.entry.is_some() {
+                self.cached -= 1;
+            }
+        }
+        self.first += drop as u64;
+        self.uncached_prefix = self.uncached_prefix.saturating_sub(drop);
+    }
+
+    /// Records where the entry written by append `write_id` at `index` landed.
+    pub fn set_loc(&mut self, index: u64, write_id: u64, loc: Loc) {
+        let Some(pos) = index.checked_sub(self.first).and_then(|p| usize::try_from(p).ok()) else {
+            return;
+        };
+        if let Some(slot) = self.slots.get_mut(pos) {
+            if slot.write_id == write_id {
+                slot.loc = Some(loc);
+            }
+        }
+    }
+
+    /// Drops cached entries, oldest first, until at most `cache_max` remain or the oldest cached
+    /// entry is not written yet.
+    pub fn evict(&mut self) {
+        while self.cached > self.cache_max && self.uncached_prefix < self.slots.len() {
+            let slot = &mut self.slots[self.uncached_prefix];
+            if slot.loc.is_none() {
+                break;
+            }
+            if slot.entry.take().is_some() {
+                self.cached -= 1;
+            }
+            self.uncached_prefix += 1;
+        }
+    }
+
+    /// Checks the replayed log against its purge boundary: the first live entry must directly
+    /// follow the purged one.
+    pub fn check_contiguous(&self) -> Result<(), String> {
+        match (self.purged, self.slots.front()) {
+            (Some(p), Some(front)) if front.log_id.index != p.index + 1 => {
+                Err(format!("hole in the log: purged up to {} but first entry is {}", p.index, front.log_id.index))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft_types::TypeConfig;
+    use openraft::testing::{blank_ent, log_id};
+
+    fn slot(index: u64, cached: bool) -> Slot {
+        let entry = blank_ent::<TypeConfig>(1, 1, index);
+        let loc = Loc { seq: 1, offset: index * 10, len: 10 };
+        Slot { log_id: entry.log_id, loc: (!cached).then_some(loc), entry: cached.then_some(entry), write_id: index }
+    }
+
+    #[test]
+    fn push_requires_contiguity_and_purge_anchors_the_next_index() {
+        let mut log = LogIndex::new(10);
+        assert_eq!(log.next_index(), None);
+        log.push(slot(5, true)).unwrap();
+        assert!(log.push(slot(7, true)).is_err());
+        log.push(slot(6, true)).unwrap();
+        log.purge(log_id::<TypeConfig>(1, 1, 9));
+        assert_eq!(log.next_index(), Some(10));
+        assert_eq!(log.last_log_id(), Some(log_id::<TypeConfig>(1, 1, 9)));
+        assert_eq!(log.cached(), 0);
+        assert!(log.push(slot(11, true)).is_err());
+        log.push(slot(10, true)).unwrap();
+        assert_eq!(log.live_range(), 10..11);
+    }
+
+    #[test]
+    fn truncate_and_purge_keep_the_cache_count_right() {
+        let mut log = LogIndex::new(2);
+        for i in 0..6 {
+            log.push(slot(i, true)).unwrap();
+        }
+        log.evict();
+        assert_eq!(log.cached(), 6, "unwritten entries are never evicted");
+        for i in 0..6 {
+            log.set_loc(i, i, Loc { seq: 1, offset: i, len: 1 });
+        }
+        log.evict();
+        assert_eq!(log.cached(), 2);
+        assert!(log.get(3).unwrap().entry.is_none());
+        assert!(log.get(4).unwrap().entry.is_some());
+        log.truncate_after(Some(4));
+        assert_eq!(log.cached(), 1);
+        log.purge(log_id::<TypeConfig>(1, 1, 1));
+        assert_eq!(log.live_range(), 2..5);
+        log.truncate_after(None);
+        assert_eq!(log.next_index(), Some(2));
+        assert_eq!(log.cached(), 0);
+    }
+
+    #[test]
+    fn a_late_location_for_a_replaced_entry_is_ignored() {
+        let mut log = LogIndex::new(0);
+        log.push(slot(1, true)).unwrap();
+        log.truncate_after(None);
+        let mut replacement = slot(1, true);
+        replacement.write_id = 99;
+        log.push(replacement).unwrap();
+        log.set_loc(1, 1, Loc { seq: 1, offset: 0, len: 1 });
+        assert!(log.get(1).unwrap().loc.is_none());
+    }
+}

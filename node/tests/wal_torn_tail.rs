@@ -1,0 +1,193 @@
+//! Torn tail versus corruption, on real files damaged by hand.
+//!
+//! A record cut short or garbled at the end of the log (what a power cut mid-write leaves) is
+//! dropped on open and everything before it stays. Damage that was followed by a later synced
+//! commit round, damage in a closed segment, or a record in an unknown format is corruption: the
+//! WAL refuses to open.
+//!
+//! The tests walk frames with the documented layout: `[len u32 LE][crc32c u32 LE][payload]`,
+//! payload = `[version][kind][group_seq u64][flags][body]`.
+
+use ledger::{AccountId, Command, CommandBody};
+use node::log_store::LogStore;
+use node::raft_types::{Entry, EntryPayload, IOFlushed, LedgerRequest, LogId, TypeConfig};
+use node::wal::{RealFs, WalOptions, SEGMENT_BYTES_MIN};
+use openraft::storage::{RaftLogReader, RaftLogStorage};
+use openraft::type_config::TypeConfigExt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn log_id(term: u64, index: u64) -> LogId {
+    openraft::testing::log_id::<TypeConfig>(term, 1, index)
+}
+
+fn entry(term: u64, index: u64) -> Entry {
+    let command = Command {
+        id: format!("deposit-{term}-{index}"),
+        timestamp_us: index,
+        body: CommandBody::Deposit { account: AccountId::parse("carol").unwrap(), amount: 100 + index as i64 },
+    };
+    Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(LedgerRequest { commands: vec![command] }) }
+}
+
+fn entries(term: u64, indexes: std::ops::Range<u64>) -> Vec<Entry> {
+    indexes.map(|i| entry(term, i)).collect()
+}
+
+fn open(dir: &Path) -> io::Result<LogStore> {
+    let options = WalOptions { segment_bytes: SEGMENT_BYTES_MIN, ..WalOptions::default() };
+    LogStore::open_with_options(Arc::new(RealFs), dir, options)
+}
+
+async fn append_durable(store: &mut LogStore, batch: Vec<Entry>) {
+    let (tx, rx) = TypeConfig::oneshot();
+    store.append(batch, IOFlushed::signal(tx)).await.unwrap();
+    rx.await.unwrap().unwrap();
+}
+
+/// Writes `0..n`, one commit round (one fsync) per entry, and closes the store.
+async fn write_one_round_per_entry(dir: &Path, n: u64) {
+    let mut store = open(dir).unwrap();
+    for i in 0..n {
+        append_durable(&mut store, vec![entry(1, i)]).await;
+    }
+}
+
+async fn all_entries(store: &mut LogStore) -> Vec<Entry> {
+    store.get_log_reader().await.try_get_log_entries(0..).await.unwrap()
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    paths
+}
+
+/// `(offset, frame length)` of every record of a segment file.
+fn frames(path: &Path) -> Vec<(usize, usize)> {
+    let buf = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= buf.len() {
+        let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        out.push((at, 8 + len));
+        at += 8 + len;
+    }
+    out
+}
+
+fn patch(path: &Path, offset: usize, bytes: &[u8]) {
+    let mut buf = std::fs::read(path).unwrap();
+    buf[offset..offset + bytes.len()].copy_from_slice(bytes);
+    std::fs::write(path, buf).unwrap();
+}
+
+fn assert_refused(result: io::Result<LogStore>) {
+    match result {
+        Ok(_) => panic!("a corrupt wal was opened"),
+        Err(e) => assert_eq!(e.kind(), io::ErrorKind::InvalidData, "unexpected error: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_record_cut_short_at_the_tail_is_dropped_and_earlier_entries_remain() {
+    let dir = tempfile::tempdir().unwrap();
+    write_one_round_per_entry(dir.path(), 10).await;
+    let path = segments(dir.path()).pop().unwrap();
+    let (offset, len) = *frames(&path).last().unwrap();
+    // The last few bytes of the last record never reached the disk.
+    patch(&path, offset + len - 3, &[0, 0, 0]);
+
+    let mut store = open(dir.path()).unwrap();
+    assert_eq!(all_entries(&mut store).await, entries(1, 0..9));
+    assert_eq!(store.get_log_state().await.unwrap().last_log_id, Some(log_id(1, 8)));
+
+    // The repaired log takes new writes, and a second restart sees them.
+    append_durable(&mut store, entries(2, 9..12)).await;
+    drop(store);
+    let mut store = open(dir.path()).unwrap();
+    let mut expected = entries(1, 0..9);
+    expected.extend(entries(2, 9..12));
+    assert_eq!(all_entries(&mut store).await, expected);
+}
+
+#[tokio::test]
+async fn a_garbled_header_at_the_tail_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    write_one_round_per_entry(dir.path(), 6).await;
+    let path = segments(dir.path()).pop().unwrap();
+    let (offset, _) = *frames(&path).last().unwrap();
+    // A length pointing far past the end of the segment: the write was torn in its header.
+    patch(&path, offset, &0x00ff_ff00u32.to_le_bytes());
+
+    let mut store = open(dir.path()).unwrap();
+    assert_eq!(all_entries(&mut store).await, entries(1, 0..5));
+}
+
+#[tokio::test]
+async fn damage_in_the_last_round_drops_the_round_from_the_damage_on() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path()).unwrap();
+        append_durable(&mut store, entries(1, 0..5)).await;
+        append_durable(&mut store, entries(1, 5..15)).await;
+    }
+    let path = segments(dir.path()).pop().unwrap();
+    let all = frames(&path);
+    // Records: segment start, then entries 0..15. Damage entry 8 (the round of 5..15), as if
+    // its page never reached the disk while later pages of the same round did.
+    let (offset, len) = all[1 + 8];
+    patch(&path, offset + len / 2, &[0xAA; 4]);
+
+    let mut store = open(dir.path()).unwrap();
+    assert_eq!(all_entries(&mut store).await, entries(1, 0..8));
+}
+
+#[tokio::test]
+async fn damage_followed_by_a_later_synced_round_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_one_round_per_entry(dir.path(), 10).await;
+    let path = segments(dir.path()).pop().unwrap();
+    let (offset, len) = frames(&path)[1 + 3];
+    patch(&path, offset + len - 2, &[0x55]);
+    assert_refused(open(dir.path()));
+}
+
+#[tokio::test]
+async fn damage_in_a_closed_segment_is_refused_even_at_its_end() {
+    for damage_last_record in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = open(dir.path()).unwrap();
+            for start in (0..2000).step_by(100) {
+                append_durable(&mut store, entries(1, start..start + 100)).await;
+            }
+        }
+        let all = segments(dir.path());
+        assert!(all.len() >= 3, "test needs closed segments, got {}", all.len());
+        let first = &all[0];
+        let records = frames(first);
+        let (offset, len) = if damage_last_record { *records.last().unwrap() } else { records[records.len() / 2] };
+        patch(first, offset + len - 1, &[0x01]);
+        assert_refused(open(dir.path()));
+    }
+}
+
+#[tokio::test]
+async fn a_record_in_an_unknown_format_is_refused_even_at_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    write_one_round_per_entry(dir.path(), 4).await;
+    let path = segments(dir.path()).pop().unwrap();
+    let (offset, len) = *frames(&path).last().unwrap();
+    let mut payload = std::fs::read(&path).unwrap()[offset + 8..offset + len].to_vec();
+    payload[0] = 99; // format version from the future, with a valid crc
+    let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    frame.extend_from_slice(&payload);
+    patch(&path, offset, &frame);
+    assert_refused(open(dir.path()));
+}
