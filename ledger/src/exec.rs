@@ -181,3 +181,60 @@ impl<'a> Exec<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{AccountStatus, TransferStatus};
+    use crate::types::Currency;
+
+    #[test]
+    fn rollback_restores_every_record_and_the_seq() {
+        let mut state = LedgerState::new();
+        let id = AccountId::parse("A").expect("valid");
+        let account = Account {
+            id: id.clone(),
+            currency: Currency::parse("USD").expect("valid"),
+            overdraft_limit: 0,
+            status: AccountStatus::Open,
+            metadata: "{}".to_owned(),
+            balance: 0,
+            pending_debits: 0,
+            version: 0,
+            updated_index: 0,
+            updated_at_us: 0,
+        };
+        state.accounts.insert(id.clone(), account.clone());
+        let before = state.state_hash();
+        let mut x = Exec::new(&mut state, 1, 10);
+        let mark = x.mark();
+        x.put_account(Account {
+            pending_debits: 5,
+            ..account
+        });
+        x.put_transfer(Transfer {
+            id: "p".to_owned(),
+            debit: id.clone(),
+            credit: id,
+            amount: 5,
+            status: TransferStatus::Pending,
+            memo: None,
+            created_at_us: 10,
+            created_index: 1,
+            expires_at_us: Some(20),
+            updated_index: 1,
+        });
+        x.emit(
+            "p",
+            EventKind::AccountFrozen {
+                account: AccountId::parse("A").expect("valid"),
+            },
+        );
+        assert_eq!(x.state().deadlines.len(), 1);
+        x.rollback(mark);
+        assert!(x.finish().is_empty());
+        assert_eq!(state.state_hash(), before);
+        assert!(state.deadlines.is_empty());
+        assert_eq!(state.last_event_seq(), 0);
+    }
+}

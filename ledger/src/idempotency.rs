@@ -64,7 +64,7 @@ pub(crate) fn run(x: &mut Exec<'_>, command_id: &str, body: &CommandBody) -> Com
             }
         }
         Err(rejection) => {
-
+            x.rollback(mark);
             Outcome::Rejected(rejection)
         }
     };

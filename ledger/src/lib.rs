@@ -29,8 +29,9 @@ pub mod state;
 pub mod types;
 
 pub use account::{Account, AccountStatus, Transfer, TransferStatus};
-pub use command::{Command, CommandBody};
+pub use command::{Command, CommandBody, BATCH_COMMANDS_MAX};
 pub use event::{Event, EventKind, EVENT_SCHEMA_VERSION};
+pub use idempotency::fingerprint;
 pub use outcome::{CommandResult, Outcome};
 pub use rejection::Rejection;
 pub use state::{Applied, IdempotencyEntry, LedgerState, RestoreParts};

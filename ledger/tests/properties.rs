@@ -5,8 +5,8 @@
 
 use ledger::idempotency::fingerprint;
 use ledger::{
-    Account, AccountId, Applied, Command, CommandBody, CommandResult, Currency, EventKind, LedgerState, Outcome,
-    Rejection, RestoreParts, Transfer,
+    Account, AccountId, Applied, Command, CommandBody, CommandResult, Currency, EventKind,
+    LedgerState, Outcome, Rejection, RestoreParts, Transfer,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -29,7 +29,8 @@ fn amount() -> impl Strategy<Value = i64> {
 /// A command body whose two-phase target is still symbolic: `PostPending`/`VoidPending` carry
 /// `"#k"`, resolved to the k-th most recent pending transfer when the list is built.
 fn simple_body() -> impl Strategy<Value = CommandBody> {
-    let currency = prop::sample::select(vec!["USD", "EUR"]).prop_map(|c| Currency::parse(c).expect("valid"));
+    let currency =
+        prop::sample::select(vec!["USD", "EUR"]).prop_map(|c| Currency::parse(c).expect("valid"));
     let target = (0usize..3).prop_map(|k| format!("#{k}"));
     prop_oneof![
         1 => (account(), currency, -1i64..100).prop_map(|(account, currency, overdraft_limit)| {
@@ -62,10 +63,18 @@ enum Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    let batch = (any::<bool>(), prop::collection::vec(simple_body(), 1..4)).prop_map(|(atomic, bodies)| {
-        let commands = bodies.into_iter().map(|body| Command { id: String::new(), timestamp_us: 0, body }).collect();
-        CommandBody::Batch { atomic, commands }
-    });
+    let batch =
+        (any::<bool>(), prop::collection::vec(simple_body(), 1..4)).prop_map(|(atomic, bodies)| {
+            let commands = bodies
+                .into_iter()
+                .map(|body| Command {
+                    id: String::new(),
+                    timestamp_us: 0,
+                    body,
+                })
+                .collect();
+            CommandBody::Batch { atomic, commands }
+        });
     prop_oneof![
         12 => simple_body().prop_map(Step::New),
         1 => Just(Step::New(CommandBody::Tick)),
@@ -80,15 +89,37 @@ fn prelude() -> Vec<Command> {
     let usd = Currency::parse("USD").expect("valid");
     let eur = Currency::parse("EUR").expect("valid");
     let mut out = Vec::new();
-    for (name, currency, overdraft_limit) in [("A", usd, 0), ("B", usd, 50), ("C", eur, 0), ("D", usd, 0), ("E", usd, 0)] {
+    for (name, currency, overdraft_limit) in [
+        ("A", usd, 0),
+        ("B", usd, 50),
+        ("C", eur, 0),
+        ("D", usd, 0),
+        ("E", usd, 0),
+    ] {
         let account = AccountId::parse(name).expect("valid");
-        let open = CommandBody::OpenAccount { account: account.clone(), currency, overdraft_limit, metadata: "{}".to_owned() };
-        out.push(Command { id: format!("open-{name}"), timestamp_us: 0, body: open });
+        let open = CommandBody::OpenAccount {
+            account: account.clone(),
+            currency,
+            overdraft_limit,
+            metadata: "{}".to_owned(),
+        };
+        out.push(Command {
+            id: format!("open-{name}"),
+            timestamp_us: 0,
+            body: open,
+        });
         if name == "E" {
             continue;
         }
-        let deposit = CommandBody::Deposit { account, amount: 500 };
-        out.push(Command { id: format!("fund-{name}"), timestamp_us: 0, body: deposit });
+        let deposit = CommandBody::Deposit {
+            account,
+            amount: 500,
+        };
+        out.push(Command {
+            id: format!("fund-{name}"),
+            timestamp_us: 0,
+            body: deposit,
+        });
     }
     out
 }
@@ -103,22 +134,40 @@ fn build(steps: Vec<(Step, i64)>) -> Vec<Command> {
         stamp = stamp.saturating_add_signed(delta_us);
         let mut resolve = |id: String, body: CommandBody| -> Command {
             let body = match body {
-                CommandBody::PostPending { transfer_id } => CommandBody::PostPending { transfer_id: target(&pending_ids, &transfer_id) },
-                CommandBody::VoidPending { transfer_id } => CommandBody::VoidPending { transfer_id: target(&pending_ids, &transfer_id) },
+                CommandBody::PostPending { transfer_id } => CommandBody::PostPending {
+                    transfer_id: target(&pending_ids, &transfer_id),
+                },
+                CommandBody::VoidPending { transfer_id } => CommandBody::VoidPending {
+                    transfer_id: target(&pending_ids, &transfer_id),
+                },
                 other => other,
             };
             if let CommandBody::Transfer { pending: true, .. } = body {
                 pending_ids.push(id.clone());
             }
-            Command { id, timestamp_us: stamp, body }
+            Command {
+                id,
+                timestamp_us: stamp,
+                body,
+            }
         };
         let cmd = match step {
             Step::New(CommandBody::Batch { atomic, commands }) => {
-                let commands = (0..).zip(commands).map(|(j, c)| resolve(format!("c{position}.{j}"), c.body)).collect();
-                Command { id: format!("c{position}"), timestamp_us: stamp, body: CommandBody::Batch { atomic, commands } }
+                let commands = (0..)
+                    .zip(commands)
+                    .map(|(j, c)| resolve(format!("c{position}.{j}"), c.body))
+                    .collect();
+                Command {
+                    id: format!("c{position}"),
+                    timestamp_us: stamp,
+                    body: CommandBody::Batch { atomic, commands },
+                }
             }
             Step::New(body) => resolve(format!("c{position}"), body),
-            Step::Retry(k) => Command { timestamp_us: stamp, ..out[k % out.len()].clone() },
+            Step::Retry(k) => Command {
+                timestamp_us: stamp,
+                ..out[k % out.len()].clone()
+            },
             Step::Reuse(k, body) => resolve(out[k % out.len()].id.clone(), body),
         };
         out.push(cmd);
@@ -129,7 +178,12 @@ fn build(steps: Vec<(Step, i64)>) -> Vec<Command> {
 /// `"#k"` -> the k-th most recent pending transfer id (or a missing one).
 fn target(pending_ids: &[String], symbolic: &str) -> String {
     let k: usize = symbolic.trim_start_matches('#').parse().unwrap_or(0);
-    pending_ids.iter().rev().nth(k).cloned().unwrap_or_else(|| "missing".to_owned())
+    pending_ids
+        .iter()
+        .rev()
+        .nth(k)
+        .cloned()
+        .unwrap_or_else(|| "missing".to_owned())
 }
 
 fn commands(len_max: usize) -> impl Strategy<Value = Vec<Command>> {
@@ -138,7 +192,10 @@ fn commands(len_max: usize) -> impl Strategy<Value = Vec<Command>> {
 
 fn run_all(commands: &[Command]) -> (LedgerState, Vec<Applied>) {
     let mut state = LedgerState::new();
-    let applied = (1u64..).zip(commands).map(|(index, cmd)| state.execute(index, cmd)).collect();
+    let applied = (1u64..)
+        .zip(commands)
+        .map(|(index, cmd)| state.execute(index, cmd))
+        .collect();
     (state, applied)
 }
 
@@ -146,7 +203,10 @@ fn parts(state: &LedgerState) -> RestoreParts {
     RestoreParts {
         accounts: state.accounts().cloned().collect(),
         transfers: state.transfers().cloned().collect(),
-        idempotency: state.idempotency_entries().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        idempotency: state
+            .idempotency_entries()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         last_event_seq: state.last_event_seq(),
         last_timestamp_us: state.last_timestamp_us(),
         applied_hash: state.applied_hash(),
@@ -160,7 +220,9 @@ fn record_first(result: &CommandResult, first: &mut BTreeMap<String, CommandResu
         Outcome::Rejected(Rejection::IdempotencyKeyReused | Rejection::InvalidCommand { .. })
     );
     if !result.replayed && !unrecorded {
-        first.entry(result.command_id.clone()).or_insert_with(|| result.clone());
+        first
+            .entry(result.command_id.clone())
+            .or_insert_with(|| result.clone());
     }
     if let Outcome::Accepted { inner, .. } = &result.outcome {
         for inner in inner {
@@ -179,7 +241,12 @@ fn snapshot(state: &LedgerState) -> Snapshot {
     let mut p = parts(state);
     p.last_timestamp_us = 0;
     p.applied_hash = [0; 32];
-    (state.accounts().cloned().collect(), state.transfers().cloned().collect(), p, state.last_event_seq())
+    (
+        state.accounts().cloned().collect(),
+        state.transfers().cloned().collect(),
+        p,
+        state.last_event_seq(),
+    )
 }
 
 proptest! {

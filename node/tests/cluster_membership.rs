@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{balances, eventually, exe, open_accounts, write_ok, Http, TestCluster, CATCH_UP_WAIT};
+use common::{
+    balances, eventually, exe, log_panics, open_accounts, write_ok, Http, TestCluster,
+    CATCH_UP_WAIT,
+};
 use node::local_cluster::LocalCluster;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -42,17 +45,32 @@ impl Drop for JoinerGuard {
 async fn node_joins_as_voter_and_voter_is_removed() {
     let mut tc = TestCluster::start("membership", 3, &[], &[]).await;
     let leader = tc.leader().await;
-    assert_eq!(voters(&tc.status(leader).await), vec![1, 2, 3], "initial voters");
+    assert_eq!(
+        voters(&tc.status(leader).await),
+        vec![1, 2, 3],
+        "initial voters"
+    );
     let all = tc.https(&tc.ids());
     open_accounts(&all, &["m1", "m2"], "EUR").await;
-    write_ok(&all, 0, "/v1/deposits", &json!({"id": "m-dep", "account": "m1", "amount": 500})).await;
+    write_ok(
+        &all,
+        0,
+        "/v1/deposits",
+        &json!({"id": "m-dep", "account": "m1", "amount": 500}),
+    )
+    .await;
 
     // LocalCluster::start passes every slot as an initial peer, so node 4 lives in its own
     // LocalCluster: the cluster above was initialized with voters {1,2,3} only.
     let leader_url = tc.lc.node(leader).api_url();
     tc.phase(&format!("starting node 4 with --join {leader_url}"));
-    let mut joiner = JoinerGuard(LocalCluster::new(&exe(), 4, 0, 0, &tc.path().join("joiner")).expect("joiner slot"));
-    joiner.0.start_joining(4, &leader_url).expect("spawn node 4");
+    let mut joiner = JoinerGuard(
+        LocalCluster::new(&exe(), 4, 0, 0, &tc.path().join("joiner")).expect("joiner slot"),
+    );
+    joiner
+        .0
+        .start_joining(4, &leader_url)
+        .expect("spawn node 4");
     let n4 = Http::new(&joiner.0.node(4).api_url());
     let http_leader = tc.http(leader);
     eventually("node 4 is a voter", JOIN_WAIT, async || {
@@ -61,30 +79,54 @@ async fn node_joins_as_voter_and_voter_is_removed() {
     })
     .await;
     tc.phase("node 4 is a voter");
-    let committed = tc.status(leader).await["committed"].as_u64().expect("committed");
-    let (_, b4) = balances(&n4, &["m1", "m2"], &format!("&consistency=stale&min_index={committed}")).await;
-    assert_eq!((b4["m1"], b4["m2"]), (500, 0), "node 4 replicated the earlier state");
+    let committed = tc.status(leader).await["committed"]
+        .as_u64()
+        .expect("committed");
+    let (_, b4) = balances(
+        &n4,
+        &["m1", "m2"],
+        &format!("&consistency=stale&min_index={committed}"),
+    )
+    .await;
+    assert_eq!(
+        (b4["m1"], b4["m2"]),
+        (500, 0),
+        "node 4 replicated the earlier state"
+    );
     let s4 = n4.must_get("/cluster/status").await.body;
-    assert!(matches!(s4["role"].as_str(), Some("follower") | Some("leader")), "node 4 role: {s4}");
+    assert!(
+        matches!(s4["role"].as_str(), Some("follower") | Some("leader")),
+        "node 4 role: {s4}"
+    );
 
     // Send the change to a node other than the leader when possible (exercises the proxy).
     let via = [1u64, 2].into_iter().find(|i| *i != leader).unwrap_or(1);
     tc.phase(&format!("removing node 3 via node {via}"));
-    let r = tc.http(via).must_post("/cluster/membership", &json!({"voters": [1, 2, 4]})).await;
+    let r = tc
+        .http(via)
+        .must_post("/cluster/membership", &json!({"voters": [1, 2, 4]}))
+        .await;
     assert_eq!(r.status, 200, "membership change: {}", r.text);
     let remaining = [tc.http(1), tc.http(2), n4.clone()];
-    let after = eventually("a leader among {1,2,4} reports voters [1,2,4]", JOIN_WAIT, async || {
-        for h in &remaining {
-            let s = h.get("/cluster/status").await.ok()?.body;
-            if s["role"] == "leader" && voters(&s) == vec![1, 2, 4] {
-                return Some(s);
+    let after = eventually(
+        "a leader among {1,2,4} reports voters [1,2,4]",
+        JOIN_WAIT,
+        async || {
+            for h in &remaining {
+                let s = h.get("/cluster/status").await.ok()?.body;
+                if s["role"] == "leader" && voters(&s) == vec![1, 2, 4] {
+                    return Some(s);
+                }
             }
-        }
-        None
-    })
+            None
+        },
+    )
     .await;
     assert_eq!(voters(&after).len(), 3, "three voters after the removal");
-    assert!(after["members"].get("3").is_none(), "node 3 is no longer a member: {after}");
+    assert!(
+        after["members"].get("3").is_none(),
+        "node 3 is no longer a member: {after}"
+    );
 
     tc.phase("writes still work through every remaining node");
     for (i, h) in remaining.iter().enumerate() {
@@ -95,19 +137,45 @@ async fn node_joins_as_voter_and_voter_is_removed() {
     assert_eq!((b["m1"], b["m2"]), (470, 30), "linearizable read on node 4");
 
     let new_leader = after["id"].as_u64().expect("leader id");
-    let other = [1u64, 2, 4].into_iter().find(|i| *i != new_leader && *i != 4).expect("a non-leader among 1,2");
-    tc.phase(&format!("kill removed node 3 and voter {other}: leader {new_leader} + node 4 must still commit"));
+    let other = [1u64, 2, 4]
+        .into_iter()
+        .find(|i| *i != new_leader && *i != 4)
+        .expect("a non-leader among 1,2");
+    tc.phase(&format!(
+        "kill removed node 3 and voter {other}: leader {new_leader} + node 4 must still commit"
+    ));
     tc.lc.kill(3);
     tc.lc.kill(other);
-    let partner = [1u64, 2].into_iter().find(|i| *i != other).expect("the other of 1,2");
+    let partner = [1u64, 2]
+        .into_iter()
+        .find(|i| *i != other)
+        .expect("the other of 1,2");
     let live = [tc.http(partner), n4.clone()];
-    write_ok(&live, 0, "/v1/transfers", &json!({"id": "m-quorum", "from": "m1", "to": "m2", "amount": 1})).await;
+    write_ok(
+        &live,
+        0,
+        "/v1/transfers",
+        &json!({"id": "m-quorum", "from": "m1", "to": "m2", "amount": 1}),
+    )
+    .await;
     let (_, b) = balances(&n4, &["m1", "m2"], "").await;
-    assert_eq!((b["m1"], b["m2"]), (469, 31), "committed with node 4 in the quorum");
+    assert_eq!(
+        (b["m1"], b["m2"]),
+        (469, 31),
+        "committed with node 4 in the quorum"
+    );
 
     tc.phase(&format!("restart {other}; it catches up"));
     tc.lc.start(other).expect("restart");
-    let committed = n4.must_get("/cluster/status").await.body["committed"].as_u64().expect("committed");
+    let committed = n4.must_get("/cluster/status").await.body["committed"]
+        .as_u64()
+        .expect("committed");
     tc.wait_applied(other, committed, CATCH_UP_WAIT).await;
     tc.phase("done");
+    tc.assert_no_panics();
+    let joiner_panics = log_panics(&joiner.0.node(4).log_path);
+    assert!(
+        joiner_panics.is_empty(),
+        "node 4 panicked: {joiner_panics:?}"
+    );
 }

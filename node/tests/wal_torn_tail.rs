@@ -163,7 +163,7 @@ async fn damage_in_a_closed_segment_is_refused_even_at_its_end() {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut store = open(dir.path()).unwrap();
-            for start in (0..2000).step_by(100) {
+            for start in (0..6000).step_by(100) {
                 append_durable(&mut store, entries(1, start..start + 100)).await;
             }
         }

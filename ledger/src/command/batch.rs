@@ -8,7 +8,9 @@ use crate::idempotency;
 use crate::rejection::Rejection;
 
 /// Most commands one batch may hold: bounds the work (and undo journal) of one log entry.
-pub const BATCH_COMMANDS_MAX: usize = 1024;
+/// Equal to the node API's client batch limit, so a request the API admits is never refused
+/// here as `invalid_batch`.
+pub const BATCH_COMMANDS_MAX: usize = 4096;
 
 /// Executes a batch. `InvalidBatch` when empty, longer than [`BATCH_COMMANDS_MAX`], holding a
 /// batch or a tick, or reusing the batch's own id. Each inner command runs under its own

@@ -8,8 +8,9 @@ use crate::rejection::Rejection;
 use crate::types::{AccountId, Currency, METADATA_LEN_MAX};
 
 /// Opens a client account with balance 0 and version 0.
-/// Checks, in order: account id shape (system ids refused) and currency shape
-/// (`InvalidCommand`), overdraft >= 0, metadata length (`InvalidCommand`), id not taken.
+/// Checks, in order: account id shape, system ids refused (`InvalidCommand`; ids arriving
+/// through serde are unvalidated), overdraft >= 0, metadata length (`InvalidCommand`), id not
+/// taken. `Currency` is valid by construction (it deserializes through `Currency::parse`).
 pub(crate) fn execute(
     x: &mut Exec<'_>,
     command_id: &str,
@@ -22,9 +23,6 @@ pub(crate) fn execute(
         return Err(invalid(
             "account id must be 1..64 characters of [A-Za-z0-9._:-]",
         ));
-    }
-    if Currency::parse(currency.as_str()).is_err() {
-        return Err(invalid("currency must be three upper-case ascii letters"));
     }
     if overdraft_limit < 0 {
         return Err(Rejection::OverdraftLimitMustBeNonNegative);

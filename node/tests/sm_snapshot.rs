@@ -1,0 +1,154 @@
+//! Snapshots: build and install into a fresh store gives the same state and the same history
+//! answers; a snapshot built while apply continues holds exactly the state at its captured
+//! index; corrupt or mismatched files are refused; an installed store reopens intact.
+
+mod sm_support;
+
+use node::raft_types::SnapshotMeta;
+use node::sm::{LedgerReader, SnapshotFile, StateMachineStore};
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use sm_support::{accounts_in, all_events, apply, membership, Workload};
+
+/// Everything a reader can answer, at the current applied index.
+fn fingerprint(reader: &LedgerReader) -> impl PartialEq + std::fmt::Debug {
+    let events = all_events(reader);
+    let mut history = Vec::new();
+    for account in accounts_in(&events) {
+        let per_account = reader.account_events(&account, 0, usize::MAX).unwrap();
+        let mut points = Vec::new();
+        for e in events.iter().step_by(7) {
+            points.push(reader.balance_at_time(&account, e.timestamp_us).unwrap());
+            points.push(reader.balance_at_index(&account, e.index).unwrap());
+        }
+        history.push((account, per_account, points));
+    }
+    (
+        reader.state_hash(),
+        reader.applied_hash(),
+        reader.all_accounts(),
+        reader.last_timestamp_us(),
+        events,
+        history,
+    )
+}
+
+async fn workload_store(seed: u64, entries: usize) -> (tempfile::TempDir, StateMachineStore, Workload) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = StateMachineStore::open(dir.path()).unwrap();
+    let mut w = Workload::new(seed, 6, 2);
+    let mut batch = vec![membership(1, &[1, 2, 3]), w.opening_entry()];
+    batch.extend((0..entries).map(|_| w.next_entry()));
+    apply(&mut store, batch).await;
+    (dir, store, w)
+}
+
+#[tokio::test]
+async fn build_then_install_into_a_fresh_store() {
+    let (_d1, mut leader, _w) = workload_store(1, 250).await;
+    assert!(leader.get_current_snapshot().await.unwrap().is_none());
+    let mut builder = leader.try_create_snapshot_builder(true).await.unwrap();
+    let snap = builder.build_snapshot().await.unwrap();
+    assert_eq!(snap.meta.last_log_id, leader.applied_state().await.unwrap().0);
+    let current = leader.get_current_snapshot().await.unwrap().expect("current snapshot");
+    assert_eq!(current.meta, snap.meta);
+
+    let d2 = tempfile::tempdir().unwrap();
+    let mut follower = StateMachineStore::open(d2.path()).unwrap();
+    follower.install_snapshot(&current.meta, current.snapshot).await.unwrap();
+    assert_eq!(follower.applied_state().await.unwrap(), leader.applied_state().await.unwrap());
+    assert_eq!(fingerprint(&follower.reader()), fingerprint(&leader.reader()));
+    assert_eq!(follower.get_current_snapshot().await.unwrap().unwrap().meta, snap.meta);
+    // The leader keeps its own file.
+    assert!(leader.get_current_snapshot().await.unwrap().unwrap().snapshot.path().exists());
+
+    // The installed store reopens to the same state.
+    let want = fingerprint(&follower.reader());
+    drop(follower);
+    let follower = StateMachineStore::open(d2.path()).unwrap();
+    assert_eq!(fingerprint(&follower.reader()), want);
+}
+
+#[tokio::test]
+async fn snapshot_built_during_apply_is_the_state_at_capture() {
+    let (_d1, mut leader, mut w) = workload_store(2, 150).await;
+    let captured = fingerprint(&leader.reader());
+    let captured_meta = leader.applied_state().await.unwrap();
+    let mut builder = leader.try_create_snapshot_builder(false).await.unwrap();
+    let more: Vec<_> = (0..300).map(|_| w.next_entry()).collect();
+    let build = tokio::spawn(async move { builder.build_snapshot().await });
+    for chunk in more.chunks(10) {
+        apply(&mut leader, chunk.to_vec()).await;
+        tokio::task::yield_now().await;
+    }
+    let snap = build.await.unwrap().unwrap();
+    assert_eq!(snap.meta.last_log_id, captured_meta.0);
+    assert_eq!(snap.meta.last_membership, captured_meta.1);
+
+    let d2 = tempfile::tempdir().unwrap();
+    let mut follower = StateMachineStore::open(d2.path()).unwrap();
+    follower.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+    assert_eq!(fingerprint(&follower.reader()), captured);
+
+    // The follower then applies the rest of the log and converges with the leader.
+    apply(&mut follower, more).await;
+    assert_eq!(fingerprint(&follower.reader()), fingerprint(&leader.reader()));
+}
+
+#[tokio::test]
+async fn newer_snapshot_replaces_older_and_install_through_incoming_path() {
+    let (d1, mut leader, mut w) = workload_store(3, 50).await;
+    let first = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    apply(&mut leader, (0..50).map(|_| w.next_entry()).collect()).await;
+    let second = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    assert!(second.meta.last_log_id > first.meta.last_log_id);
+    assert!(!first.snapshot.path().exists(), "only the latest snapshot is kept");
+    let files: Vec<_> = std::fs::read_dir(leader.snapshot_dir()).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    assert!(leader.snapshot_dir().starts_with(d1.path()));
+
+    // As the network layer does: bytes into an incoming path, then SnapshotFile::open.
+    let d2 = tempfile::tempdir().unwrap();
+    let mut follower = StateMachineStore::open(d2.path()).unwrap();
+    let incoming = follower.new_incoming_snapshot_path();
+    assert!(incoming.starts_with(follower.snapshot_dir()));
+    std::fs::copy(second.snapshot.path(), &incoming).unwrap();
+    let file = SnapshotFile::open(&incoming).unwrap();
+    assert_eq!(file.size_bytes().unwrap(), second.snapshot.size_bytes().unwrap());
+    follower.install_snapshot(&second.meta, file).await.unwrap();
+    assert!(!incoming.exists(), "incoming file moved into place");
+    assert_eq!(fingerprint(&follower.reader()), fingerprint(&leader.reader()));
+}
+
+#[tokio::test]
+async fn corrupt_or_mismatched_snapshots_are_refused() {
+    let (_d1, mut leader, _w) = workload_store(4, 80).await;
+    let snap = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let bytes = std::fs::read(snap.snapshot.path()).unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let mut follower = StateMachineStore::open(d2.path()).unwrap();
+    let before = fingerprint(&follower.reader());
+
+    let write = |name: &str, data: &[u8]| {
+        let p = d2.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        SnapshotFile::open(&p).unwrap()
+    };
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    let truncated = &bytes[..bytes.len() - 3];
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    for (name, data) in [("flipped", &flipped[..]), ("truncated", truncated), ("trailing", &trailing[..])] {
+        let res = follower.install_snapshot(&snap.meta, write(name, data)).await;
+        assert!(res.is_err(), "{name} snapshot must be refused");
+    }
+    let wrong_meta = SnapshotMeta {
+        last_log_id: Some(sm_support::log_id(1)),
+        last_membership: snap.meta.last_membership.clone(),
+    };
+    let res = follower.install_snapshot(&wrong_meta, write("ok", &bytes)).await;
+    assert!(res.is_err(), "meta must match the file");
+    assert_eq!(fingerprint(&follower.reader()), before, "a refused install changes nothing");
+    assert!(follower.get_current_snapshot().await.unwrap().is_none());
+}
