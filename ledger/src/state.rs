@@ -151,6 +151,12 @@ impl LedgerState {
         self.last_event_seq
     }
 
+    /// Earliest deadline of a pending transfer, if any (the leader proposes a `Tick` once
+    /// leader time passes it, so expiry happens without other traffic).
+    pub fn next_expiry_us(&self) -> Option<TimestampUs> {
+        self.deadlines.first().map(|(deadline, _)| *deadline)
+    }
+
     /// Effective timestamp of the last executed command (0 before any).
     pub fn last_timestamp_us(&self) -> TimestampUs {
         self.last_timestamp_us

@@ -22,9 +22,6 @@ use tokio::task::JoinHandle;
 
 /// How often the leader stamps a `Tick` so pending transfers expire without traffic.
 const TICK_INTERVAL_MS: u64 = 1_000;
-/// Log entries kept after a snapshot, so briefly lagging followers catch up from the log
-/// instead of receiving a full snapshot.
-const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 5_000;
 
 /// A running node.
 pub struct RunningNode {
@@ -52,7 +49,12 @@ fn raft_config(cfg: &NodeConfig) -> anyhow::Result<Arc<openraft::Config>> {
         election_timeout_max: cfg.election_timeout_ms_max,
         enable_pre_vote: Some(true),
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_entries),
-        max_in_snapshot_log_to_keep: LOGS_KEPT_AFTER_SNAPSHOT,
+        max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
+        // A follower whose data directory was wiped comes back with an empty log. Without this
+        // the leader treats the shorter log as a bug and panics; with it, the leader resends
+        // the log (or a snapshot). Caveat: the wiped node also lost its vote record, so do not
+        // wipe more than a minority at once (documented in README).
+        allow_log_reversion: Some(true),
         install_snapshot_timeout: 60_000,
         max_payload_entries: 256,
         ..Default::default()
@@ -127,14 +129,43 @@ fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<
 async fn bootstrap(cfg: &NodeConfig, raft: &Raft, me: &NodeAddr) -> anyhow::Result<()> {
     let peers = cfg.peer_map()?;
     if !peers.is_empty() && peers.keys().next() == Some(&cfg.id) && !raft.is_initialized().await? {
-        tracing::info!(members = ?peers.keys().collect::<Vec<_>>(), "cluster.initialize");
-        raft.initialize(peers).await.context("initialize cluster")?;
+        if peers_already_clustered(cfg.id, &peers).await {
+            // Our data was wiped but the others still form the cluster: wait to be replicated
+            // to (we are still a member) instead of starting a second cluster.
+            tracing::warn!("cluster.initialize skipped: peers already form a cluster");
+        } else {
+            tracing::info!(members = ?peers.keys().collect::<Vec<_>>(), "cluster.initialize");
+            raft.initialize(peers).await.context("initialize cluster")?;
+        }
     }
     if let Some(join) = cfg.join.clone() {
         let (id, me, token) = (cfg.id, me.clone(), cfg.admin_token.clone());
         tokio::spawn(async move { join_cluster(&join, id, &me, token.as_deref()).await });
     }
     Ok(())
+}
+
+/// True when any other peer reports a non-empty voter set (an existing cluster).
+async fn peers_already_clustered(self_id: u64, peers: &std::collections::BTreeMap<u64, NodeAddr>) -> bool {
+    let http = reqwest::Client::new();
+    for (id, addr) in peers {
+        if *id == self_id {
+            continue;
+        }
+        let status = http
+            .get(format!("{}/cluster/status", addr.api))
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await;
+        if let Ok(r) = status {
+            if let Ok(v) = r.json::<serde_json::Value>().await {
+                if v["voters"].as_array().is_some_and(|a| !a.is_empty()) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }
 
 /// Adds this node as a learner through `join_url`, then promotes it to voter. Retries until done.

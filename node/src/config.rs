@@ -54,6 +54,10 @@ pub struct NodeConfig {
     /// Build a snapshot (and later purge the log) after this many entries since the last one.
     #[arg(long, default_value_t = 50_000)]
     pub snapshot_every_entries: u64,
+    /// Log entries kept after a snapshot, so briefly lagging followers catch up from the log
+    /// instead of receiving a full snapshot.
+    #[arg(long, default_value_t = 5_000)]
+    pub logs_kept_after_snapshot: u64,
 }
 
 impl NodeConfig {
@@ -100,6 +104,7 @@ impl NodeConfig {
             election_timeout_ms_min = self.election_timeout_ms_min,
             election_timeout_ms_max = self.election_timeout_ms_max,
             snapshot_every_entries = self.snapshot_every_entries,
+            logs_kept_after_snapshot = self.logs_kept_after_snapshot,
             "node.config"
         );
     }
@@ -121,6 +126,7 @@ impl NodeConfig {
             election_timeout_ms_min: 400,
             election_timeout_ms_max: 700,
             snapshot_every_entries: 50_000,
+            logs_kept_after_snapshot: 5_000,
         }
     }
 }

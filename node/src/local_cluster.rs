@@ -44,6 +44,8 @@ pub struct LocalCluster {
     pub nodes: Vec<LocalNode>,
     exe: PathBuf,
     extra_args: Vec<String>,
+    /// How many of the slots (ids 1..=k) are initial members; the rest join later.
+    initial_members: usize,
 }
 
 /// Finds a free loopback TCP port (bind :0, read, release).
@@ -64,7 +66,7 @@ impl LocalCluster {
             std::fs::create_dir_all(&data_dir)?;
             nodes.push(LocalNode { id, api_port, raft_port, log_path: data.join(format!("node-{id}.log")), data_dir, child: None });
         }
-        Ok(Self { nodes, exe: exe.to_owned(), extra_args: Vec::new() })
+        Ok(Self { initial_members: nodes.len(), nodes, exe: exe.to_owned(), extra_args: Vec::new() })
     }
 
     /// Extra flags passed to every node (e.g. timing overrides).
@@ -73,9 +75,17 @@ impl LocalCluster {
         self
     }
 
+    /// Only ids `1..=k` are initial members (listed in `--peers`); start the others with
+    /// [`LocalCluster::start_joining`].
+    pub fn with_initial_members(mut self, k: usize) -> Self {
+        self.initial_members = k.clamp(1, self.nodes.len());
+        self
+    }
+
     fn peers_arg(&self) -> String {
         self.nodes
             .iter()
+            .take(self.initial_members)
             .map(|n| format!("{}={}|{}", n.id, n.api_url(), n.raft_url()))
             .collect::<Vec<_>>()
             .join(",")

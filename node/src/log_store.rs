@@ -39,7 +39,11 @@ impl LogStore {
     }
 
     /// Opens (or creates) the log in `dir` on `fs` with `options`.
-    pub fn open_with_options(fs: Arc<dyn WalFs>, dir: &Path, options: WalOptions) -> io::Result<LogStore> {
+    pub fn open_with_options(
+        fs: Arc<dyn WalFs>,
+        dir: &Path,
+        options: WalOptions,
+    ) -> io::Result<LogStore> {
         let wal = Wal::open(fs, dir, options)?;
         Ok(LogStore { wal: Arc::new(wal) })
     }
@@ -55,7 +59,9 @@ impl LogStore {
             return self.wal.read(start, end, max);
         }
         let wal = self.wal.clone();
-        tokio::task::spawn_blocking(move || wal.read(start, end, max)).await.map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || wal.read(start, end, max))
+            .await
+            .map_err(io::Error::other)?
     }
 }
 
@@ -87,7 +93,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         Ok(self.wal.vote())
     }
 
-    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, io::Error> {
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
         self.read(start, end, LIMITED_READ_ENTRIES_MAX).await
     }
 }
@@ -97,7 +107,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState, io::Error> {
         let (last_purged_log_id, last_log_id) = self.wal.log_bounds();
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -122,7 +135,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        self.wal.append(entries, move |result| callback.io_completed(result)).await
+        self.wal
+            .append(entries, move |result| callback.io_completed(result))
+            .await
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {

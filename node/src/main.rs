@@ -34,6 +34,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Node(cfg) => {
             init_tracing();
+            abort_on_panic();
             rt.block_on(async move {
                 let node = node::app::start(cfg).await?;
                 shutdown_signal().await;
@@ -45,6 +46,18 @@ fn main() -> anyhow::Result<()> {
         Cmd::Demo(args) => rt.block_on(cli::demo::run(args)),
         Cmd::Bench(args) => rt.block_on(cli::bench::run(args)),
     }
+}
+
+/// A panic anywhere in a node (e.g. inside the Raft core task) leaves a process that looks
+/// alive but cannot make progress. Exit instead, so a supervisor restarts it; the WAL makes
+/// that safe.
+fn abort_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        tracing::error!(%info, "node.panic: aborting");
+        std::process::abort();
+    }));
 }
 
 async fn shutdown_signal() {

@@ -73,10 +73,24 @@ async fn node_joins_as_voter_and_voter_is_removed() {
         .expect("spawn node 4");
     let n4 = Http::new(&joiner.0.node(4).api_url());
     let http_leader = tc.http(leader);
+    // `voters` is the effective membership, which may not be committed yet: also wait until
+    // the leader has committed everything it appended (the final membership entry included).
     eventually("node 4 is a voter", JOIN_WAIT, async || {
         let s = http_leader.get("/cluster/status").await.ok()?.body;
         (voters(&s) == vec![1, 2, 3, 4] && s["members"].get("4").is_some()).then_some(())
     })
+    .await;
+    let appended = tc.status(leader).await["last_log_index"]
+        .as_u64()
+        .expect("last_log_index");
+    eventually(
+        "the membership change is committed",
+        JOIN_WAIT,
+        async || {
+            let s = http_leader.get("/cluster/status").await.ok()?.body;
+            (s["committed"].as_u64()? >= appended).then_some(())
+        },
+    )
     .await;
     tc.phase("node 4 is a voter");
     let committed = tc.status(leader).await["committed"]
@@ -102,10 +116,20 @@ async fn node_joins_as_voter_and_voter_is_removed() {
     // Send the change to a node other than the leader when possible (exercises the proxy).
     let via = [1u64, 2].into_iter().find(|i| *i != leader).unwrap_or(1);
     tc.phase(&format!("removing node 3 via node {via}"));
-    let r = tc
-        .http(via)
-        .must_post("/cluster/membership", &json!({"voters": [1, 2, 4]}))
-        .await;
+    // 503 means "retry shortly" (e.g. a previous change still in flight).
+    let hv = tc.http(via);
+    let r = eventually("membership change accepted", JOIN_WAIT, async || {
+        let r = hv
+            .post("/cluster/membership", &json!({"voters": [1, 2, 4]}))
+            .await
+            .ok()?;
+        if r.status == 503 {
+            eprintln!("membership change answered 503, retrying: {}", r.text);
+            return None;
+        }
+        Some(r)
+    })
+    .await;
     assert_eq!(r.status, 200, "membership change: {}", r.text);
     let remaining = [tc.http(1), tc.http(2), n4.clone()];
     let after = eventually(

@@ -21,21 +21,11 @@ const PURGE_WRITERS: usize = 4;
 /// Upper bound on extra entries written while waiting for the leader to purge its log.
 const PURGE_EXTRA_MAX: u64 = 8_000;
 const ACCOUNTS: [&str; 4] = ["s0", "s1", "s2", "s3"];
-/// Flag that shortens the log tail kept after a snapshot, when the binary has it. Without it the
-/// leader keeps 5,000 entries (app.rs `LOGS_KEPT_AFTER_SNAPSHOT`) and this test must write
-/// about that many entries before a wiped node needs a snapshot.
-const LOGS_KEPT_FLAG: &str = "--logs-kept-after-snapshot";
+/// Log entries the leader keeps after a snapshot: small, so the wiped node needs a snapshot.
+const LOGS_KEPT: &str = "20";
 
 fn node_args() -> Vec<&'static str> {
-    let help = std::process::Command::new(common::exe())
-        .args(["node", "--help"])
-        .output()
-        .expect("raftledger node --help");
-    let mut args = vec!["--snapshot-every-entries", SNAPSHOT_EVERY];
-    if String::from_utf8_lossy(&help.stdout).contains(LOGS_KEPT_FLAG) {
-        args.extend([LOGS_KEPT_FLAG, "20"]);
-    }
-    args
+    vec!["--snapshot-every-entries", SNAPSHOT_EVERY, "--logs-kept-after-snapshot", LOGS_KEPT]
 }
 
 fn purged(status: &Value) -> u64 {

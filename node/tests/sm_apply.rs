@@ -14,17 +14,28 @@ async fn blank_and_membership_entries_advance_applied_state() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = StateMachineStore::open(dir.path()).unwrap();
     assert_eq!(store.applied_state().await.unwrap().0, None);
-    apply(&mut store, vec![blank(1), membership(2, &[1, 2, 3]), blank(3)]).await;
+    apply(
+        &mut store,
+        vec![blank(1), membership(2, &[1, 2, 3]), blank(3)],
+    )
+    .await;
     let (applied, mem) = store.applied_state().await.unwrap();
     assert_eq!(applied, Some(log_id(3)));
     assert_eq!(mem.log_id(), &Some(log_id(2)));
-    assert_eq!(mem.membership().voter_ids().collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        mem.membership().voter_ids().collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert_eq!(store.reader().applied_index(), 3);
     assert_eq!(*store.reader().watch_applied().borrow(), 3);
     drop(store);
     let mut store = StateMachineStore::open(dir.path()).unwrap();
     let (applied2, mem2) = store.applied_state().await.unwrap();
-    assert_eq!((applied2, mem2), (applied, mem), "applied state survives reopen");
+    assert_eq!(
+        (applied2, mem2),
+        (applied, mem),
+        "applied state survives reopen"
+    );
 }
 
 #[tokio::test]
@@ -41,7 +52,14 @@ async fn commands_apply_and_results_are_readable() {
         };
         cmd(id, 10, body)
     };
-    let deposit = cmd("d1", 20, CommandBody::Deposit { account: acct("alice"), amount: 100 });
+    let deposit = cmd(
+        "d1",
+        20,
+        CommandBody::Deposit {
+            account: acct("alice"),
+            amount: 100,
+        },
+    );
     let transfer = |id: &str, amount| {
         let body = CommandBody::Transfer {
             from: acct("alice"),
@@ -71,19 +89,30 @@ async fn commands_apply_and_results_are_readable() {
     assert_eq!(t1.index, 2);
     assert!(t1.outcome.is_accepted());
     let t2 = reader.command_result("t2").expect("t2 recorded");
-    assert!(matches!(t2.outcome, Outcome::Rejected(_)), "overdraft is a rejection, not an error");
+    assert!(
+        matches!(t2.outcome, Outcome::Rejected(_)),
+        "overdraft is a rejection, not an error"
+    );
     assert_eq!(reader.transfer("t1").1.map(|t| t.amount), Some(30));
     assert!(reader.transfer("t2").1.is_none());
     // Events: 2 openings, system account opening, deposit, transfer.
     let events = sm_support::all_events(&reader);
     assert_eq!(events.len() as u64, reader.last_event_seq());
-    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=events.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=events.len() as u64).collect::<Vec<_>>()
+    );
     assert_eq!(*reader.watch_event_seq().borrow(), reader.last_event_seq());
     let alice = reader.account_events(&acct("alice"), 0, 100).unwrap();
     assert_eq!(alice.len(), 3, "opened, deposit, transfer: {alice:?}");
-    let after_first = reader.account_events(&acct("alice"), alice[0].seq, 100).unwrap();
+    let after_first = reader
+        .account_events(&acct("alice"), alice[0].seq, 100)
+        .unwrap();
     assert_eq!(after_first, alice[1..].to_vec());
-    assert_eq!(reader.account_events(&acct("alice"), 0, 1).unwrap(), alice[..1].to_vec());
+    assert_eq!(
+        reader.account_events(&acct("alice"), 0, 1).unwrap(),
+        alice[..1].to_vec()
+    );
 }
 
 #[tokio::test]
@@ -93,7 +122,11 @@ async fn reopen_restores_identical_state() {
     let mut w = Workload::new(7, 8, 1);
     let mut entries = vec![w.opening_entry()];
     for i in 0..300 {
-        entries.push(if i % 50 == 0 { w.blank_entry() } else { w.next_entry() });
+        entries.push(if i % 50 == 0 {
+            w.blank_entry()
+        } else {
+            w.next_entry()
+        });
     }
     // Several apply calls of different sizes.
     for chunk in entries.chunks(37) {
@@ -152,5 +185,8 @@ async fn reapplying_an_applied_index_is_refused() {
     apply(&mut store, vec![e.clone()]).await;
     let items = vec![Ok((e, None))];
     let res = store.apply(futures::stream::iter(items)).await;
-    assert!(res.is_err(), "a normal entry at or below last applied means log and state disagree");
+    assert!(
+        res.is_err(),
+        "a normal entry at or below last applied means log and state disagree"
+    );
 }

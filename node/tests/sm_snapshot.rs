@@ -32,7 +32,10 @@ fn fingerprint(reader: &LedgerReader) -> impl PartialEq + std::fmt::Debug {
     )
 }
 
-async fn workload_store(seed: u64, entries: usize) -> (tempfile::TempDir, StateMachineStore, Workload) {
+async fn workload_store(
+    seed: u64,
+    entries: usize,
+) -> (tempfile::TempDir, StateMachineStore, Workload) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = StateMachineStore::open(dir.path()).unwrap();
     let mut w = Workload::new(seed, 6, 2);
@@ -48,18 +51,44 @@ async fn build_then_install_into_a_fresh_store() {
     assert!(leader.get_current_snapshot().await.unwrap().is_none());
     let mut builder = leader.try_create_snapshot_builder(true).await.unwrap();
     let snap = builder.build_snapshot().await.unwrap();
-    assert_eq!(snap.meta.last_log_id, leader.applied_state().await.unwrap().0);
-    let current = leader.get_current_snapshot().await.unwrap().expect("current snapshot");
+    assert_eq!(
+        snap.meta.last_log_id,
+        leader.applied_state().await.unwrap().0
+    );
+    let current = leader
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .expect("current snapshot");
     assert_eq!(current.meta, snap.meta);
 
     let d2 = tempfile::tempdir().unwrap();
     let mut follower = StateMachineStore::open(d2.path()).unwrap();
-    follower.install_snapshot(&current.meta, current.snapshot).await.unwrap();
-    assert_eq!(follower.applied_state().await.unwrap(), leader.applied_state().await.unwrap());
-    assert_eq!(fingerprint(&follower.reader()), fingerprint(&leader.reader()));
-    assert_eq!(follower.get_current_snapshot().await.unwrap().unwrap().meta, snap.meta);
+    follower
+        .install_snapshot(&current.meta, current.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(
+        follower.applied_state().await.unwrap(),
+        leader.applied_state().await.unwrap()
+    );
+    assert_eq!(
+        fingerprint(&follower.reader()),
+        fingerprint(&leader.reader())
+    );
+    assert_eq!(
+        follower.get_current_snapshot().await.unwrap().unwrap().meta,
+        snap.meta
+    );
     // The leader keeps its own file.
-    assert!(leader.get_current_snapshot().await.unwrap().unwrap().snapshot.path().exists());
+    assert!(leader
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .unwrap()
+        .snapshot
+        .path()
+        .exists());
 
     // The installed store reopens to the same state.
     let want = fingerprint(&follower.reader());
@@ -86,22 +115,41 @@ async fn snapshot_built_during_apply_is_the_state_at_capture() {
 
     let d2 = tempfile::tempdir().unwrap();
     let mut follower = StateMachineStore::open(d2.path()).unwrap();
-    follower.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+    follower
+        .install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .unwrap();
     assert_eq!(fingerprint(&follower.reader()), captured);
 
     // The follower then applies the rest of the log and converges with the leader.
     apply(&mut follower, more).await;
-    assert_eq!(fingerprint(&follower.reader()), fingerprint(&leader.reader()));
+    assert_eq!(
+        fingerprint(&follower.reader()),
+        fingerprint(&leader.reader())
+    );
 }
 
 #[tokio::test]
 async fn newer_snapshot_replaces_older_and_install_through_incoming_path() {
     let (d1, mut leader, mut w) = workload_store(3, 50).await;
-    let first = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let first = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
     apply(&mut leader, (0..50).map(|_| w.next_entry()).collect()).await;
-    let second = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let second = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
     assert!(second.meta.last_log_id > first.meta.last_log_id);
-    assert!(!first.snapshot.path().exists(), "only the latest snapshot is kept");
+    assert!(
+        !first.snapshot.path().exists(),
+        "only the latest snapshot is kept"
+    );
     let files: Vec<_> = std::fs::read_dir(leader.snapshot_dir()).unwrap().collect();
     assert_eq!(files.len(), 1);
     assert!(leader.snapshot_dir().starts_with(d1.path()));
@@ -113,16 +161,27 @@ async fn newer_snapshot_replaces_older_and_install_through_incoming_path() {
     assert!(incoming.starts_with(follower.snapshot_dir()));
     std::fs::copy(second.snapshot.path(), &incoming).unwrap();
     let file = SnapshotFile::open(&incoming).unwrap();
-    assert_eq!(file.size_bytes().unwrap(), second.snapshot.size_bytes().unwrap());
+    assert_eq!(
+        file.size_bytes().unwrap(),
+        second.snapshot.size_bytes().unwrap()
+    );
     follower.install_snapshot(&second.meta, file).await.unwrap();
     assert!(!incoming.exists(), "incoming file moved into place");
-    assert_eq!(fingerprint(&follower.reader()), fingerprint(&leader.reader()));
+    assert_eq!(
+        fingerprint(&follower.reader()),
+        fingerprint(&leader.reader())
+    );
 }
 
 #[tokio::test]
 async fn corrupt_or_mismatched_snapshots_are_refused() {
     let (_d1, mut leader, _w) = workload_store(4, 80).await;
-    let snap = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let snap = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
     let bytes = std::fs::read(snap.snapshot.path()).unwrap();
     let d2 = tempfile::tempdir().unwrap();
     let mut follower = StateMachineStore::open(d2.path()).unwrap();
@@ -139,16 +198,28 @@ async fn corrupt_or_mismatched_snapshots_are_refused() {
     let truncated = &bytes[..bytes.len() - 3];
     let mut trailing = bytes.clone();
     trailing.push(0);
-    for (name, data) in [("flipped", &flipped[..]), ("truncated", truncated), ("trailing", &trailing[..])] {
-        let res = follower.install_snapshot(&snap.meta, write(name, data)).await;
+    for (name, data) in [
+        ("flipped", &flipped[..]),
+        ("truncated", truncated),
+        ("trailing", &trailing[..]),
+    ] {
+        let res = follower
+            .install_snapshot(&snap.meta, write(name, data))
+            .await;
         assert!(res.is_err(), "{name} snapshot must be refused");
     }
     let wrong_meta = SnapshotMeta {
         last_log_id: Some(sm_support::log_id(1)),
         last_membership: snap.meta.last_membership.clone(),
     };
-    let res = follower.install_snapshot(&wrong_meta, write("ok", &bytes)).await;
+    let res = follower
+        .install_snapshot(&wrong_meta, write("ok", &bytes))
+        .await;
     assert!(res.is_err(), "meta must match the file");
-    assert_eq!(fingerprint(&follower.reader()), before, "a refused install changes nothing");
+    assert_eq!(
+        fingerprint(&follower.reader()),
+        before,
+        "a refused install changes nothing"
+    );
     assert!(follower.get_current_snapshot().await.unwrap().is_none());
 }

@@ -17,14 +17,22 @@ async fn balance_at_time_and_index_match_replay() {
     // A few entries before the accounts exist, so early points read as "not found".
     let mut entries = vec![w.blank_entry(), w.blank_entry(), w.opening_entry()];
     for i in 0..400 {
-        entries.push(if i % 97 == 0 { w.blank_entry() } else { w.next_entry() });
+        entries.push(if i % 97 == 0 {
+            w.blank_entry()
+        } else {
+            w.next_entry()
+        });
     }
     for chunk in entries.chunks(25) {
         apply(&mut store, chunk.to_vec()).await;
     }
     let reader = store.reader();
     let events = all_events(&reader);
-    assert!(events.len() > 500, "workload too small: {} events", events.len());
+    assert!(
+        events.len() > 500,
+        "workload too small: {} events",
+        events.len()
+    );
     let accounts: Vec<_> = accounts_in(&events).into_iter().collect();
     let ts_min = events.first().unwrap().timestamp_us;
     let ts_max = events.last().unwrap().timestamp_us;
@@ -48,8 +56,15 @@ async fn balance_at_time_and_index_match_replay() {
     }
     // The present equals the live balance.
     for account in &accounts {
-        let now = reader.balance_at_index(account, index_max).unwrap().map(|b| b.balance);
-        assert_eq!(now, reader.account(account).1.map(|a| a.balance), "{account}");
+        let now = reader
+            .balance_at_index(account, index_max)
+            .unwrap()
+            .map(|b| b.balance);
+        assert_eq!(
+            now,
+            reader.account(account).1.map(|a| a.balance),
+            "{account}"
+        );
     }
 }
 
@@ -64,7 +79,11 @@ async fn account_events_pages_cover_the_account_history() {
     let reader = store.reader();
     let events = all_events(&reader);
     for account in accounts_in(&events) {
-        let want: Vec<_> = events.iter().filter(|e| e.kind.accounts().contains(&&account)).cloned().collect();
+        let want: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind.accounts().contains(&&account))
+            .cloned()
+            .collect();
         let mut got = Vec::new();
         loop {
             let after = got.last().map_or(0, |e: &ledger::Event| e.seq);

@@ -28,7 +28,12 @@ fn entry(term: u64, index: u64) -> Entry {
             memo: Some("x".repeat((index % 50) as usize)),
         },
     };
-    Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(LedgerRequest { commands: vec![command] }) }
+    Entry {
+        log_id: log_id(term, index),
+        payload: EntryPayload::Normal(LedgerRequest {
+            commands: vec![command],
+        }),
+    }
 }
 
 fn entries(term: u64, indexes: std::ops::Range<u64>) -> Vec<Entry> {
@@ -43,11 +48,20 @@ async fn append_durable(store: &mut LogStore, batch: Vec<Entry>) {
 }
 
 async fn all_entries(store: &mut LogStore) -> Vec<Entry> {
-    store.get_log_reader().await.try_get_log_entries(0..).await.unwrap()
+    store
+        .get_log_reader()
+        .await
+        .try_get_log_entries(0..)
+        .await
+        .unwrap()
 }
 
 fn small_segments() -> WalOptions {
-    WalOptions { segment_bytes: SEGMENT_BYTES_MIN, entry_cache_max: 16, ..WalOptions::default() }
+    WalOptions {
+        segment_bytes: SEGMENT_BYTES_MIN,
+        entry_cache_max: 16,
+        ..WalOptions::default()
+    }
 }
 
 fn open_small(dir: &Path) -> LogStore {
@@ -55,7 +69,16 @@ fn open_small(dir: &Path) -> LogStore {
 }
 
 fn segment_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("wal-")).count()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("wal-")
+        })
+        .count()
 }
 
 #[tokio::test]
@@ -74,10 +97,16 @@ async fn acknowledged_entries_vote_and_committed_survive_reopen() {
     }
     let mut store = LogStore::open(dir.path()).unwrap();
     assert_eq!(all_entries(&mut store).await, expected);
-    assert_eq!(store.get_log_reader().await.read_vote().await.unwrap(), Some(Vote::new_committed(2, 1)));
+    assert_eq!(
+        store.get_log_reader().await.read_vote().await.unwrap(),
+        Some(Vote::new_committed(2, 1))
+    );
     assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 30)));
     let state = store.get_log_state().await.unwrap();
-    assert_eq!((state.last_purged_log_id, state.last_log_id), (None, Some(log_id(1, 39))));
+    assert_eq!(
+        (state.last_purged_log_id, state.last_log_id),
+        (None, Some(log_id(1, 39)))
+    );
 }
 
 #[tokio::test]
@@ -138,21 +167,34 @@ async fn purge_survives_reopen_and_deletes_whole_segments() {
         // must survive through the header of a later segment.
         store.save_vote(&vote).await.unwrap();
         for chunk in (0..3000u64).collect::<Vec<_>>().chunks(100) {
-            append_durable(&mut store, entries(1, chunk[0]..chunk[0] + chunk.len() as u64)).await;
+            append_durable(
+                &mut store,
+                entries(1, chunk[0]..chunk[0] + chunk.len() as u64),
+            )
+            .await;
         }
         let before = store.stats().segments;
         assert!(before >= 4, "test needs several segments, got {before}");
         assert_eq!(segment_files(dir.path()) as u64, before);
         store.purge(log_id(1, 2500)).await.unwrap();
         let after = store.stats().segments;
-        assert!(after < before, "purge deleted no segment ({before} -> {after})");
+        assert!(
+            after < before,
+            "purge deleted no segment ({before} -> {after})"
+        );
         assert_eq!(segment_files(dir.path()) as u64, after);
     }
     let mut store = open_small(dir.path());
     assert_eq!(all_entries(&mut store).await, entries(1, 2501..3000));
     let state = store.get_log_state().await.unwrap();
-    assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(log_id(1, 2500)), Some(log_id(1, 2999))));
-    assert_eq!(store.get_log_reader().await.read_vote().await.unwrap(), Some(vote));
+    assert_eq!(
+        (state.last_purged_log_id, state.last_log_id),
+        (Some(log_id(1, 2500)), Some(log_id(1, 2999)))
+    );
+    assert_eq!(
+        store.get_log_reader().await.read_vote().await.unwrap(),
+        Some(vote)
+    );
 }
 
 #[tokio::test]
@@ -163,12 +205,18 @@ async fn purge_past_the_last_entry_then_append_survives_reopen() {
         append_durable(&mut store, entries(1, 0..10)).await;
         // As after installing a snapshot: the log restarts after the snapshot's last entry.
         store.purge(log_id(2, 50)).await.unwrap();
-        assert_eq!(store.get_log_state().await.unwrap().last_log_id, Some(log_id(2, 50)));
+        assert_eq!(
+            store.get_log_state().await.unwrap().last_log_id,
+            Some(log_id(2, 50))
+        );
         append_durable(&mut store, entries(3, 51..60)).await;
     }
     let mut store = open_small(dir.path());
     assert_eq!(all_entries(&mut store).await, entries(3, 51..60));
-    assert_eq!(store.get_log_state().await.unwrap().last_purged_log_id, Some(log_id(2, 50)));
+    assert_eq!(
+        store.get_log_state().await.unwrap().last_purged_log_id,
+        Some(log_id(2, 50))
+    );
 }
 
 #[tokio::test]
@@ -176,7 +224,10 @@ async fn appends_that_leave_a_hole_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_small(dir.path());
     append_durable(&mut store, entries(1, 0..5)).await;
-    let err = store.append(entries(1, 6..8), IOFlushed::noop()).await.unwrap_err();
+    let err = store
+        .append(entries(1, 6..8), IOFlushed::noop())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     let mut gap = entries(1, 5..6);
     gap.push(entry(1, 7));
@@ -195,7 +246,10 @@ async fn evicted_entries_are_read_back_from_disk_identically() {
     // The cache holds 16 entries: nearly all of these come from the segments.
     assert_eq!(all_entries(&mut store).await, expected);
     let mut reader = store.get_log_reader().await;
-    assert_eq!(reader.try_get_log_entries(500..=510).await.unwrap(), expected[499..510].to_vec());
+    assert_eq!(
+        reader.try_get_log_entries(500..=510).await.unwrap(),
+        expected[499..510].to_vec()
+    );
     let limited = reader.limited_get_log_entries(10, 5000).await.unwrap();
     assert!(!limited.is_empty() && limited[0] == expected[9]);
     assert!(expected[9..].starts_with(&limited));

@@ -26,9 +26,17 @@ fn entry(term: u64, index: u64) -> Entry {
     let command = Command {
         id: format!("deposit-{term}-{index}"),
         timestamp_us: index,
-        body: CommandBody::Deposit { account: AccountId::parse("carol").unwrap(), amount: 100 + index as i64 },
+        body: CommandBody::Deposit {
+            account: AccountId::parse("carol").unwrap(),
+            amount: 100 + index as i64,
+        },
     };
-    Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(LedgerRequest { commands: vec![command] }) }
+    Entry {
+        log_id: log_id(term, index),
+        payload: EntryPayload::Normal(LedgerRequest {
+            commands: vec![command],
+        }),
+    }
 }
 
 fn entries(term: u64, indexes: std::ops::Range<u64>) -> Vec<Entry> {
@@ -36,7 +44,10 @@ fn entries(term: u64, indexes: std::ops::Range<u64>) -> Vec<Entry> {
 }
 
 fn open(dir: &Path) -> io::Result<LogStore> {
-    let options = WalOptions { segment_bytes: SEGMENT_BYTES_MIN, ..WalOptions::default() };
+    let options = WalOptions {
+        segment_bytes: SEGMENT_BYTES_MIN,
+        ..WalOptions::default()
+    };
     LogStore::open_with_options(Arc::new(RealFs), dir, options)
 }
 
@@ -55,11 +66,19 @@ async fn write_one_round_per_entry(dir: &Path, n: u64) {
 }
 
 async fn all_entries(store: &mut LogStore) -> Vec<Entry> {
-    store.get_log_reader().await.try_get_log_entries(0..).await.unwrap()
+    store
+        .get_log_reader()
+        .await
+        .try_get_log_entries(0..)
+        .await
+        .unwrap()
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     paths.sort();
     paths
 }
@@ -89,7 +108,11 @@ fn patch(path: &Path, offset: usize, bytes: &[u8]) {
 fn assert_refused(result: io::Result<LogStore>) {
     match result {
         Ok(_) => panic!("a corrupt wal was opened"),
-        Err(e) => assert_eq!(e.kind(), io::ErrorKind::InvalidData, "unexpected error: {e}"),
+        Err(e) => assert_eq!(
+            e.kind(),
+            io::ErrorKind::InvalidData,
+            "unexpected error: {e}"
+        ),
     }
 }
 
@@ -104,7 +127,10 @@ async fn a_record_cut_short_at_the_tail_is_dropped_and_earlier_entries_remain() 
 
     let mut store = open(dir.path()).unwrap();
     assert_eq!(all_entries(&mut store).await, entries(1, 0..9));
-    assert_eq!(store.get_log_state().await.unwrap().last_log_id, Some(log_id(1, 8)));
+    assert_eq!(
+        store.get_log_state().await.unwrap().last_log_id,
+        Some(log_id(1, 8))
+    );
 
     // The repaired log takes new writes, and a second restart sees them.
     append_durable(&mut store, entries(2, 9..12)).await;
@@ -158,6 +184,53 @@ async fn damage_followed_by_a_later_synced_round_is_refused() {
 }
 
 #[tokio::test]
+async fn damage_followed_by_a_round_that_skips_one_is_refused() {
+    // One entry per round; entry 8 damaged, entry 9 (two rounds after entry 7's) intact:
+    // entry 8's round was synced before entry 9's was written.
+    let dir = tempfile::tempdir().unwrap();
+    write_one_round_per_entry(dir.path(), 10).await;
+    let path = segments(dir.path()).pop().unwrap();
+    let (offset, _) = frames(&path)[1 + 8];
+    patch(&path, offset + 9, &[0x77]);
+    assert_refused(open(dir.path()));
+}
+
+#[tokio::test]
+async fn damage_followed_by_the_rest_of_its_round_and_a_later_round_is_refused() {
+    // Rounds of two entries; the first entry of round [4, 5] is damaged while entry 5 (same
+    // round) and rounds after it are intact: that round was synced, so this is corruption.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path()).unwrap();
+        for start in (0..10).step_by(2) {
+            append_durable(&mut store, entries(1, start..start + 2)).await;
+        }
+    }
+    let path = segments(dir.path()).pop().unwrap();
+    let (offset, _) = frames(&path)[1 + 4];
+    patch(&path, offset + 9, &[0x77]);
+    assert_refused(open(dir.path()));
+}
+
+#[tokio::test]
+async fn garbage_after_the_end_of_a_closed_segment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path()).unwrap();
+        for start in (0..6000).step_by(100) {
+            append_durable(&mut store, entries(1, start..start + 100)).await;
+        }
+    }
+    let first = &segments(dir.path())[0];
+    let (offset, len) = *frames(first).last().unwrap();
+    let size = std::fs::metadata(first).unwrap().len() as usize;
+    assert!(offset + len + 4 <= size - 4, "no zero fill left to damage");
+    // A closed segment was synced whole, with zero fill after its last record.
+    patch(first, size - 4, b"junk");
+    assert_refused(open(dir.path()));
+}
+
+#[tokio::test]
 async fn damage_in_a_closed_segment_is_refused_even_at_its_end() {
     for damage_last_record in [false, true] {
         let dir = tempfile::tempdir().unwrap();
@@ -168,10 +241,18 @@ async fn damage_in_a_closed_segment_is_refused_even_at_its_end() {
             }
         }
         let all = segments(dir.path());
-        assert!(all.len() >= 3, "test needs closed segments, got {}", all.len());
+        assert!(
+            all.len() >= 3,
+            "test needs closed segments, got {}",
+            all.len()
+        );
         let first = &all[0];
         let records = frames(first);
-        let (offset, len) = if damage_last_record { *records.last().unwrap() } else { records[records.len() / 2] };
+        let (offset, len) = if damage_last_record {
+            *records.last().unwrap()
+        } else {
+            records[records.len() / 2]
+        };
         patch(first, offset + len - 1, &[0x01]);
         assert_refused(open(dir.path()));
     }

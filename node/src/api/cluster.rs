@@ -10,6 +10,8 @@ use crate::raft_types::{NodeAddr, NodeId};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use crate::raft_types::TypeConfig;
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::ServerState;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -48,16 +50,44 @@ async fn proxy_to_leader(s: &AppState, route: &str, headers: &HeaderMap, body: &
         .await
         .map_err(|e| ApiError::unavailable("leader_unavailable", e.to_string()))?;
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let kept: Vec<(String, Vec<u8>)> = ["x-ledger-index", "retry-after"]
+        .iter()
+        .filter_map(|h| resp.headers().get(*h).map(|v| (h.to_string(), v.as_bytes().to_vec())))
+        .collect();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
-    Ok(Some((status, axum::Json(v)).into_response()))
+    let mut out = (status, axum::Json(v)).into_response();
+    for (name, value) in kept {
+        if let (Ok(n), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            axum::http::HeaderValue::from_bytes(&value),
+        ) {
+            out.headers_mut().insert(n, v);
+        }
+    }
+    Ok(Some(out))
 }
 
 fn raft_err(e: impl std::fmt::Display) -> ApiError {
-    let msg = e.to_string();
-    if msg.contains("forward") || msg.contains("leader") {
-        ApiError::unavailable("no_leader", msg)
-    } else {
-        ApiError::new(StatusCode::CONFLICT, "membership_conflict", msg)
+    ApiError::unavailable("raft_unavailable", e.to_string())
+}
+
+type WriteError = RaftError<TypeConfig, ClientWriteError<TypeConfig>>;
+
+/// Maps a membership write error by type: no leader and in-flight changes are retryable (503),
+/// invalid changes are conflicts (409).
+fn membership_err(e: WriteError) -> ApiError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_))
+        | RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => {
+            ApiError::unavailable("no_leader", "leadership changed; retry shortly")
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(p))) => {
+            ApiError::unavailable("membership_change_in_progress", p.to_string())
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+            ApiError::new(StatusCode::CONFLICT, "membership_conflict", c.to_string())
+        }
+        other => raft_err(other),
     }
 }
 
@@ -104,7 +134,7 @@ pub async fn add_learner(State(s): State<AppState>, headers: HeaderMap, JsonBody
         .raft
         .add_learner(r.id, NodeAddr { api: r.api, raft: r.raft }, true)
         .await
-        .map_err(raft_err)?;
+        .map_err(membership_err)?;
     Ok(with_index(StatusCode::OK, res.log_id.index, json!({"added_learner": r.id, "index": res.log_id.index})))
 }
 
@@ -127,7 +157,7 @@ pub async fn change_membership(State(s): State<AppState>, headers: HeaderMap, Js
     if let Some(resp) = proxy_to_leader(&s, "/cluster/membership", &headers, &body).await? {
         return Ok(resp);
     }
-    let res = s.raft.change_membership(r.voters.clone(), r.retain).await.map_err(raft_err)?;
+    let res = s.raft.change_membership(r.voters.clone(), r.retain).await.map_err(membership_err)?;
     Ok(with_index(StatusCode::OK, res.log_id.index, json!({"voters": r.voters, "index": res.log_id.index})))
 }
 
@@ -203,10 +233,23 @@ pub async fn status(State(s): State<AppState>) -> Response {
     with_index(StatusCode::OK, s.reader.applied_index(), body)
 }
 
+/// True when the Raft core stopped: shut down with an error, or its task died (the metrics
+/// sender is gone).
+async fn core_stopped(s: &AppState) -> bool {
+    use openraft::async_runtime::watch::WatchReceiver;
+    if crate::raft_types::metrics_of(&s.raft).running_state.is_err() {
+        return true;
+    }
+    let mut rx = s.raft.metrics();
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_millis(1), rx.changed()).await,
+        Ok(Err(_))
+    )
+}
+
 /// `GET /healthz`: the process is up and Raft has not stopped.
 pub async fn healthz(State(s): State<AppState>) -> Response {
-    let m = crate::raft_types::metrics_of(&s.raft);
-    if m.running_state.is_err() {
+    if core_stopped(&s).await {
         return ApiError::unavailable("raft_stopped", "raft core stopped").into_response();
     }
     (StatusCode::OK, axum::Json(json!({"status": "ok", "id": s.node_id}))).into_response()
@@ -215,6 +258,9 @@ pub async fn healthz(State(s): State<AppState>) -> Response {
 /// `GET /readyz`: a leader is known and this node's state machine has applied what it knows
 /// to be committed, so it can serve reads and accept writes.
 pub async fn readyz(State(s): State<AppState>) -> Response {
+    if core_stopped(&s).await {
+        return ApiError::unavailable("raft_stopped", "raft core stopped").into_response();
+    }
     let m = crate::raft_types::metrics_of(&s.raft);
     let committed = m.local_committed.map(|l| l.index).unwrap_or(0);
     let applied = s.reader.applied_index();

@@ -106,8 +106,9 @@ pub struct BatchReq {
     commands: Vec<BatchItem>,
 }
 
-/// Most commands accepted in one batch request.
-pub const BATCH_ITEMS_MAX: usize = 4096;
+/// Most commands accepted in one batch request: the ledger's own batch bound, so a batch the
+/// API accepts is never refused by the state machine for its size.
+pub const BATCH_ITEMS_MAX: usize = ledger::BATCH_COMMANDS_MAX;
 
 fn positive(amount: i64) -> Result<i64, ApiError> {
     if amount > 0 {

@@ -80,8 +80,24 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(cluster::metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(extract::BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), stamp_index))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .with_state(state)
+}
+
+/// Gives every response an `X-Ledger-Index`: handlers set the index they served at; anything
+/// refused before reaching the log (400, 413, 404 route) gets the current applied index.
+async fn stamp_index(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut resp = next.run(req).await;
+    if !resp.headers().contains_key("x-ledger-index") {
+        resp.headers_mut()
+            .insert("x-ledger-index", HeaderValue::from(s.reader.applied_index()));
+    }
+    resp
 }
 
 async fn not_found() -> error::ApiError {

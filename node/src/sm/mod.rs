@@ -63,6 +63,9 @@ mod snapshot_install;
 mod store;
 mod write_set;
 
+#[cfg(test)]
+mod recovery_tests;
+
 pub use history::{BalanceAt, EVENTS_PAGE_MAX};
 pub use reader::LedgerReader;
 pub use snapshot_build::LedgerSnapshotBuilder;

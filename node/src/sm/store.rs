@@ -20,7 +20,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct StateMachineStore {
     /// Everything, shared with readers and snapshot builders.
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl StateMachineStore {

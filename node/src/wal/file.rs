@@ -21,8 +21,8 @@ pub trait WalFile: Send + Sync + Debug {
     fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()>;
     /// Fills all of `buf` from `offset`; reading past the end of the file is an error.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
-    /// Current length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    /// Current length of the file in bytes.
+    fn size_bytes(&self) -> io::Result<u64>;
     /// Grows (zero-filled) or shrinks the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes every completed write and `set_len` on this file durable (`fdatasync`).
@@ -65,7 +65,7 @@ impl WalFile for RealFile {
         self.file.read_exact_at(buf, offset)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size_bytes(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
 
@@ -100,7 +100,11 @@ impl WalFs for RealFs {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
         Ok(Box::new(RealFile { file }))
     }
 

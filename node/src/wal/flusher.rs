@@ -84,7 +84,6 @@ struct RoundOutcome {
     locs: Vec<(u64, u64, Loc)>,
     vote: Option<Vote>,
     purge: Option<LogId>,
-    records: u64,
 }
 
 impl Flusher {
@@ -106,7 +105,7 @@ impl Flusher {
                 (new_segment(&cfg, &shared, next_seq - 1)?, true)
             }
         };
-        let active_bytes = active.file.len()?;
+        let active_bytes = active.file.size_bytes()?;
         let mut flusher = Flusher {
             cfg,
             shared,
@@ -142,7 +141,9 @@ impl Flusher {
     fn commit_round(&mut self, round: Vec<Request>) {
         let result = match self.shared.poisoned() {
             Some(why) => Err(io::Error::other(why)),
-            None => self.write_round(&round).and_then(|outcome| self.apply_outcome(outcome)),
+            None => self
+                .write_round(&round)
+                .and_then(|outcome| self.apply_outcome(outcome)),
         };
         if let Err(e) = &result {
             tracing::error!(error = %e, "wal: write failed; failing this and every later write");
@@ -168,7 +169,10 @@ impl Flusher {
         let mut n = 0;
         for (record, effect) in round.iter().flat_map(|r| r.records.iter()) {
             n += 1;
-            let meta = FrameMeta { group_seq: self.group_seq, last_in_group: n == total };
+            let meta = FrameMeta {
+                group_seq: self.group_seq,
+                last_in_group: n == total,
+            };
             let loc = self.frame(record, meta)?;
             match *effect {
                 Effect::Entry { index, write_id } => {
@@ -187,7 +191,6 @@ impl Flusher {
                 }
             }
         }
-        outcome.records = total as u64;
         self.finish_round()?;
         Ok(outcome)
     }
@@ -198,12 +201,25 @@ impl Flusher {
         if self.active.end + self.buf.len() as u64 + len > self.active_bytes {
             self.rotate()?;
             if self.active.end + self.buf.len() as u64 + len > self.active_bytes {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("record of {len} bytes exceeds a segment")));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("record of {len} bytes exceeds a segment"),
+                ));
             }
         }
-        let loc = Loc { seq: self.active.seq, offset: self.active.end + self.buf.len() as u64, len };
-        write_frame(&mut self.buf, record, meta);
+        let loc = Loc {
+            seq: self.active.seq,
+            offset: self.active.end + self.buf.len() as u64,
+            len,
+        };
+        self.push_frame(record, meta);
         Ok(loc)
+    }
+
+    /// Appends one frame to the round buffer.
+    fn push_frame(&mut self, record: &EncodedRecord, meta: FrameMeta) {
+        write_frame(&mut self.buf, record, meta);
+        self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Writes the buffered frames to the active segment.
@@ -211,7 +227,10 @@ impl Flusher {
         if !self.buf.is_empty() {
             self.active.file.write_at(self.active.end, &self.buf)?;
             self.active.end += self.buf.len() as u64;
-            self.shared.stats.bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+            self.shared
+                .stats
+                .bytes
+                .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
             self.buf.clear();
         }
         Ok(())
@@ -240,7 +259,7 @@ impl Flusher {
         self.sync_active()?;
         let seg = new_segment(&self.cfg, &self.shared, self.next_seq)?;
         self.next_seq += 1;
-        self.active_bytes = seg.file.len()?;
+        self.active_bytes = seg.file.size_bytes()?;
         let closed = std::mem::replace(&mut self.active, seg);
         self.closed.push(closed);
         self.frame_header(false)
@@ -262,15 +281,17 @@ impl Flusher {
         }
         let count = header.len();
         for (i, record) in header.iter().enumerate() {
-            let meta = FrameMeta { group_seq: self.group_seq, last_in_group: closes_round && i + 1 == count };
-            write_frame(&mut self.buf, record, meta);
+            let meta = FrameMeta {
+                group_seq: self.group_seq,
+                last_in_group: closes_round && i + 1 == count,
+            };
+            self.push_frame(record, meta);
         }
         Ok(())
     }
 
     /// Publishes a durable round: entry locations, the vote; then deletes purged segments.
     fn apply_outcome(&mut self, outcome: RoundOutcome) -> io::Result<()> {
-        self.shared.stats.records.fetch_add(outcome.records, Ordering::Relaxed);
         self.shared.publish(&outcome.locs, outcome.vote);
         if let Some(upto) = outcome.purge {
             self.delete_purged(upto)?;
@@ -281,7 +302,11 @@ impl Flusher {
     /// Deletes the oldest closed segments whose entries are all purged. Only a prefix goes: the
     /// first kept segment's header carries the vote, committed and purged of all deleted ones.
     fn delete_purged(&mut self, upto: LogId) -> io::Result<()> {
-        let obsolete = self.closed.iter().take_while(|s| s.max_entry_index.is_none_or(|m| m <= upto.index)).count();
+        let obsolete = self
+            .closed
+            .iter()
+            .take_while(|s| s.max_entry_index.is_none_or(|m| m <= upto.index))
+            .count();
         if obsolete == 0 {
             return Ok(());
         }
@@ -301,5 +326,10 @@ impl Flusher {
 fn new_segment(cfg: &FlusherConfig, shared: &Shared, seq: u64) -> io::Result<SegmentInfo> {
     let file = create_segment(&*cfg.fs, &cfg.dir, seq, cfg.segment_bytes, !cfg.skip_sync)?;
     shared.add_file(seq, file.clone());
-    Ok(SegmentInfo { seq, file, max_entry_index: None, end: 0 })
+    Ok(SegmentInfo {
+        seq,
+        file,
+        max_entry_index: None,
+        end: 0,
+    })
 }

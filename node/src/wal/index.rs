@@ -54,7 +54,14 @@ pub(crate) struct LogIndex {
 impl LogIndex {
     /// An empty log keeping at most `cache_max` written entries in memory.
     pub fn new(cache_max: usize) -> Self {
-        Self { purged: None, first: 0, slots: VecDeque::new(), cached: 0, uncached_prefix: 0, cache_max }
+        Self {
+            purged: None,
+            first: 0,
+            slots: VecDeque::new(),
+            cached: 0,
+            uncached_prefix: 0,
+            cache_max,
+        }
     }
 
     /// Last purged log id.
@@ -98,7 +105,9 @@ impl LogIndex {
         let index = slot.log_id.index;
         match self.next_index() {
             Some(next) if next != index => {
-                return Err(format!("entry {index} would not follow the log (next index is {next})"));
+                return Err(format!(
+                    "entry {index} would not follow the log (next index is {next})"
+                ));
             }
             _ => {}
         }
@@ -125,7 +134,12 @@ impl LogIndex {
         if self.slots.is_empty() {
             self.first = log_id.index;
         }
-        self.push(Slot { log_id, loc: Some(loc), entry: None, write_id: 0 })
+        self.push(Slot {
+            log_id,
+            loc: Some(loc),
+            entry: None,
+            write_id: 0,
+        })
     }
 
     /// Drops every entry after `last` (all of them for `None`).
@@ -133,7 +147,9 @@ impl LogIndex {
         let keep = match last {
             None => 0,
             Some(last) if last < self.first => 0,
-            Some(last) => usize::try_from(last - self.first + 1).unwrap_or(usize::MAX).min(self.slots.len()),
+            Some(last) => usize::try_from(last - self.first + 1)
+                .unwrap_or(usize::MAX)
+                .min(self.slots.len()),
         };
         for slot in self.slots.drain(keep..) {
             if slot.entry.is_some() {
@@ -152,7 +168,9 @@ impl LogIndex {
         let drop = if upto.index < self.first {
             0
         } else {
-            usize::try_from(upto.index - self.first + 1).unwrap_or(usize::MAX).min(self.slots.len())
+            usize::try_from(upto.index - self.first + 1)
+                .unwrap_or(usize::MAX)
+                .min(self.slots.len())
         };
         for slot in self.slots.drain(..drop) {
             if slot.entry.is_some() {
@@ -165,7 +183,10 @@ impl LogIndex {
 
     /// Records where the entry written by append `write_id` at `index` landed.
     pub fn set_loc(&mut self, index: u64, write_id: u64, loc: Loc) {
-        let Some(pos) = index.checked_sub(self.first).and_then(|p| usize::try_from(p).ok()) else {
+        let Some(pos) = index
+            .checked_sub(self.first)
+            .and_then(|p| usize::try_from(p).ok())
+        else {
             return;
         };
         if let Some(slot) = self.slots.get_mut(pos) {
@@ -194,9 +215,10 @@ impl LogIndex {
     /// follow the purged one.
     pub fn check_contiguous(&self) -> Result<(), String> {
         match (self.purged, self.slots.front()) {
-            (Some(p), Some(front)) if front.log_id.index != p.index + 1 => {
-                Err(format!("hole in the log: purged up to {} but first entry is {}", p.index, front.log_id.index))
-            }
+            (Some(p), Some(front)) if front.log_id.index != p.index + 1 => Err(format!(
+                "hole in the log: purged up to {} but first entry is {}",
+                p.index, front.log_id.index
+            )),
             _ => Ok(()),
         }
     }
@@ -210,8 +232,17 @@ mod tests {
 
     fn slot(index: u64, cached: bool) -> Slot {
         let entry = blank_ent::<TypeConfig>(1, 1, index);
-        let loc = Loc { seq: 1, offset: index * 10, len: 10 };
-        Slot { log_id: entry.log_id, loc: (!cached).then_some(loc), entry: cached.then_some(entry), write_id: index }
+        let loc = Loc {
+            seq: 1,
+            offset: index * 10,
+            len: 10,
+        };
+        Slot {
+            log_id: entry.log_id,
+            loc: (!cached).then_some(loc),
+            entry: cached.then_some(entry),
+            write_id: index,
+        }
     }
 
     #[test]
@@ -239,7 +270,15 @@ mod tests {
         log.evict();
         assert_eq!(log.cached(), 6, "unwritten entries are never evicted");
         for i in 0..6 {
-            log.set_loc(i, i, Loc { seq: 1, offset: i, len: 1 });
+            log.set_loc(
+                i,
+                i,
+                Loc {
+                    seq: 1,
+                    offset: i,
+                    len: 1,
+                },
+            );
         }
         log.evict();
         assert_eq!(log.cached(), 2);
@@ -262,7 +301,15 @@ mod tests {
         let mut replacement = slot(1, true);
         replacement.write_id = 99;
         log.push(replacement).unwrap();
-        log.set_loc(1, 1, Loc { seq: 1, offset: 0, len: 1 });
+        log.set_loc(
+            1,
+            1,
+            Loc {
+                seq: 1,
+                offset: 0,
+                len: 1,
+            },
+        );
         assert!(log.get(1).unwrap().loc.is_none());
     }
 }

@@ -68,7 +68,11 @@ pub struct WalOptions {
 
 impl Default for WalOptions {
     fn default() -> Self {
-        Self { segment_bytes: SEGMENT_BYTES_DEFAULT, entry_cache_max: ENTRY_CACHE_MAX_DEFAULT, unsafe_skip_sync_for_tests: false }
+        Self {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            entry_cache_max: ENTRY_CACHE_MAX_DEFAULT,
+            unsafe_skip_sync_for_tests: false,
+        }
     }
 }
 
@@ -94,7 +98,9 @@ impl From<WalError> for io::Error {
     fn from(e: WalError) -> Self {
         match e {
             WalError::Io(e) => e,
-            corrupt @ WalError::Corrupt { .. } => io::Error::new(io::ErrorKind::InvalidData, corrupt.to_string()),
+            corrupt @ WalError::Corrupt { .. } => {
+                io::Error::new(io::ErrorKind::InvalidData, corrupt.to_string())
+            }
         }
     }
 }
@@ -136,14 +142,28 @@ impl Wal {
     /// the flusher. Refuses to open a WAL with damage that is not a torn tail.
     pub fn open(fs: Arc<dyn WalFs>, dir: &Path, options: WalOptions) -> Result<Wal, WalError> {
         if options.segment_bytes < SEGMENT_BYTES_MIN {
-            let msg = format!("segment_bytes {} is below {SEGMENT_BYTES_MIN}", options.segment_bytes);
+            let msg = format!(
+                "segment_bytes {} is below {SEGMENT_BYTES_MIN}",
+                options.segment_bytes
+            );
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg).into());
         }
         let rec = recovery::recover(&*fs, dir, options.entry_cache_max)?;
         let purged = rec.log.purged();
         let last_log_id = rec.log.last_log_id();
-        let files = rec.segments.iter().map(|s| (s.seq, s.file.clone())).collect();
-        let state = State { log: rec.log, vote: rec.vote, committed: rec.committed, files, poisoned: None, next_write_id: 1 };
+        let files = rec
+            .segments
+            .iter()
+            .map(|s| (s.seq, s.file.clone()))
+            .collect();
+        let state = State {
+            log: rec.log,
+            vote: rec.vote,
+            committed: rec.committed,
+            files,
+            poisoned: None,
+            next_write_id: 1,
+        };
         let shared = Arc::new(Shared::new(state));
         let cfg = FlusherConfig {
             fs,
@@ -152,9 +172,18 @@ impl Wal {
             skip_sync: options.unsafe_skip_sync_for_tests,
         };
         let header = (rec.vote, rec.committed, purged);
-        let flusher = Flusher::start(cfg, shared.clone(), rec.segments, rec.next_seq, rec.next_group_seq, header)?;
+        let flusher = Flusher::start(
+            cfg,
+            shared.clone(),
+            rec.segments,
+            rec.next_seq,
+            rec.next_group_seq,
+            header,
+        )?;
         let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
-        let handle = std::thread::Builder::new().name("wal-flusher".into()).spawn(move || flusher.run(rx))?;
+        let handle = std::thread::Builder::new()
+            .name("wal-flusher".into())
+            .spawn(move || flusher.run(rx))?;
         tracing::info!(
             dir = %dir.display(),
             segments = shared.stats.segments.load(Ordering::Relaxed),
@@ -212,7 +241,11 @@ impl Wal {
         for entry in &entries {
             let record = EncodedRecord::entry(entry)?;
             if record.frame_len() > self.frame_bytes_max {
-                let msg = format!("entry {} of {} bytes does not fit in a segment", entry.log_id.index, record.frame_len());
+                let msg = format!(
+                    "entry {} of {} bytes does not fit in a segment",
+                    entry.log_id.index,
+                    record.frame_len()
+                );
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
             }
             records.push(record);
@@ -223,8 +256,15 @@ impl Wal {
             for (entry, record) in entries.into_iter().zip(records) {
                 let (index, write_id) = (entry.log_id.index, st.next_write_id);
                 st.next_write_id += 1;
-                let slot = index::Slot { log_id: entry.log_id, loc: None, entry: Some(entry), write_id };
-                st.log.push(slot).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                let slot = index::Slot {
+                    log_id: entry.log_id,
+                    loc: None,
+                    entry: Some(entry),
+                    write_id,
+                };
+                st.log
+                    .push(slot)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 out.push((record, Effect::Entry { index, write_id }));
             }
             Ok(out)
@@ -236,7 +276,8 @@ impl Wal {
     pub async fn save_vote(&self, vote: &Vote) -> io::Result<()> {
         let record = EncodedRecord::vote(vote)?;
         let vote = *vote;
-        self.submit_and_wait(move |_| Ok(vec![(record, Effect::Vote(vote))])).await
+        self.submit_and_wait(move |_| Ok(vec![(record, Effect::Vote(vote))]))
+            .await
     }
 
     /// Records the committed log id. Returns once queued, without waiting for the sync: the
@@ -333,9 +374,15 @@ fn check_follows(st: &State, entries: &[Entry]) -> io::Result<()> {
     };
     let start = first.log_id.index;
     let expected = st.log.next_index().unwrap_or(start);
-    let contiguous = entries.iter().enumerate().all(|(i, e)| e.log_id.index == start + i as u64);
+    let contiguous = entries
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.log_id.index == start + i as u64);
     if start != expected || !contiguous {
-        let msg = format!("append of {} entries from index {start} leaves a hole (next index is {expected})", entries.len());
+        let msg = format!(
+            "append of {} entries from index {start} leaves a hole (next index is {expected})",
+            entries.len()
+        );
         return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
     }
     Ok(())

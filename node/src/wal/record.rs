@@ -88,13 +88,20 @@ pub(crate) struct EncodedRecord {
 }
 
 fn encode<T: Serialize>(kind: RecordKind, value: &T) -> io::Result<EncodedRecord> {
-    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("encode {kind:?} record: {e}")))?;
+    let body = bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("encode {kind:?} record: {e}"),
+        )
+    })?;
     let record = EncodedRecord { kind, body };
     if record.payload_len() > PAYLOAD_BYTES_MAX {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{kind:?} record of {} bytes exceeds {PAYLOAD_BYTES_MAX}", record.payload_len()),
+            format!(
+                "{kind:?} record of {} bytes exceeds {PAYLOAD_BYTES_MAX}",
+                record.payload_len()
+            ),
         ));
     }
     Ok(record)
@@ -144,7 +151,11 @@ impl EncodedRecord {
 /// Appends the frame of `record` (with `meta`) to `out`.
 pub(crate) fn write_frame(out: &mut Vec<u8>, record: &EncodedRecord, meta: FrameMeta) {
     let len = u32::try_from(record.payload_len()).expect("payload bounded by PAYLOAD_BYTES_MAX");
-    let flags = if meta.last_in_group { FLAG_LAST_IN_GROUP } else { 0 };
+    let flags = if meta.last_in_group {
+        FLAG_LAST_IN_GROUP
+    } else {
+        0
+    };
     let mut head = [0u8; PAYLOAD_HEADER_BYTES];
     head[0] = FORMAT_VERSION;
     head[1] = record.kind as u8;
@@ -196,28 +207,45 @@ pub(crate) fn parse_frame(buf: &[u8]) -> Parsed<'_> {
     let len = u64::from(u32_at(buf, 0));
     let crc = u32_at(buf, 4);
     if len == 0 {
-        return if crc == 0 { Parsed::End } else { Parsed::Invalid("zero length with a crc".into()) };
+        return if crc == 0 {
+            Parsed::End
+        } else {
+            Parsed::Invalid("zero length with a crc".into())
+        };
     }
     if len < PAYLOAD_HEADER_BYTES as u64 || len > PAYLOAD_BYTES_MAX {
         return Parsed::Invalid(format!("impossible payload length {len}"));
     }
     let end = header + len as usize;
     if end > buf.len() {
-        return Parsed::Invalid(format!("frame of {len} bytes runs past the end of the segment"));
+        return Parsed::Invalid(format!(
+            "frame of {len} bytes runs past the end of the segment"
+        ));
     }
     let payload = &buf[header..end];
     if crc32c::crc32c(payload) != crc {
         return Parsed::Invalid("crc mismatch".into());
     }
     if payload[0] != FORMAT_VERSION {
-        return Parsed::Unsupported(format!("format version {} (expected {FORMAT_VERSION})", payload[0]));
+        return Parsed::Unsupported(format!(
+            "format version {} (expected {FORMAT_VERSION})",
+            payload[0]
+        ));
     }
     let Some(kind) = RecordKind::from_byte(payload[1]) else {
         return Parsed::Unsupported(format!("unknown record kind {}", payload[1]));
     };
     let group_seq = u64::from_le_bytes(payload[2..10].try_into().expect("8 bytes"));
-    let meta = FrameMeta { group_seq, last_in_group: payload[10] & FLAG_LAST_IN_GROUP != 0 };
-    Parsed::Frame { meta, kind, body: &payload[PAYLOAD_HEADER_BYTES..], frame_len: end as u64 }
+    let meta = FrameMeta {
+        group_seq,
+        last_in_group: payload[10] & FLAG_LAST_IN_GROUP != 0,
+    };
+    Parsed::Frame {
+        meta,
+        kind,
+        body: &payload[PAYLOAD_HEADER_BYTES..],
+        frame_len: end as u64,
+    }
 }
 
 /// A record as recovery replays it. Entries carry only their log id: the body is read again
@@ -260,7 +288,11 @@ pub(crate) fn decode_record(kind: RecordKind, body: &[u8]) -> Result<Record, Str
 /// Decodes a whole entry from the frame at the start of `buf` (a read of one indexed record).
 pub(crate) fn decode_entry_frame(buf: &[u8]) -> Result<Entry, String> {
     match parse_frame(buf) {
-        Parsed::Frame { kind: RecordKind::Entry, body, .. } => decode(RecordKind::Entry, body),
+        Parsed::Frame {
+            kind: RecordKind::Entry,
+            body,
+            ..
+        } => decode(RecordKind::Entry, body),
         Parsed::Frame { kind, .. } => Err(format!("expected an entry record, found {kind:?}")),
         Parsed::End => Err("expected an entry record, found zeros".into()),
         Parsed::Invalid(why) | Parsed::Unsupported(why) => Err(why),
@@ -274,7 +306,14 @@ mod tests {
 
     fn framed(record: &EncodedRecord, group_seq: u64, last: bool) -> Vec<u8> {
         let mut out = Vec::new();
-        write_frame(&mut out, record, FrameMeta { group_seq, last_in_group: last });
+        write_frame(
+            &mut out,
+            record,
+            FrameMeta {
+                group_seq,
+                last_in_group: last,
+            },
+        );
         out
     }
 
@@ -284,12 +323,27 @@ mod tests {
         let record = EncodedRecord::entry(&entry).unwrap();
         let buf = framed(&record, 7, true);
         assert_eq!(buf.len() as u64, record.frame_len());
-        let Parsed::Frame { meta, kind, body, frame_len } = parse_frame(&buf) else {
+        let Parsed::Frame {
+            meta,
+            kind,
+            body,
+            frame_len,
+        } = parse_frame(&buf)
+        else {
             panic!("expected a frame");
         };
-        assert_eq!(meta, FrameMeta { group_seq: 7, last_in_group: true });
+        assert_eq!(
+            meta,
+            FrameMeta {
+                group_seq: 7,
+                last_in_group: true
+            }
+        );
         assert_eq!(frame_len, buf.len() as u64);
-        assert_eq!(decode_record(kind, body).unwrap(), Record::Entry(entry.log_id));
+        assert_eq!(
+            decode_record(kind, body).unwrap(),
+            Record::Entry(entry.log_id)
+        );
         assert_eq!(decode_entry_frame(&buf).unwrap(), entry);
     }
 
@@ -299,7 +353,10 @@ mod tests {
         for at in 0..buf.len() {
             let mut bad = buf.clone();
             bad[at] ^= 0x10;
-            assert!(!matches!(parse_frame(&bad), Parsed::Frame { .. }), "flip at byte {at} went unnoticed");
+            assert!(
+                !matches!(parse_frame(&bad), Parsed::Frame { .. }),
+                "flip at byte {at} went unnoticed"
+            );
         }
     }
 
@@ -307,8 +364,15 @@ mod tests {
     fn zeros_end_the_log_and_a_cut_frame_is_invalid() {
         assert!(matches!(parse_frame(&[0u8; 64]), Parsed::End));
         assert!(matches!(parse_frame(&[0u8; 3]), Parsed::End));
-        let buf = framed(&EncodedRecord::purge(&openraft::testing::log_id::<TypeConfig>(1, 1, 5)).unwrap(), 1, true);
-        assert!(matches!(parse_frame(&buf[..buf.len() - 1]), Parsed::Invalid(_)));
+        let buf = framed(
+            &EncodedRecord::purge(&openraft::testing::log_id::<TypeConfig>(1, 1, 5)).unwrap(),
+            1,
+            true,
+        );
+        assert!(matches!(
+            parse_frame(&buf[..buf.len() - 1]),
+            Parsed::Invalid(_)
+        ));
         assert!(matches!(parse_frame(&buf[..5]), Parsed::Invalid(_)));
     }
 }

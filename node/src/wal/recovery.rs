@@ -57,17 +57,27 @@ pub(crate) struct Recovered {
 }
 
 fn corrupt(dir: &Path, seq: u64, offset: u64, reason: impl Into<String>) -> WalError {
-    WalError::Corrupt { path: segment_path(dir, seq), offset, reason: reason.into() }
+    WalError::Corrupt {
+        path: segment_path(dir, seq),
+        offset,
+        reason: reason.into(),
+    }
 }
 
 /// Is damage followed by `stray` frames a torn final round, given the last good record before it?
-fn is_torn_final_round(before: Option<FrameMeta>, stray: &[(u64, FrameMeta)]) -> Result<(), String> {
+fn is_torn_final_round(
+    before: Option<FrameMeta>,
+    stray: &[(u64, FrameMeta)],
+) -> Result<(), String> {
     let rounds: BTreeSet<u64> = stray.iter().map(|(_, meta)| meta.group_seq).collect();
     let Some(&round) = rounds.iter().next() else {
         return Ok(());
     };
     if rounds.len() > 1 {
-        return Err(format!("valid records of {} commit rounds follow the damaged bytes", rounds.len()));
+        return Err(format!(
+            "valid records of {} commit rounds follow the damaged bytes",
+            rounds.len()
+        ));
     }
     match before {
         None => Ok(()),
@@ -99,12 +109,30 @@ impl Replay {
             match &frame.record {
                 Record::SegmentStart(s) if i == 0 && *s == seq => {}
                 Record::SegmentStart(s) => {
-                    return Err(corrupt(dir, seq, frame.offset, format!("unexpected segment start {s} at record {i}")));
+                    return Err(corrupt(
+                        dir,
+                        seq,
+                        frame.offset,
+                        format!("unexpected segment start {s} at record {i}"),
+                    ));
                 }
-                _ if i == 0 => return Err(corrupt(dir, seq, 0, "segment does not start with its segment-start record")),
+                _ if i == 0 => {
+                    return Err(corrupt(
+                        dir,
+                        seq,
+                        0,
+                        "segment does not start with its segment-start record",
+                    ))
+                }
                 Record::Entry(log_id) => {
-                    let loc = Loc { seq, offset: frame.offset, len: frame.len };
-                    self.log.replay(*log_id, loc).map_err(|why| corrupt(dir, seq, frame.offset, why))?;
+                    let loc = Loc {
+                        seq,
+                        offset: frame.offset,
+                        len: frame.len,
+                    };
+                    self.log
+                        .replay(*log_id, loc)
+                        .map_err(|why| corrupt(dir, seq, frame.offset, why))?;
                     max_entry_index = max_entry_index.max(Some(log_id.index));
                 }
                 Record::Vote(vote) => self.vote = Some(*vote),
@@ -124,21 +152,37 @@ impl Replay {
 pub(crate) fn recover(fs: &dyn WalFs, dir: &Path, cache_max: usize) -> Result<Recovered, WalError> {
     fs.create_dir_all(dir)?;
     let seqs = list_segments(fs, dir)?;
-    let mut replay =
-        Replay { log: LogIndex::new(cache_max), vote: None, committed: None, before: None, max_group_seq: 0 };
+    let mut replay = Replay {
+        log: LogIndex::new(cache_max),
+        vote: None,
+        committed: None,
+        before: None,
+        max_group_seq: 0,
+    };
     let mut segments = Vec::new();
     for (i, &seq) in seqs.iter().enumerate() {
         let is_last = i + 1 == seqs.len();
         let file: Arc<dyn WalFile> = fs.open(&segment_path(dir, seq))?.into();
         let buf = read_all(&*file)?;
         let scanned = scan(&buf).map_err(|(offset, why)| corrupt(dir, seq, offset, why))?;
-        let damage = || scanned.damage.clone().unwrap_or_else(|| "non-zero bytes after the last record".into());
+        let damage = || {
+            scanned
+                .damage
+                .clone()
+                .unwrap_or_else(|| "non-zero bytes after the last record".into())
+        };
         if scanned.is_damaged() {
             if !is_last {
-                return Err(corrupt(dir, seq, scanned.end, format!("closed segment damaged: {}", damage())));
+                return Err(corrupt(
+                    dir,
+                    seq,
+                    scanned.end,
+                    format!("closed segment damaged: {}", damage()),
+                ));
             }
             let before = scanned.frames.last().map(|f| f.meta).or(replay.before);
-            is_torn_final_round(before, &scanned.stray).map_err(|why| corrupt(dir, seq, scanned.end, why))?;
+            is_torn_final_round(before, &scanned.stray)
+                .map_err(|why| corrupt(dir, seq, scanned.end, why))?;
         }
         for (_, meta) in &scanned.stray {
             if meta.group_seq != u64::MAX {
@@ -160,9 +204,21 @@ pub(crate) fn recover(fs: &dyn WalFs, dir: &Path, cache_max: usize) -> Result<Re
             file.write_at(scanned.end, &zeros)?;
             file.sync_data()?;
         }
-        segments.push(SegmentInfo { seq, file, max_entry_index, end: scanned.end });
+        segments.push(SegmentInfo {
+            seq,
+            file,
+            max_entry_index,
+            end: scanned.end,
+        });
     }
-    replay.log.check_contiguous().map_err(|why| WalError::Corrupt { path: dir.to_path_buf(), offset: 0, reason: why })?;
+    replay
+        .log
+        .check_contiguous()
+        .map_err(|why| WalError::Corrupt {
+            path: dir.to_path_buf(),
+            offset: 0,
+            reason: why,
+        })?;
     let next_seq = seqs.last().map_or(1, |s| s + 1);
     Ok(Recovered {
         log: replay.log,
@@ -179,7 +235,10 @@ mod tests {
     use super::*;
 
     fn meta(group_seq: u64, last_in_group: bool) -> FrameMeta {
-        FrameMeta { group_seq, last_in_group }
+        FrameMeta {
+            group_seq,
+            last_in_group,
+        }
     }
 
     #[test]
@@ -193,7 +252,11 @@ mod tests {
         // Round 3 not closed but round 4 exists: round 3 was synced, its tail is damaged.
         assert!(is_torn_final_round(Some(meta(3, false)), &[(10, meta(4, true))]).is_err());
         // Two later rounds after the damage.
-        assert!(is_torn_final_round(Some(meta(3, true)), &[(10, meta(4, true)), (20, meta(5, true))]).is_err());
+        assert!(is_torn_final_round(
+            Some(meta(3, true)),
+            &[(10, meta(4, true)), (20, meta(5, true))]
+        )
+        .is_err());
         // A round that skips one.
         assert!(is_torn_final_round(Some(meta(3, true)), &[(10, meta(5, true))]).is_err());
     }

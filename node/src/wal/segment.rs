@@ -47,14 +47,24 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
 
 /// Sequence numbers of the segments in `dir`, ascending.
 pub(crate) fn list_segments(fs: &dyn WalFs, dir: &Path) -> io::Result<Vec<u64>> {
-    let mut seqs: Vec<u64> = fs.list(dir)?.iter().filter_map(|name| parse_segment_name(name)).collect();
+    let mut seqs: Vec<u64> = fs
+        .list(dir)?
+        .iter()
+        .filter_map(|name| parse_segment_name(name))
+        .collect();
     seqs.sort_unstable();
     Ok(seqs)
 }
 
 /// Creates segment `seq`, preallocated to `bytes`, and makes the file and its directory entry
 /// durable (unless `sync` is false: the test-only unsafe mode).
-pub(crate) fn create_segment(fs: &dyn WalFs, dir: &Path, seq: u64, bytes: u64, sync: bool) -> io::Result<Arc<dyn WalFile>> {
+pub(crate) fn create_segment(
+    fs: &dyn WalFs,
+    dir: &Path,
+    seq: u64,
+    bytes: u64,
+    sync: bool,
+) -> io::Result<Arc<dyn WalFile>> {
     let file: Arc<dyn WalFile> = fs.create(&segment_path(dir, seq))?.into();
     file.set_len(bytes)?;
     if sync {
@@ -66,7 +76,8 @@ pub(crate) fn create_segment(fs: &dyn WalFs, dir: &Path, seq: u64, bytes: u64, s
 
 /// Reads a whole file into memory.
 pub(crate) fn read_all(file: &dyn WalFile) -> io::Result<Vec<u8>> {
-    let len = usize::try_from(file.len()?).map_err(|_| io::Error::other("segment larger than memory"))?;
+    let len = usize::try_from(file.size_bytes()?)
+        .map_err(|_| io::Error::other("segment larger than memory"))?;
     let mut buf = vec![0u8; len];
     file.read_at(0, &mut buf)?;
     Ok(buf)
@@ -114,9 +125,19 @@ pub(crate) fn scan(buf: &[u8]) -> Result<Scan, (u64, String)> {
     let mut at = 0usize;
     let damage = loop {
         match parse_frame(&buf[at..]) {
-            Parsed::Frame { meta, kind, body, frame_len } => {
+            Parsed::Frame {
+                meta,
+                kind,
+                body,
+                frame_len,
+            } => {
                 let record = decode_record(kind, body).map_err(|why| (at as u64, why))?;
-                frames.push(ScannedFrame { offset: at as u64, len: frame_len, meta, record });
+                frames.push(ScannedFrame {
+                    offset: at as u64,
+                    len: frame_len,
+                    meta,
+                    record,
+                });
                 at += frame_len as usize;
             }
             Parsed::End => break None,
@@ -124,9 +145,22 @@ pub(crate) fn scan(buf: &[u8]) -> Result<Scan, (u64, String)> {
             Parsed::Unsupported(why) => return Err((at as u64, why)),
         }
     };
-    let nonzero_end = buf.iter().rposition(|b| *b != 0).map_or(0, |p| p as u64 + 1);
-    let stray = if nonzero_end > at as u64 { find_stray_frames(buf, at + 1) } else { Vec::new() };
-    Ok(Scan { frames, end: at as u64, damage, stray, nonzero_end })
+    let nonzero_end = buf
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |p| p as u64 + 1);
+    let stray = if nonzero_end > at as u64 {
+        find_stray_frames(buf, at + 1)
+    } else {
+        Vec::new()
+    };
+    Ok(Scan {
+        frames,
+        end: at as u64,
+        damage,
+        stray,
+        nonzero_end,
+    })
 }
 
 /// Finds valid frames at or after `from` by trying every offset that could start one (a frame
@@ -141,13 +175,21 @@ fn find_stray_frames(buf: &[u8], from: usize) -> Vec<(u64, FrameMeta)> {
         // The first non-zero byte may be any of the 4 bytes of a length field.
         at = at.max((at + skip).saturating_sub(3));
         match parse_frame(&buf[at..]) {
-            Parsed::Frame { meta, frame_len, .. } => {
+            Parsed::Frame {
+                meta, frame_len, ..
+            } => {
                 found.push((at as u64, meta));
                 at += frame_len as usize;
             }
             Parsed::Unsupported(_) => {
                 // A valid CRC: count it as a record of an unknown group, which recovery refuses.
-                found.push((at as u64, FrameMeta { group_seq: u64::MAX, last_in_group: false }));
+                found.push((
+                    at as u64,
+                    FrameMeta {
+                        group_seq: u64::MAX,
+                        last_in_group: false,
+                    },
+                ));
                 at += 1;
             }
             Parsed::End | Parsed::Invalid(_) => at += 1,
@@ -163,7 +205,14 @@ mod tests {
 
     fn frame(buf: &mut Vec<u8>, seq: u64, group_seq: u64, last: bool) {
         let rec = EncodedRecord::segment_start(seq).unwrap();
-        write_frame(buf, &rec, FrameMeta { group_seq, last_in_group: last });
+        write_frame(
+            buf,
+            &rec,
+            FrameMeta {
+                group_seq,
+                last_in_group: last,
+            },
+        );
     }
 
     #[test]
@@ -199,6 +248,15 @@ mod tests {
         let scan = scan(&buf).unwrap();
         assert_eq!(scan.end, torn_at as u64);
         assert!(scan.damage.is_some());
-        assert_eq!(scan.stray, vec![(stray_at as u64, FrameMeta { group_seq: 2, last_in_group: true })]);
+        assert_eq!(
+            scan.stray,
+            vec![(
+                stray_at as u64,
+                FrameMeta {
+                    group_seq: 2,
+                    last_in_group: true
+                }
+            )]
+        );
     }
 }

@@ -69,13 +69,20 @@ fn invalid_data(msg: String) -> io::Error {
 impl Shared {
     pub fn new(state: State) -> Self {
         let stats = Counters::default();
-        stats.segments.store(state.files.len() as u64, Ordering::Relaxed);
-        Self { state: Mutex::new(state), stats }
+        stats
+            .segments
+            .store(state.files.len() as u64, Ordering::Relaxed);
+        Self {
+            state: Mutex::new(state),
+            stats,
+        }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock may have left the log half-updated: do not go on.
-        self.state.lock().expect("wal state lock poisoned by a panic")
+        self.state
+            .lock()
+            .expect("wal state lock poisoned by a panic")
     }
 
     pub fn poisoned(&self) -> Option<String> {
@@ -113,7 +120,8 @@ impl Shared {
     pub fn is_cached(&self, start: u64, end: u64) -> bool {
         let st = self.lock();
         let live = st.log.live_range();
-        (start.max(live.start)..end.min(live.end)).all(|i| st.log.get(i).is_some_and(|s| s.entry.is_some()))
+        (start.max(live.start)..end.min(live.end))
+            .all(|i| st.log.get(i).is_some_and(|s| s.entry.is_some()))
     }
 
     /// Live entries in `start..end`, at most `max` of them, from memory or disk.
@@ -131,12 +139,24 @@ impl Shared {
                     (Some(entry), _) => out.push(Some(entry.clone())),
                     (None, Some(loc)) => {
                         let file = st.files.get(&loc.seq).cloned().ok_or_else(|| {
-                            io::Error::other(format!("segment {} holding entry {index} is not open", loc.seq))
+                            io::Error::other(format!(
+                                "segment {} holding entry {index} is not open",
+                                loc.seq
+                            ))
                         })?;
-                        misses.push(Miss { pos: out.len(), loc, log_id: slot.log_id, file });
+                        misses.push(Miss {
+                            pos: out.len(),
+                            loc,
+                            log_id: slot.log_id,
+                            file,
+                        });
                         out.push(None);
                     }
-                    (None, None) => return Err(io::Error::other(format!("entry {index} is neither cached nor written"))),
+                    (None, None) => {
+                        return Err(io::Error::other(format!(
+                            "entry {index} is neither cached nor written"
+                        )))
+                    }
                 }
             }
         }
@@ -175,10 +195,17 @@ fn read_run(run: &[Miss], out: &mut [Option<Entry>]) -> io::Result<()> {
     for miss in run {
         let at = (miss.loc.offset - start) as usize;
         let frame = &buf[at..at + miss.loc.len as usize];
-        let entry = decode_entry_frame(frame)
-            .map_err(|why| invalid_data(format!("entry {} at segment {} offset {}: {why}", miss.log_id.index, miss.loc.seq, miss.loc.offset)))?;
+        let entry = decode_entry_frame(frame).map_err(|why| {
+            invalid_data(format!(
+                "entry {} at segment {} offset {}: {why}",
+                miss.log_id.index, miss.loc.seq, miss.loc.offset
+            ))
+        })?;
         if entry.log_id != miss.log_id {
-            return Err(invalid_data(format!("entry at index {} has log id {}, expected {}", miss.log_id.index, entry.log_id, miss.log_id)));
+            return Err(invalid_data(format!(
+                "entry at index {} has log id {}, expected {}",
+                miss.log_id.index, entry.log_id, miss.log_id
+            )));
         }
         out[miss.pos] = Some(entry);
     }

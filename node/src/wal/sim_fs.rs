@@ -125,7 +125,9 @@ impl SimFs {
 
     fn lock(&self) -> MutexGuard<'_, SimState> {
         // A panic while holding the lock leaves plain data; keep going (tests report the panic).
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Simulates losing power with every unsynced write dropped ([`PowerCut::DropUnsynced`]).
@@ -239,7 +241,10 @@ fn stale_handle() -> io::Error {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("no such file: {}", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no such file: {}", path.display()),
+    )
 }
 
 /// A handle on one inode, valid for the generation it was opened in.
@@ -265,7 +270,10 @@ impl WalFile for SimFile {
     fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         self.with_inode(|inode| {
             write_into(&mut inode.visible, offset, buf);
-            inode.pending.push(Op::Write { offset, bytes: buf.to_vec() });
+            inode.pending.push(Op::Write {
+                offset,
+                bytes: buf.to_vec(),
+            });
             Ok(())
         })
     }
@@ -275,14 +283,17 @@ impl WalFile for SimFile {
             let start = to_usize(offset);
             let end = start + buf.len();
             if end > inode.visible.len() {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past end of file"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "read past end of file",
+                ));
             }
             buf.copy_from_slice(&inode.visible[start..end]);
             Ok(())
         })
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size_bytes(&self) -> io::Result<u64> {
         self.with_inode(|inode| Ok(inode.visible.len() as u64))
     }
 
@@ -334,26 +345,40 @@ impl WalFs for SimFs {
             return Err(not_found(parent));
         }
         if st.names.contains_key(path) {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists", path.display()),
+            ));
         }
         let ino = st.next_inode;
         st.next_inode += 1;
         st.inodes.insert(ino, Inode::default());
         st.names.insert(path.to_path_buf(), ino);
         let generation = st.generation;
-        Ok(Box::new(SimFile { fs: self.clone(), inode: ino, generation }))
+        Ok(Box::new(SimFile {
+            fs: self.clone(),
+            inode: ino,
+            generation,
+        }))
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
         let st = self.lock();
         let ino = *st.names.get(path).ok_or_else(|| not_found(path))?;
         let generation = st.generation;
-        Ok(Box::new(SimFile { fs: self.clone(), inode: ino, generation }))
+        Ok(Box::new(SimFile {
+            fs: self.clone(),
+            inode: ino,
+            generation,
+        }))
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        st.names.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+        st.names
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -361,7 +386,8 @@ impl WalFs for SimFs {
         if !st.dirs.contains(dir) {
             return Err(not_found(dir));
         }
-        st.durable_names.retain(|path, _| path.parent() != Some(dir));
+        st.durable_names
+            .retain(|path, _| path.parent() != Some(dir));
         let entries: Vec<(PathBuf, u64)> = st
             .names
             .iter()

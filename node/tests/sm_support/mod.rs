@@ -44,7 +44,10 @@ pub fn membership(index: u64, voters: &[u64]) -> Entry {
 /// Applies `entries` without client responders (as a follower or a log replay does).
 pub async fn apply(store: &mut StateMachineStore, entries: Vec<Entry>) {
     let items = entries.into_iter().map(|e| Ok((e, None)));
-    store.apply(futures::stream::iter(items)).await.expect("apply");
+    store
+        .apply(futures::stream::iter(items))
+        .await
+        .expect("apply");
 }
 
 /// Account id.
@@ -151,6 +154,16 @@ impl Workload {
         self.accounts[i].clone()
     }
 
+    /// Two accounts, different except now and then (to exercise that rejection too).
+    fn pick_pair(&mut self) -> (AccountId, AccountId) {
+        let from = self.pick();
+        let mut to = self.pick();
+        while to == from && !self.rng.random_ratio(1, 20) {
+            to = self.pick();
+        }
+        (from, to)
+    }
+
     fn next_command(&mut self) -> Command {
         let ts = self.stamp();
         let id = format!("c{}", self.issued.len());
@@ -165,8 +178,7 @@ impl Workload {
                 amount: self.rng.random_range(1..800),
             },
             18..=27 => {
-                let from = self.pick();
-                let to = self.pick();
+                let (from, to) = self.pick_pair();
                 let amount = self.rng.random_range(1..300);
                 self.pending.push(id.clone());
                 CommandBody::Transfer {
@@ -174,7 +186,11 @@ impl Workload {
                     to,
                     amount,
                     pending: true,
-                    timeout_s: if self.rng.random_bool(0.5) { Some(2) } else { None },
+                    timeout_s: if self.rng.random_bool(0.5) {
+                        Some(2)
+                    } else {
+                        None
+                    },
                     memo: Some("hold".to_owned()),
                 }
             }
@@ -189,7 +205,8 @@ impl Workload {
             }
             36..=39 => {
                 let a = self.pick();
-                if self.rng.random_bool(0.5) {
+                // Unfreeze more often than freeze, so most accounts stay usable.
+                if roll == 36 {
                     CommandBody::Freeze { account: a }
                 } else {
                     CommandBody::Unfreeze { account: a }
@@ -207,9 +224,10 @@ impl Workload {
             45..=49 => {
                 let inner = (0..self.rng.random_range(1..=3))
                     .map(|k| {
+                        let (from, to) = self.pick_pair();
                         let body = CommandBody::Transfer {
-                            from: self.pick(),
-                            to: self.pick(),
+                            from,
+                            to,
                             amount: self.rng.random_range(1..200),
                             pending: false,
                             timeout_s: None,
@@ -224,14 +242,17 @@ impl Workload {
                 }
             }
             50..=52 => CommandBody::Tick,
-            _ => CommandBody::Transfer {
-                from: self.pick(),
-                to: self.pick(),
-                amount: self.rng.random_range(1..400),
-                pending: false,
-                timeout_s: None,
-                memo: None,
-            },
+            _ => {
+                let (from, to) = self.pick_pair();
+                CommandBody::Transfer {
+                    from,
+                    to,
+                    amount: self.rng.random_range(1..400),
+                    pending: false,
+                    timeout_s: None,
+                    memo: None,
+                }
+            }
         };
         let c = cmd(&id, ts, body);
         self.issued.push(c.clone());
@@ -253,7 +274,11 @@ pub fn all_events(reader: &LedgerReader) -> Vec<Event> {
 }
 
 /// Brute-force balance of `account` after every event that `include` admits (L8's definition).
-pub fn replay_balance(events: &[Event], account: &AccountId, include: impl Fn(&Event) -> bool) -> Option<BalanceAt> {
+pub fn replay_balance(
+    events: &[Event],
+    account: &AccountId,
+    include: impl Fn(&Event) -> bool,
+) -> Option<BalanceAt> {
     let mut at = None;
     for e in events.iter().filter(|e| include(e)) {
         let here = |balance| BalanceAt {
@@ -278,5 +303,8 @@ pub fn replay_balance(events: &[Event], account: &AccountId, include: impl Fn(&E
 
 /// Accounts touched by `events` (system accounts included).
 pub fn accounts_in(events: &[Event]) -> BTreeSet<AccountId> {
-    events.iter().flat_map(|e| e.kind.accounts().into_iter().cloned()).collect()
+    events
+        .iter()
+        .flat_map(|e| e.kind.accounts().into_iter().cloned())
+        .collect()
 }

@@ -1,0 +1,164 @@
+//! Crash-recovery tests that need the store's internals: an install interrupted after its
+//! marker was made durable, and a sled that lost writes the current snapshot still has.
+
+use super::keys::meta_key;
+use super::meta::SnapshotPointer;
+use super::StateMachineStore;
+use crate::raft_types::{Entry, EntryPayload, LedgerRequest, TypeConfig};
+use ledger::{AccountId, Command, CommandBody, Currency};
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+
+fn entry(index: u64, commands: Vec<Command>) -> Entry {
+    Entry {
+        log_id: openraft::testing::log_id::<TypeConfig>(1, 1, index),
+        payload: EntryPayload::Normal(LedgerRequest { commands }),
+    }
+}
+
+/// Entry `index` opens account `a{index}` and deposits into it.
+fn entries(range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
+    let usd = Currency::parse("USD").unwrap();
+    range
+        .map(|i| {
+            let account = AccountId::parse(&format!("a{i}")).unwrap();
+            let open = CommandBody::OpenAccount {
+                account: account.clone(),
+                currency: usd,
+                overdraft_limit: 0,
+                metadata: "{}".to_owned(),
+            };
+            let deposit = CommandBody::Deposit {
+                account,
+                amount: 10 * i as i64,
+            };
+            let cmd = |id: String, body| Command {
+                id,
+                timestamp_us: 1_000 * i,
+                body,
+            };
+            entry(
+                i,
+                vec![cmd(format!("o{i}"), open), cmd(format!("d{i}"), deposit)],
+            )
+        })
+        .collect()
+}
+
+async fn apply(store: &mut StateMachineStore, entries: Vec<Entry>) {
+    let items = entries.into_iter().map(|e| Ok((e, None)));
+    store.apply(futures::stream::iter(items)).await.unwrap();
+}
+
+/// Copies `snap`'s file into `store`'s snapshot dir under a final name and returns its pointer.
+fn plant(store: &StateMachineStore, snap: &crate::raft_types::Snapshot) -> SnapshotPointer {
+    let file_name = store.shared.snapshot_file_name(99);
+    std::fs::copy(snap.snapshot.path(), store.snapshot_dir().join(&file_name)).unwrap();
+    SnapshotPointer {
+        meta: snap.meta.clone(),
+        file_name,
+    }
+}
+
+#[tokio::test]
+async fn interrupted_install_is_resumed_on_open() {
+    let d1 = tempfile::tempdir().unwrap();
+    let mut leader = StateMachineStore::open(d1.path()).unwrap();
+    apply(&mut leader, entries(1..=40)).await;
+    let snap = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+
+    let d2 = tempfile::tempdir().unwrap();
+    let mut follower = StateMachineStore::open(d2.path()).unwrap();
+    apply(&mut follower, entries(1..=5)).await;
+    // Crash point: marker durable, trees half replaced.
+    let ptr = plant(&follower, &snap);
+    let trees = &follower.shared.trees;
+    trees
+        .write_pointer(meta_key::INSTALLING, Some(&ptr))
+        .unwrap();
+    trees.events.clear().unwrap();
+    trees.flush_durable().unwrap();
+    drop(follower);
+
+    let mut follower = StateMachineStore::open(d2.path()).unwrap();
+    assert_eq!(
+        follower.applied_state().await.unwrap(),
+        leader.applied_state().await.unwrap()
+    );
+    assert_eq!(follower.reader().state_hash(), leader.reader().state_hash());
+    assert_eq!(
+        follower.reader().events_from(1, 1000).unwrap(),
+        leader.reader().events_from(1, 1000).unwrap()
+    );
+    assert!(follower
+        .shared
+        .trees
+        .read_pointer(meta_key::INSTALLING)
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        follower.get_current_snapshot().await.unwrap().unwrap().meta,
+        snap.meta
+    );
+}
+
+#[tokio::test]
+async fn sled_behind_its_snapshot_is_restored_from_the_snapshot() {
+    let d1 = tempfile::tempdir().unwrap();
+    let mut full = StateMachineStore::open(d1.path()).unwrap();
+    apply(&mut full, entries(1..=30)).await;
+    let snap = full
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+
+    // A store whose sled holds only a prefix (lost writes) but whose snapshot pointer survived.
+    let d2 = tempfile::tempdir().unwrap();
+    let mut lossy = StateMachineStore::open(d2.path()).unwrap();
+    apply(&mut lossy, entries(1..=12)).await;
+    let ptr = plant(&lossy, &snap);
+    lossy
+        .shared
+        .trees
+        .write_pointer(meta_key::SNAPSHOT, Some(&ptr))
+        .unwrap();
+    lossy.flush().unwrap();
+    drop(lossy);
+
+    let mut lossy = StateMachineStore::open(d2.path()).unwrap();
+    assert_eq!(
+        lossy.applied_state().await.unwrap(),
+        full.applied_state().await.unwrap()
+    );
+    assert_eq!(lossy.reader().state_hash(), full.reader().state_hash());
+    // And it continues from there.
+    apply(&mut lossy, entries(31..=32)).await;
+    apply(&mut full, entries(31..=32)).await;
+    assert_eq!(lossy.reader().state_hash(), full.reader().state_hash());
+}
+
+#[tokio::test]
+async fn reopen_without_flush_keeps_last_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = StateMachineStore::open(dir.path()).unwrap();
+    for i in 1..=20 {
+        apply(&mut store, entries(i..=i)).await;
+    }
+    let before = (
+        store.applied_state().await.unwrap(),
+        store.reader().state_hash(),
+    );
+    drop(store);
+    let mut store = StateMachineStore::open(dir.path()).unwrap();
+    let after = (
+        store.applied_state().await.unwrap(),
+        store.reader().state_hash(),
+    );
+    assert_eq!(before, after);
+}
