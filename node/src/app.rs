@@ -88,11 +88,16 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    let boot = crate::raft_types::metrics_of(&raft);
+    let started_blank = boot.last_log_index.is_none() && boot.current_term == 0;
+    let refuse_votes_until = started_blank
+        .then(|| std::time::Instant::now() + Duration::from_millis(2 * cfg.election_timeout_ms_max));
     let raft_router = raft_server::router(RaftServerState {
         raft: raft.clone(),
         sm: sm.clone(),
         proposer: proposer.clone(),
         secret: cfg.cluster_secret.as_str().into(),
+        refuse_votes_until,
     });
     tasks.push(serve(raft_listener, raft_router, shutdown_rx.clone()));
     let state = AppState {

@@ -34,6 +34,10 @@ pub struct RaftServerState {
     pub proposer: Proposer,
     /// Shared cluster secret.
     pub secret: Arc<str>,
+    /// Until this instant, vote requests are refused: set when the node started with no vote
+    /// and no log (new or wiped). A wiped node forgot whom it voted for; refusing votes for
+    /// longer than any election lasts means it cannot vote twice in a term it already voted in.
+    pub refuse_votes_until: Option<std::time::Instant>,
 }
 
 /// Request for a read index from the leader.
@@ -111,10 +115,15 @@ async fn append(State(s): State<RaftServerState>, body: Bytes) -> Response {
 }
 
 async fn vote(State(s): State<RaftServerState>, body: Bytes) -> Response {
-    let req = match wire::decode(&body) {
+    let req: openraft::raft::VoteRequest<crate::raft_types::TypeConfig> = match wire::decode(&body) {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
+    if s.refuse_votes_until.is_some_and(|t| std::time::Instant::now() < t) {
+        let m = crate::raft_types::metrics_of(&s.raft);
+        tracing::info!(candidate = %req.vote, "vote refused: node started without a vote record");
+        return reply(&openraft::raft::VoteResponse::<crate::raft_types::TypeConfig>::new(m.vote, None, false));
+    }
     match s.raft.vote(req).await {
         Ok(r) => reply(&r),
         Err(e) => unavailable(e),

@@ -2,7 +2,7 @@
 //! index) and event listings. Every lookup is a bounded sled range read: O(log n) to find the
 //! start, then at most `limit` rows.
 
-use super::codec::{decode, sled_err};
+use super::codec::{decode, invalid_data, sled_err};
 use super::keys::{
     account_event_key, account_prefix, posting_key, posting_key_parts, u64_key, u64_suffix,
     PostingRow,
@@ -48,8 +48,8 @@ pub(crate) fn balance_at_time(
     else {
         return Ok(None);
     };
-    let (as_of_us, event_seq) = posting_key_parts(&key)
-        .ok_or_else(|| super::codec::invalid_data("short postings key".to_owned()))?;
+    let (as_of_us, event_seq) =
+        posting_key_parts(&key).ok_or_else(|| invalid_data("short postings key".to_owned()))?;
     let row: PostingRow = decode(&value)?;
     Ok(Some(BalanceAt {
         balance: row.balance_after,
@@ -88,13 +88,13 @@ pub(crate) fn account_events(
     after_seq: u64,
     limit: usize,
 ) -> io::Result<Vec<Event>> {
-    let prefix = account_prefix(account);
-    let start = account_event_key(account, after_seq.saturating_add(1));
-    let limit = limit.min(EVENTS_PAGE_MAX);
     let mut out = Vec::new();
-    if after_seq == u64::MAX {
+    let Some(first_seq) = after_seq.checked_add(1) else {
         return Ok(out);
-    }
+    };
+    let prefix = account_prefix(account);
+    let start = account_event_key(account, first_seq);
+    let limit = limit.min(EVENTS_PAGE_MAX);
     for row in trees.account_events.range(start..) {
         if out.len() >= limit {
             break;
@@ -103,8 +103,8 @@ pub(crate) fn account_events(
         if !key.starts_with(&prefix) {
             break;
         }
-        let seq = u64_suffix(&key)
-            .ok_or_else(|| super::codec::invalid_data("short account_events key".to_owned()))?;
+        let seq =
+            u64_suffix(&key).ok_or_else(|| invalid_data("short account_events key".to_owned()))?;
         out.push(event(trees, seq)?);
     }
     Ok(out)
@@ -127,6 +127,6 @@ fn event(trees: &Trees, seq: u64) -> io::Result<Event> {
         .events
         .get(u64_key(seq))
         .map_err(sled_err)?
-        .ok_or_else(|| super::codec::invalid_data(format!("event {seq} is indexed but missing")))?;
+        .ok_or_else(|| invalid_data(format!("event {seq} is indexed but missing")))?;
     decode(&value)
 }
