@@ -20,8 +20,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How often the leader stamps a `Tick` so pending transfers expire without traffic.
-const TICK_INTERVAL_MS: u64 = 1_000;
+/// How often the leader checks whether a pending transfer's deadline has passed; when one has,
+/// it proposes a `Tick` so the transfer expires without other traffic. This bounds how late an
+/// expiry is applied.
+const TICK_INTERVAL_MS: u64 = 250;
 
 /// A running node.
 pub struct RunningNode {
@@ -112,7 +114,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         self_addr: node_addr.clone(),
     };
     tasks.push(serve(api_listener, api::router(state), shutdown_rx.clone()));
-    tasks.push(tokio::spawn(tick_loop(raft.clone(), proposer, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(tick_loop(raft.clone(), sm.reader(), proposer, shutdown_rx.clone())));
 
     bootstrap(&cfg, &raft, &node_addr).await?;
     tracing::info!(id = cfg.id, api = %node_addr.api, raft = %node_addr.raft, "node.started");
@@ -207,14 +209,19 @@ async fn join_cluster(join_url: &str, id: u64, me: &NodeAddr, token: Option<&str
     }
 }
 
-async fn tick_loop(raft: Raft, proposer: Proposer, mut stop: watch::Receiver<bool>) {
+async fn tick_loop(raft: Raft, reader: crate::sm::LedgerReader, proposer: Proposer, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        if raft.is_leader() {
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        let due = reader.next_expiry_us().is_some_and(|deadline| deadline < now_us);
+        if due && raft.is_leader() {
             let cmd = Command { id: "tick".into(), timestamp_us: 0, body: CommandBody::Tick };
             if let Err(e) = proposer.propose(vec![cmd]).await {
                 tracing::debug!(error = %e, "tick not proposed");

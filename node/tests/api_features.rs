@@ -294,6 +294,29 @@ async fn two_phase_time_travel_events_batches_ops() {
     );
     assert_eq!(replay.body["index"], r.body["index"]);
 
+    tc.phase("pending transfer expires in leader time with no other traffic");
+    let before = balances(&f, &["f-a"], "").await.1;
+    let r = f
+        .must_post(
+            "/v1/transfers",
+            &json!({"id": "exp-1", "from": "f-a", "to": "f-b", "amount": 7, "pending": true, "timeout_s": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "pending with timeout: {}", r.text);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        let t = f.must_get("/v1/transfers/exp-1").await;
+        let st = t.body["status"].as_str().unwrap_or("").to_owned();
+        if st == "expired" || std::time::Instant::now() > deadline {
+            break st;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, "expired", "the leader's tick expires the reservation");
+    let a = f.must_get("/v1/accounts/f-a").await;
+    assert_eq!(a.body["pending_debits"], 0, "reservation released: {}", a.text);
+    assert_eq!(balances(&f, &["f-a"], "").await.1, before, "expiry moves no money");
+
     tc.phase("health, readiness, metrics on every node");
     for h in &all {
         assert_eq!(h.must_get("/healthz").await.status, 200);

@@ -43,6 +43,11 @@ impl LedgerReader {
         self.shared.live().ledger.last_timestamp_us()
     }
 
+    /// Earliest deadline of a pending transfer (leader time), if any.
+    pub fn next_expiry_us(&self) -> Option<TimestampUs> {
+        self.shared.live().ledger.next_expiry_us()
+    }
+
     /// The account at the returned applied index.
     pub fn account(&self, id: &AccountId) -> (u64, Option<Account>) {
         let live = self.shared.live();
