@@ -69,21 +69,37 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     cfg.validate()?;
     cfg.log_effective();
     std::fs::create_dir_all(&cfg.data).with_context(|| format!("create {}", cfg.data.display()))?;
-    let api_listener = TcpListener::bind(&cfg.api).await.with_context(|| format!("bind api {}", cfg.api))?;
-    let raft_listener = TcpListener::bind(&cfg.raft).await.with_context(|| format!("bind raft {}", cfg.raft))?;
+    let api_listener = TcpListener::bind(&cfg.api)
+        .await
+        .with_context(|| format!("bind api {}", cfg.api))?;
+    let raft_listener = TcpListener::bind(&cfg.raft)
+        .await
+        .with_context(|| format!("bind raft {}", cfg.raft))?;
     let api_addr = api_listener.local_addr()?;
     let raft_addr = raft_listener.local_addr()?;
     let node_addr = NodeAddr {
-        api: cfg.advertise_api.clone().unwrap_or_else(|| format!("http://{api_addr}")),
-        raft: cfg.advertise_raft.clone().unwrap_or_else(|| format!("http://{raft_addr}")),
+        api: cfg
+            .advertise_api
+            .clone()
+            .unwrap_or_else(|| format!("http://{api_addr}")),
+        raft: cfg
+            .advertise_raft
+            .clone()
+            .unwrap_or_else(|| format!("http://{raft_addr}")),
     };
 
     let log_store = LogStore::open(&cfg.data.join("wal")).context("open wal")?;
     let sm = StateMachineStore::open(&cfg.data).context("open state machine")?;
     let net = NetworkFactory::new(cfg.id, &cfg.cluster_secret);
-    let raft = Raft::new(cfg.id, raft_config(&cfg)?, net.clone(), log_store, sm.clone())
-        .await
-        .context("start raft")?;
+    let raft = Raft::new(
+        cfg.id,
+        raft_config(&cfg)?,
+        net.clone(),
+        log_store,
+        sm.clone(),
+    )
+    .await
+    .context("start raft")?;
     let proposer = Proposer::start(raft.clone(), net.clone(), cfg.id);
     let metrics = MetricsHandle::install();
     metrics::spawn_raft_sampler(raft.clone(), sm.reader());
@@ -92,8 +108,9 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     let mut tasks = Vec::new();
     let boot = crate::raft_types::metrics_of(&raft);
     let started_blank = boot.last_log_index.is_none() && boot.current_term == 0;
-    let refuse_votes_until = started_blank
-        .then(|| std::time::Instant::now() + Duration::from_millis(2 * cfg.election_timeout_ms_max));
+    let refuse_votes_until = started_blank.then(|| {
+        std::time::Instant::now() + Duration::from_millis(2 * cfg.election_timeout_ms_max)
+    });
     let raft_router = raft_server::router(RaftServerState {
         raft: raft.clone(),
         sm: sm.clone(),
@@ -114,19 +131,48 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         self_addr: node_addr.clone(),
     };
     tasks.push(serve(api_listener, api::router(state), shutdown_rx.clone()));
-    tasks.push(tokio::spawn(tick_loop(raft.clone(), sm.reader(), proposer, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(tick_loop(
+        raft.clone(),
+        sm.reader(),
+        proposer,
+        shutdown_rx.clone(),
+    )));
 
     bootstrap(&cfg, &raft, &node_addr).await?;
     tracing::info!(id = cfg.id, api = %node_addr.api, raft = %node_addr.raft, "node.started");
-    Ok(RunningNode { id: cfg.id, raft, api_addr, raft_addr, node_addr, sm, shutdown_tx, tasks })
+    Ok(RunningNode {
+        id: cfg.id,
+        raft,
+        api_addr,
+        raft_addr,
+        node_addr,
+        sm,
+        shutdown_tx,
+        tasks,
+    })
 }
 
-fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        // TCP_NODELAY: responses are small and latency-bound; Nagle + delayed ACK would add
+        // up to 40 ms per request on both the client and the Raft listener.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "set TCP_NODELAY failed");
+            }
+        });
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "server stopped");
         }
     })
@@ -153,7 +199,10 @@ async fn bootstrap(cfg: &NodeConfig, raft: &Raft, me: &NodeAddr) -> anyhow::Resu
 }
 
 /// True when any other peer reports a non-empty voter set (an existing cluster).
-async fn peers_already_clustered(self_id: u64, peers: &std::collections::BTreeMap<u64, NodeAddr>) -> bool {
+async fn peers_already_clustered(
+    self_id: u64,
+    peers: &std::collections::BTreeMap<u64, NodeAddr>,
+) -> bool {
     let http = reqwest::Client::new();
     for (id, addr) in peers {
         if *id == self_id {
@@ -179,26 +228,38 @@ async fn peers_already_clustered(self_id: u64, peers: &std::collections::BTreeMa
 async fn join_cluster(join_url: &str, id: u64, me: &NodeAddr, token: Option<&str>) {
     let http = reqwest::Client::new();
     let post = |path: &str, body: serde_json::Value| {
-        let mut r = http.post(format!("{join_url}{path}")).json(&body).timeout(Duration::from_secs(120));
+        let mut r = http
+            .post(format!("{join_url}{path}"))
+            .json(&body)
+            .timeout(Duration::from_secs(120));
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }
         r.send()
     };
     loop {
-        let added = post("/cluster/learners", serde_json::json!({"id": id, "api": me.api, "raft": me.raft})).await;
+        let added = post(
+            "/cluster/learners",
+            serde_json::json!({"id": id, "api": me.api, "raft": me.raft}),
+        )
+        .await;
         if matches!(&added, Ok(r) if r.status().is_success()) {
-            let status: Option<serde_json::Value> = match http.get(format!("{join_url}/cluster/status")).send().await {
-                Ok(r) => r.json().await.ok(),
-                Err(_) => None,
-            };
+            let status: Option<serde_json::Value> =
+                match http.get(format!("{join_url}/cluster/status")).send().await {
+                    Ok(r) => r.json().await.ok(),
+                    Err(_) => None,
+                };
             let mut voters: Vec<u64> = status
                 .and_then(|s| serde_json::from_value(s["voters"].clone()).ok())
                 .unwrap_or_default();
             if !voters.contains(&id) {
                 voters.push(id);
             }
-            let changed = post("/cluster/membership", serde_json::json!({"voters": voters, "retain": false})).await;
+            let changed = post(
+                "/cluster/membership",
+                serde_json::json!({"voters": voters, "retain": false}),
+            )
+            .await;
             if matches!(&changed, Ok(r) if r.status().is_success()) {
                 tracing::info!(id, "cluster.joined");
                 return;
@@ -209,7 +270,12 @@ async fn join_cluster(join_url: &str, id: u64, me: &NodeAddr, token: Option<&str
     }
 }
 
-async fn tick_loop(raft: Raft, reader: crate::sm::LedgerReader, proposer: Proposer, mut stop: watch::Receiver<bool>) {
+async fn tick_loop(
+    raft: Raft,
+    reader: crate::sm::LedgerReader,
+    proposer: Proposer,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(TICK_INTERVAL_MS));
     loop {
         tokio::select! {
@@ -220,9 +286,15 @@ async fn tick_loop(raft: Raft, reader: crate::sm::LedgerReader, proposer: Propos
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
-        let due = reader.next_expiry_us().is_some_and(|deadline| deadline < now_us);
+        let due = reader
+            .next_expiry_us()
+            .is_some_and(|deadline| deadline < now_us);
         if due && raft.is_leader() {
-            let cmd = Command { id: "tick".into(), timestamp_us: 0, body: CommandBody::Tick };
+            let cmd = Command {
+                id: "tick".into(),
+                timestamp_us: 0,
+                body: CommandBody::Tick,
+            };
             if let Err(e) = proposer.propose(vec![cmd]).await {
                 tracing::debug!(error = %e, "tick not proposed");
             }

@@ -46,7 +46,10 @@ impl LedgerClient {
             .tcp_nodelay(true)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { base: base.trim_end_matches('/').to_owned(), http }
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+        }
     }
 
     /// Base URL.
@@ -62,12 +65,23 @@ impl LedgerClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
         let body = r.json().await.unwrap_or(Value::Null);
-        Ok(Reply { status, index, body })
+        Ok(Reply {
+            status,
+            index,
+            body,
+        })
     }
 
     /// POSTs JSON to `path`.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Reply, reqwest::Error> {
-        Self::reply(self.http.post(format!("{}{path}", self.base)).json(body).send().await?).await
+        Self::reply(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .json(body)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     /// GETs `path`.
@@ -76,18 +90,46 @@ impl LedgerClient {
     }
 
     /// Opens an account.
-    pub async fn open_account(&self, id: &str, currency: &str, overdraft: i64) -> Result<Reply, reqwest::Error> {
-        self.post("/v1/accounts", &json!({"id": id, "currency": currency, "overdraft_limit": overdraft})).await
+    pub async fn open_account(
+        &self,
+        id: &str,
+        currency: &str,
+        overdraft: i64,
+    ) -> Result<Reply, reqwest::Error> {
+        self.post(
+            "/v1/accounts",
+            &json!({"id": id, "currency": currency, "overdraft_limit": overdraft}),
+        )
+        .await
     }
 
     /// Deposits.
-    pub async fn deposit(&self, id: &str, account: &str, amount: i64) -> Result<Reply, reqwest::Error> {
-        self.post("/v1/deposits", &json!({"id": id, "account": account, "amount": amount})).await
+    pub async fn deposit(
+        &self,
+        id: &str,
+        account: &str,
+        amount: i64,
+    ) -> Result<Reply, reqwest::Error> {
+        self.post(
+            "/v1/deposits",
+            &json!({"id": id, "account": account, "amount": amount}),
+        )
+        .await
     }
 
     /// Transfers.
-    pub async fn transfer(&self, id: &str, from: &str, to: &str, amount: i64) -> Result<Reply, reqwest::Error> {
-        self.post("/v1/transfers", &json!({"id": id, "from": from, "to": to, "amount": amount})).await
+    pub async fn transfer(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        amount: i64,
+    ) -> Result<Reply, reqwest::Error> {
+        self.post(
+            "/v1/transfers",
+            &json!({"id": id, "from": from, "to": to, "amount": amount}),
+        )
+        .await
     }
 
     /// `GET /cluster/status` body.

@@ -64,12 +64,19 @@ impl NodeConfig {
     /// Validates cross-field rules.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.id > 0, "--id must be > 0");
-        anyhow::ensure!(self.api != self.raft, "--api and --raft must be different addresses");
         anyhow::ensure!(
-            self.heartbeat_ms * 2 < self.election_timeout_ms_min && self.election_timeout_ms_min < self.election_timeout_ms_max,
+            self.api != self.raft,
+            "--api and --raft must be different addresses"
+        );
+        anyhow::ensure!(
+            self.heartbeat_ms * 2 < self.election_timeout_ms_min
+                && self.election_timeout_ms_min < self.election_timeout_ms_max,
             "need heartbeat_ms * 2 < election_timeout_ms_min < election_timeout_ms_max"
         );
-        anyhow::ensure!(!self.cluster_secret.is_empty(), "--cluster-secret must not be empty");
+        anyhow::ensure!(
+            !self.cluster_secret.is_empty(),
+            "--cluster-secret must not be empty"
+        );
         self.peer_map()?;
         Ok(())
     }
@@ -84,7 +91,13 @@ impl NodeConfig {
             let (api, raft) = rest
                 .split_once('|')
                 .ok_or_else(|| anyhow::anyhow!("peer {p:?}: expected id=api_url|raft_url"))?;
-            m.insert(id.parse()?, NodeAddr { api: api.into(), raft: raft.into() });
+            m.insert(
+                id.parse()?,
+                NodeAddr {
+                    api: api.into(),
+                    raft: raft.into(),
+                },
+            );
         }
         Ok(m)
     }

@@ -50,23 +50,51 @@ pub struct LocalCluster {
 
 /// Finds a free loopback TCP port (bind :0, read, release).
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl LocalCluster {
     /// Describes `n` nodes with API ports `api_base..` and Raft ports `raft_base..` under `data`.
     /// Pass port 0 bases to pick free ports.
-    pub fn new(exe: &Path, n: usize, api_base: u16, raft_base: u16, data: &Path) -> std::io::Result<Self> {
+    pub fn new(
+        exe: &Path,
+        n: usize,
+        api_base: u16,
+        raft_base: u16,
+        data: &Path,
+    ) -> std::io::Result<Self> {
         let mut nodes = Vec::new();
         for i in 0..n {
             let id = i as u64 + 1;
-            let api_port = if api_base == 0 { free_port()? } else { api_base + i as u16 };
-            let raft_port = if raft_base == 0 { free_port()? } else { raft_base + i as u16 };
+            let api_port = if api_base == 0 {
+                free_port()?
+            } else {
+                api_base + i as u16
+            };
+            let raft_port = if raft_base == 0 {
+                free_port()?
+            } else {
+                raft_base + i as u16
+            };
             let data_dir = data.join(format!("node-{id}"));
             std::fs::create_dir_all(&data_dir)?;
-            nodes.push(LocalNode { id, api_port, raft_port, log_path: data.join(format!("node-{id}.log")), data_dir, child: None });
+            nodes.push(LocalNode {
+                id,
+                api_port,
+                raft_port,
+                log_path: data.join(format!("node-{id}.log")),
+                data_dir,
+                child: None,
+            });
         }
-        Ok(Self { initial_members: nodes.len(), nodes, exe: exe.to_owned(), extra_args: Vec::new() })
+        Ok(Self {
+            initial_members: nodes.len(),
+            nodes,
+            exe: exe.to_owned(),
+            extra_args: Vec::new(),
+        })
     }
 
     /// Extra flags passed to every node (e.g. timing overrides).
@@ -114,7 +142,10 @@ impl LocalCluster {
         if n.child.is_some() {
             return Ok(());
         }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&n.log_path)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log_path)?;
         let child = Command::new(exe)
             .arg("node")
             .args(["--id", &id.to_string()])

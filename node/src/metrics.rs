@@ -71,9 +71,14 @@ pub fn spawn_raft_sampler(raft: Raft, reader: LedgerReader) {
             let last = m.last_log_index.unwrap_or(0);
             metrics::gauge!("raftledger_raft_term").set(m.current_term as f64);
             metrics::gauge!("raftledger_raft_last_log_index").set(last as f64);
-            metrics::gauge!("raftledger_raft_committed_index").set(m.local_committed.map(|l| l.index).unwrap_or(0) as f64);
+            metrics::gauge!("raftledger_raft_committed_index")
+                .set(m.local_committed.map(|l| l.index).unwrap_or(0) as f64);
             metrics::gauge!("raftledger_raft_applied_index").set(reader.applied_index() as f64);
-            metrics::gauge!("raftledger_raft_is_leader").set(if raft.is_leader() { 1.0 } else { 0.0 });
+            metrics::gauge!("raftledger_raft_is_leader").set(if raft.is_leader() {
+                1.0
+            } else {
+                0.0
+            });
             metrics::gauge!("raftledger_last_event_seq").set(reader.last_event_seq() as f64);
             if let Some(rep) = &m.replication {
                 for (id, matched) in rep.iter() {

@@ -94,11 +94,15 @@ impl Proposer {
             .send(Job { commands, reply })
             .await
             .map_err(|_| ProposeError::Fatal("proposer stopped".into()))?;
-        rx.await.map_err(|_| ProposeError::Fatal("proposer dropped the request".into()))?
+        rx.await
+            .map_err(|_| ProposeError::Fatal("proposer dropped the request".into()))?
     }
 
     /// Proposes commands forwarded by a follower: never forwards again (one hop).
-    pub async fn propose_as_leader(&self, commands: Vec<Command>) -> Result<Proposed, ProposeError> {
+    pub async fn propose_as_leader(
+        &self,
+        commands: Vec<Command>,
+    ) -> Result<Proposed, ProposeError> {
         if !self.inner.raft.is_leader() {
             return Err(ProposeError::NoLeader);
         }
@@ -110,13 +114,15 @@ async fn batch_loop(mut rx: mpsc::Receiver<Job>, inner: Arc<Inner>) {
     let inflight = Arc::new(Semaphore::new(INFLIGHT_ENTRIES_MAX));
     while let Some(first) = rx.recv().await {
         // Wait for a pipeline slot first: requests arriving meanwhile join this batch.
-        let Ok(permit) = inflight.clone().acquire_owned().await else { return };
+        let Ok(permit) = inflight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut count = weight(&first.commands);
         let mut jobs = vec![first];
-        let mut count = jobs[0].commands.len();
         while count < BATCH_COMMANDS_MAX {
             match rx.try_recv() {
                 Ok(job) => {
-                    count += job.commands.len();
+                    count += weight(&job.commands);
                     jobs.push(job);
                 }
                 Err(_) => break,
@@ -128,6 +134,18 @@ async fn batch_loop(mut rx: mpsc::Receiver<Job>, inner: Arc<Inner>) {
             drop(permit);
         });
     }
+}
+
+/// Commands a job contributes to an entry: a client batch counts as its inner commands, so one
+/// entry never carries many full client batches.
+fn weight(commands: &[Command]) -> usize {
+    commands
+        .iter()
+        .map(|c| match &c.body {
+            ledger::CommandBody::Batch { commands, .. } => commands.len().max(1),
+            _ => 1,
+        })
+        .sum()
 }
 
 async fn dispatch(inner: &Inner, jobs: Vec<Job>) {
@@ -155,7 +173,13 @@ async fn submit(inner: &Inner, mut commands: Vec<Command>) -> Result<Proposed, P
         for c in commands.iter_mut() {
             c.timestamp_us = inner.stamp();
         }
-        match inner.raft.client_write(LedgerRequest { commands: commands.clone() }).await {
+        match inner
+            .raft
+            .client_write(LedgerRequest {
+                commands: commands.clone(),
+            })
+            .await
+        {
             Ok(resp) => {
                 return Ok(Proposed {
                     results: resp.data.results,
@@ -171,7 +195,9 @@ async fn submit(inner: &Inner, mut commands: Vec<Command>) -> Result<Proposed, P
                     _ => Err(ProposeError::NoLeader),
                 };
             }
-            Err(RaftError::APIError(e)) => return Err(ProposeError::LeaderUnavailable(e.to_string())),
+            Err(RaftError::APIError(e)) => {
+                return Err(ProposeError::LeaderUnavailable(e.to_string()))
+            }
             Err(RaftError::Fatal(e)) => return Err(ProposeError::Fatal(e.to_string())),
         }
     }
@@ -181,13 +207,23 @@ async fn submit(inner: &Inner, mut commands: Vec<Command>) -> Result<Proposed, P
     }
 }
 
-async fn forward(inner: &Inner, leader: NodeId, commands: Vec<Command>) -> Result<Proposed, ProposeError> {
+async fn forward(
+    inner: &Inner,
+    leader: NodeId,
+    commands: Vec<Command>,
+) -> Result<Proposed, ProposeError> {
     let node = crate::raft_types::member_addr(&inner.raft, leader);
-    let Some(node) = node else { return Err(ProposeError::NoLeader) };
+    let Some(node) = node else {
+        return Err(ProposeError::NoLeader);
+    };
     metrics::counter!("raftledger_forwarded_commands_total").increment(commands.len() as u64);
     let conn = inner.net.connection(leader, &node);
     match conn
-        .call::<_, Result<Proposed, ProposeError>>(path::PROPOSE, &commands, Duration::from_millis(FORWARD_TIMEOUT_MS))
+        .call::<_, Result<Proposed, ProposeError>>(
+            path::PROPOSE,
+            &commands,
+            Duration::from_millis(FORWARD_TIMEOUT_MS),
+        )
         .await
     {
         Ok(r) => r,
@@ -206,10 +242,12 @@ impl Inner {
         let mut last = self.last_stamp_us.load(Ordering::Relaxed);
         loop {
             let next = now.max(last + 1);
-            match self
-                .last_stamp_us
-                .compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.last_stamp_us.compare_exchange_weak(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return next,
                 Err(actual) => last = actual,
             }

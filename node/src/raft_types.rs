@@ -87,5 +87,9 @@ pub fn metrics_of(raft: &Raft) -> RaftMetrics {
 
 /// The advertised addresses of member `id`, from the current membership.
 pub fn member_addr(raft: &Raft, id: NodeId) -> Option<NodeAddr> {
-    metrics_of(raft).membership_config.membership().get_node(&id).cloned()
+    metrics_of(raft)
+        .membership_config
+        .membership()
+        .get_node(&id)
+        .cloned()
 }

@@ -312,10 +312,21 @@ async fn two_phase_time_travel_events_batches_ops() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    assert_eq!(status, "expired", "the leader's tick expires the reservation");
+    assert_eq!(
+        status, "expired",
+        "the leader's tick expires the reservation"
+    );
     let a = f.must_get("/v1/accounts/f-a").await;
-    assert_eq!(a.body["pending_debits"], 0, "reservation released: {}", a.text);
-    assert_eq!(balances(&f, &["f-a"], "").await.1, before, "expiry moves no money");
+    assert_eq!(
+        a.body["pending_debits"], 0,
+        "reservation released: {}",
+        a.text
+    );
+    assert_eq!(
+        balances(&f, &["f-a"], "").await.1,
+        before,
+        "expiry moves no money"
+    );
 
     tc.phase("health, readiness, metrics on every node");
     for h in &all {

@@ -25,7 +25,12 @@ const ACCOUNTS: [&str; 4] = ["s0", "s1", "s2", "s3"];
 const LOGS_KEPT: &str = "20";
 
 fn node_args() -> Vec<&'static str> {
-    vec!["--snapshot-every-entries", SNAPSHOT_EVERY, "--logs-kept-after-snapshot", LOGS_KEPT]
+    vec![
+        "--snapshot-every-entries",
+        SNAPSHOT_EVERY,
+        "--logs-kept-after-snapshot",
+        LOGS_KEPT,
+    ]
 }
 
 fn purged(status: &Value) -> u64 {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 const FILE_LINES_MAX: usize = 550;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -20,12 +22,18 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn sources_have_module_docs_and_bounded_length() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
     let mut files = Vec::new();
     for krate in ["ledger/src", "node/src"] {
         rust_files(&root.join(krate), &mut files);
     }
-    assert!(files.len() > 10, "expected source files, found {}", files.len());
+    assert!(
+        files.len() > 10,
+        "expected source files, found {}",
+        files.len()
+    );
     let mut problems = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).expect("read source");
@@ -37,5 +45,9 @@ fn sources_have_module_docs_and_bounded_length() {
             problems.push(format!("{}: {lines} lines > {FILE_LINES_MAX}", f.display()));
         }
     }
-    assert!(problems.is_empty(), "tidy problems:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "tidy problems:\n{}",
+        problems.join("\n")
+    );
 }

@@ -136,6 +136,8 @@ struct Acked {
     indexes: BTreeSet<u64>,
     /// Highest term whose `save_vote` returned Ok.
     vote_term: Option<u64>,
+    /// Highest index ever passed to `save_committed` (which does not wait for a sync).
+    committed_max: Option<u64>,
 }
 
 /// Appends (several producers, pipelined) and saves growing votes until writes fail or the
@@ -195,10 +197,35 @@ async fn drive(store: LogStore) -> Acked {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
     }));
+    // Committed advances behind the acknowledged appends, fire-and-forget, as openraft does.
+    let (mut committer, committed_acked) = (store.clone(), acked.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let committer_stop = stop.clone();
+    let committer = tokio::spawn(async move {
+        while !committer_stop.load(Ordering::SeqCst) {
+            let last = committed_acked.lock().unwrap().indexes.last().copied();
+            if let Some(index) = last {
+                if committer
+                    .save_committed(Some(log_id(1, index)))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                committed_acked.lock().unwrap().committed_max = Some(index);
+                if index + 1 >= WORKLOAD_INDEX_MAX {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_micros(300)).await;
+        }
+    });
     drop(store);
     for task in tasks {
         task.await.unwrap();
     }
+    stop.store(true, Ordering::SeqCst);
+    committer.await.unwrap();
     Arc::into_inner(acked).unwrap().into_inner().unwrap()
 }
 
@@ -214,6 +241,23 @@ async fn recover(sim: &SimFs, dir: &Path) -> (LogStore, Vec<Entry>, Option<u64>)
         .unwrap();
     let vote = store.get_log_reader().await.read_vote().await.unwrap();
     (store, entries, vote.map(|v| v.leader_id().term))
+}
+
+/// The recovered committed index must be one that was saved, and its entry must be present
+/// (a committed record is written after the entries it covers).
+async fn check_committed(store: &mut LogStore, acked: &Acked, recovered: &[Entry], context: &str) {
+    let Some(committed) = store.read_committed().await.unwrap() else {
+        return;
+    };
+    assert!(
+        Some(committed.index) <= acked.committed_max.max(acked.indexes.last().copied()),
+        "{context}: committed {committed} was never saved"
+    );
+    assert!(
+        (committed.index as usize) < recovered.len(),
+        "{context}: committed {committed} is beyond the recovered log ({} entries)",
+        recovered.len()
+    );
 }
 
 /// Indexes acknowledged but missing (or different) after recovery.
@@ -272,6 +316,7 @@ async fn cut_at_sync_and_check(mode: PowerCut, cut_at_sync: i64) {
         "{context}: vote regressed from {:?} to {vote_term:?}",
         acked.vote_term
     );
+    check_committed(&mut store, &acked, &recovered, &context).await;
 
     // The repaired log takes new writes, and survives a second crash: a torn tail left in place
     // (not zeroed) would now sit after newer records and be refused, or be read as entries.

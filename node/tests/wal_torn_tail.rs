@@ -99,6 +99,9 @@ fn frames(path: &Path) -> Vec<(usize, usize)> {
     out
 }
 
+/// Payload `kind` byte of an entry record.
+const ENTRY_KIND: u8 = 2;
+
 fn patch(path: &Path, offset: usize, bytes: &[u8]) {
     let mut buf = std::fs::read(path).unwrap();
     buf[offset..offset + bytes.len()].copy_from_slice(bytes);
@@ -171,6 +174,36 @@ async fn damage_in_the_last_round_drops_the_round_from_the_damage_on() {
 
     let mut store = open(dir.path()).unwrap();
     assert_eq!(all_entries(&mut store).await, entries(1, 0..8));
+}
+
+#[tokio::test]
+async fn rounds_written_after_a_repaired_tail_are_judged_against_a_closed_round() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path()).unwrap();
+        append_durable(&mut store, entries(1, 0..5)).await;
+        append_durable(&mut store, entries(1, 5..10)).await;
+    }
+    let path = segments(dir.path()).pop().unwrap();
+    // Records: segment start, entries 0..10. Tear the second round at entry 7.
+    let (torn_at, _) = frames(&path)[1 + 7];
+    patch(&path, torn_at + 9, &[0x77]);
+    {
+        let mut store = open(dir.path()).unwrap();
+        assert_eq!(all_entries(&mut store).await, entries(1, 0..7));
+        append_durable(&mut store, entries(2, 7..12)).await;
+    }
+    // New records start where the torn one was: the open's round-end marker, then entries
+    // 7..12 of term 2 in one round. Tear that round at its first entry: still a torn tail, not
+    // corruption, although the round before it (entries 5..7) was cut short and never closed.
+    let bytes = std::fs::read(&path).unwrap();
+    let (offset, _) = frames(&path)
+        .into_iter()
+        .find(|(at, _)| *at >= torn_at && bytes[at + 9] == ENTRY_KIND)
+        .unwrap();
+    patch(&path, offset + 9, &[0x77]);
+    let mut store = open(dir.path()).unwrap();
+    assert_eq!(all_entries(&mut store).await, entries(1, 0..7));
 }
 
 #[tokio::test]

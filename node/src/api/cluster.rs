@@ -6,11 +6,11 @@
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::{with_index, AppState};
+use crate::raft_types::TypeConfig;
 use crate::raft_types::{NodeAddr, NodeId};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use crate::raft_types::TypeConfig;
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::ServerState;
 use serde::Deserialize;
@@ -18,30 +18,45 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn check_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &s.admin_token else { return Ok(()) };
+    let Some(token) = &s.admin_token else {
+        return Ok(());
+    };
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(g) if crate::network::wire::secrets_match(g.as_bytes(), token.as_bytes()) => Ok(()),
-        _ => Err(ApiError::unauthorized("admin routes need Authorization: Bearer <admin token>")),
+        _ => Err(ApiError::unauthorized(
+            "admin routes need Authorization: Bearer <admin token>",
+        )),
     }
 }
 
 /// When not leader, replays the admin request on the leader's API and returns its answer.
-async fn proxy_to_leader(s: &AppState, route: &str, headers: &HeaderMap, body: &Value) -> Result<Option<Response>, ApiError> {
+async fn proxy_to_leader(
+    s: &AppState,
+    route: &str,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<Option<Response>, ApiError> {
     if s.raft.is_leader() {
         return Ok(None);
     }
     let Some(leader) = s.raft.current_leader().await else {
-        return Err(ApiError::unavailable("no_leader", "no leader is known; retry shortly"));
+        return Err(ApiError::unavailable(
+            "no_leader",
+            "no leader is known; retry shortly",
+        ));
     };
     let node = crate::raft_types::member_addr(&s.raft, leader);
     let Some(node) = node else {
         return Err(ApiError::unavailable("no_leader", "leader address unknown"));
     };
-    let mut req = s.http.request(Method::POST, format!("{}{}", node.api, route)).json(body);
+    let mut req = s
+        .http
+        .request(Method::POST, format!("{}{}", node.api, route))
+        .json(body);
     if let Some(a) = headers.get("authorization") {
         req = req.header("authorization", a.as_bytes());
     }
@@ -52,7 +67,11 @@ async fn proxy_to_leader(s: &AppState, route: &str, headers: &HeaderMap, body: &
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let kept: Vec<(String, Vec<u8>)> = ["x-ledger-index", "retry-after"]
         .iter()
-        .filter_map(|h| resp.headers().get(*h).map(|v| (h.to_string(), v.as_bytes().to_vec())))
+        .filter_map(|h| {
+            resp.headers()
+                .get(*h)
+                .map(|v| (h.to_string(), v.as_bytes().to_vec()))
+        })
         .collect();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     let mut out = (status, axum::Json(v)).into_response();
@@ -81,9 +100,9 @@ fn membership_err(e: WriteError) -> ApiError {
         | RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => {
             ApiError::unavailable("no_leader", "leadership changed; retry shortly")
         }
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(p))) => {
-            ApiError::unavailable("membership_change_in_progress", p.to_string())
-        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(p),
+        )) => ApiError::unavailable("membership_change_in_progress", p.to_string()),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
             ApiError::new(StatusCode::CONFLICT, "membership_conflict", c.to_string())
         }
@@ -100,7 +119,11 @@ pub struct InitReq {
 }
 
 /// Initializes a brand-new cluster. Refused (409) on an initialized node.
-pub async fn init(State(s): State<AppState>, headers: HeaderMap, JsonBody(r): JsonBody<InitReq>) -> Result<Response, ApiError> {
+pub async fn init(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(r): JsonBody<InitReq>,
+) -> Result<Response, ApiError> {
     check_admin(&s, &headers)?;
     let mut members = r.members;
     if members.is_empty() {
@@ -108,10 +131,18 @@ pub async fn init(State(s): State<AppState>, headers: HeaderMap, JsonBody(r): Js
         members.insert(s.node_id, me.unwrap_or_else(|| s.self_addr.clone()));
     }
     if s.raft.is_initialized().await.map_err(raft_err)? {
-        return Err(ApiError::new(StatusCode::CONFLICT, "already_initialized", "this node is already part of a cluster"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_initialized",
+            "this node is already part of a cluster",
+        ));
     }
     s.raft.initialize(members.clone()).await.map_err(raft_err)?;
-    Ok((StatusCode::OK, axum::Json(json!({"initialized": true, "members": members}))).into_response())
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({"initialized": true, "members": members})),
+    )
+        .into_response())
 }
 
 /// `POST /cluster/learners` `{"id", "api", "raft"}`: adds a non-voting member and waits until it caught up.
@@ -124,7 +155,11 @@ pub struct LearnerReq {
 }
 
 /// Adds a learner.
-pub async fn add_learner(State(s): State<AppState>, headers: HeaderMap, JsonBody(r): JsonBody<LearnerReq>) -> Result<Response, ApiError> {
+pub async fn add_learner(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(r): JsonBody<LearnerReq>,
+) -> Result<Response, ApiError> {
     check_admin(&s, &headers)?;
     let body = json!({"id": r.id, "api": r.api, "raft": r.raft});
     if let Some(resp) = proxy_to_leader(&s, "/cluster/learners", &headers, &body).await? {
@@ -132,10 +167,21 @@ pub async fn add_learner(State(s): State<AppState>, headers: HeaderMap, JsonBody
     }
     let res = s
         .raft
-        .add_learner(r.id, NodeAddr { api: r.api, raft: r.raft }, true)
+        .add_learner(
+            r.id,
+            NodeAddr {
+                api: r.api,
+                raft: r.raft,
+            },
+            true,
+        )
         .await
         .map_err(membership_err)?;
-    Ok(with_index(StatusCode::OK, res.log_id.index, json!({"added_learner": r.id, "index": res.log_id.index})))
+    Ok(with_index(
+        StatusCode::OK,
+        res.log_id.index,
+        json!({"added_learner": r.id, "index": res.log_id.index}),
+    ))
 }
 
 /// `POST /cluster/membership` `{"voters": [1,2,3], "retain": false}`.
@@ -148,17 +194,32 @@ pub struct MembershipReq {
 }
 
 /// Changes the voter set (joint consensus inside openraft).
-pub async fn change_membership(State(s): State<AppState>, headers: HeaderMap, JsonBody(r): JsonBody<MembershipReq>) -> Result<Response, ApiError> {
+pub async fn change_membership(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(r): JsonBody<MembershipReq>,
+) -> Result<Response, ApiError> {
     check_admin(&s, &headers)?;
     if r.voters.is_empty() {
-        return Err(ApiError::bad_request("malformed_request", "voters must not be empty"));
+        return Err(ApiError::bad_request(
+            "malformed_request",
+            "voters must not be empty",
+        ));
     }
     let body = json!({"voters": r.voters, "retain": r.retain});
     if let Some(resp) = proxy_to_leader(&s, "/cluster/membership", &headers, &body).await? {
         return Ok(resp);
     }
-    let res = s.raft.change_membership(r.voters.clone(), r.retain).await.map_err(membership_err)?;
-    Ok(with_index(StatusCode::OK, res.log_id.index, json!({"voters": r.voters, "index": res.log_id.index})))
+    let res = s
+        .raft
+        .change_membership(r.voters.clone(), r.retain)
+        .await
+        .map_err(membership_err)?;
+    Ok(with_index(
+        StatusCode::OK,
+        res.log_id.index,
+        json!({"voters": r.voters, "index": res.log_id.index}),
+    ))
 }
 
 /// `POST /cluster/leader/transfer` `{"to": 2}`.
@@ -169,7 +230,11 @@ pub struct TransferReq {
 }
 
 /// Asks the leader to hand leadership to `to`.
-pub async fn transfer_leader(State(s): State<AppState>, headers: HeaderMap, JsonBody(r): JsonBody<TransferReq>) -> Result<Response, ApiError> {
+pub async fn transfer_leader(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(r): JsonBody<TransferReq>,
+) -> Result<Response, ApiError> {
     check_admin(&s, &headers)?;
     let body = json!({"to": r.to});
     if let Some(resp) = proxy_to_leader(&s, "/cluster/leader/transfer", &headers, &body).await? {
@@ -177,10 +242,21 @@ pub async fn transfer_leader(State(s): State<AppState>, headers: HeaderMap, Json
     }
     let voters: Vec<NodeId> = s.raft.voter_ids().collect();
     if !voters.contains(&r.to) {
-        return Err(ApiError::bad_request("not_a_voter", format!("node {} is not a voter", r.to)));
+        return Err(ApiError::bad_request(
+            "not_a_voter",
+            format!("node {} is not a voter", r.to),
+        ));
     }
-    s.raft.trigger().transfer_leader(r.to).await.map_err(raft_err)?;
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"transferring_to": r.to}))).into_response())
+    s.raft
+        .trigger()
+        .transfer_leader(r.to)
+        .await
+        .map_err(raft_err)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"transferring_to": r.to})),
+    )
+        .into_response())
 }
 
 fn role(st: ServerState) -> &'static str {
@@ -208,7 +284,10 @@ pub async fn status(State(s): State<AppState>) -> Response {
         r.iter()
             .map(|(id, matched)| {
                 let matched = matched.as_ref().map(|l| l.index).unwrap_or(0);
-                (id.to_string(), json!({"matched": matched, "lag": last_log.saturating_sub(matched)}))
+                (
+                    id.to_string(),
+                    json!({"matched": matched, "lag": last_log.saturating_sub(matched)}),
+                )
             })
             .collect::<BTreeMap<_, _>>()
     });
@@ -237,7 +316,10 @@ pub async fn status(State(s): State<AppState>) -> Response {
 /// sender is gone).
 async fn core_stopped(s: &AppState) -> bool {
     use openraft::async_runtime::watch::WatchReceiver;
-    if crate::raft_types::metrics_of(&s.raft).running_state.is_err() {
+    if crate::raft_types::metrics_of(&s.raft)
+        .running_state
+        .is_err()
+    {
         return true;
     }
     let mut rx = s.raft.metrics();
@@ -252,7 +334,11 @@ pub async fn healthz(State(s): State<AppState>) -> Response {
     if core_stopped(&s).await {
         return ApiError::unavailable("raft_stopped", "raft core stopped").into_response();
     }
-    (StatusCode::OK, axum::Json(json!({"status": "ok", "id": s.node_id}))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(json!({"status": "ok", "id": s.node_id})),
+    )
+        .into_response()
 }
 
 /// `GET /readyz`: a leader is known and this node's state machine has applied what it knows
@@ -268,9 +354,17 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
         return ApiError::unavailable("no_leader", "no leader is known").into_response();
     }
     if applied < committed {
-        return ApiError::unavailable("not_caught_up", format!("applied {applied} < committed {committed}")).into_response();
+        return ApiError::unavailable(
+            "not_caught_up",
+            format!("applied {applied} < committed {committed}"),
+        )
+        .into_response();
     }
-    with_index(StatusCode::OK, applied, json!({"ready": true, "leader": m.current_leader}))
+    with_index(
+        StatusCode::OK,
+        applied,
+        json!({"ready": true, "leader": m.current_leader}),
+    )
 }
 
 /// `GET /metrics` (Prometheus text format).

@@ -122,27 +122,48 @@ fn metadata_text(m: Option<serde_json::Value>) -> Result<String, ApiError> {
     let text = match m {
         None => "{}".to_owned(),
         Some(v @ serde_json::Value::Object(_)) => v.to_string(),
-        Some(_) => return Err(ApiError::bad_request("invalid_metadata", "metadata must be a JSON object")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_metadata",
+                "metadata must be a JSON object",
+            ))
+        }
     };
     if text.len() > METADATA_LEN_MAX {
-        return Err(ValidationError::TooLong { field: "metadata", len: text.len(), max: METADATA_LEN_MAX }.into());
+        return Err(ValidationError::TooLong {
+            field: "metadata",
+            len: text.len(),
+            max: METADATA_LEN_MAX,
+        }
+        .into());
     }
     Ok(text)
 }
 
 fn memo_checked(m: Option<String>) -> Result<Option<String>, ApiError> {
     match m {
-        Some(s) if s.len() > MEMO_LEN_MAX => {
-            Err(ValidationError::TooLong { field: "memo", len: s.len(), max: MEMO_LEN_MAX }.into())
+        Some(s) if s.len() > MEMO_LEN_MAX => Err(ValidationError::TooLong {
+            field: "memo",
+            len: s.len(),
+            max: MEMO_LEN_MAX,
         }
+        .into()),
         other => Ok(other),
     }
 }
 
-fn open_body(id: &str, currency: &str, overdraft: Option<i64>, meta: Option<serde_json::Value>) -> Result<CommandBody, ApiError> {
+fn open_body(
+    id: &str,
+    currency: &str,
+    overdraft: Option<i64>,
+    meta: Option<serde_json::Value>,
+) -> Result<CommandBody, ApiError> {
     let overdraft_limit = overdraft.unwrap_or(0);
     if overdraft_limit < 0 {
-        return Err(ApiError::bad_request("overdraft_limit_must_be_non_negative", "overdraft_limit must be >= 0"));
+        return Err(ApiError::bad_request(
+            "overdraft_limit_must_be_non_negative",
+            "overdraft_limit must be >= 0",
+        ));
     }
     Ok(CommandBody::OpenAccount {
         account: AccountId::parse(id)?,
@@ -152,10 +173,20 @@ fn open_body(id: &str, currency: &str, overdraft: Option<i64>, meta: Option<serd
     })
 }
 
-fn transfer_body(from: &str, to: &str, amount: i64, pending: Option<bool>, timeout_s: Option<u64>, memo: Option<String>) -> Result<CommandBody, ApiError> {
+fn transfer_body(
+    from: &str,
+    to: &str,
+    amount: i64,
+    pending: Option<bool>,
+    timeout_s: Option<u64>,
+    memo: Option<String>,
+) -> Result<CommandBody, ApiError> {
     let pending = pending.unwrap_or(false);
     if timeout_s.is_some() && !pending {
-        return Err(ApiError::bad_request("malformed_request", "timeout_s applies only to pending transfers"));
+        return Err(ApiError::bad_request(
+            "malformed_request",
+            "timeout_s applies only to pending transfers",
+        ));
     }
     Ok(CommandBody::Transfer {
         from: AccountId::parse(from)?,
@@ -168,8 +199,17 @@ fn transfer_body(from: &str, to: &str, amount: i64, pending: Option<bool>, timeo
 }
 
 /// Proposes one command and renders its outcome.
-async fn run(s: &AppState, id: String, body: CommandBody, created: StatusCode) -> Result<Response, ApiError> {
-    let cmd = Command { id, timestamp_us: 0, body };
+async fn run(
+    s: &AppState,
+    id: String,
+    body: CommandBody,
+    created: StatusCode,
+) -> Result<Response, ApiError> {
+    let cmd = Command {
+        id,
+        timestamp_us: 0,
+        body,
+    };
     let mut proposed = s.proposer.propose(vec![cmd]).await?;
     let result = proposed
         .results
@@ -178,22 +218,34 @@ async fn run(s: &AppState, id: String, body: CommandBody, created: StatusCode) -
     match &result.outcome {
         Outcome::Accepted { .. } => {
             metrics::counter!("raftledger_commands_accepted_total").increment(1);
-            let status = if result.replayed { StatusCode::OK } else { created };
+            let status = if result.replayed {
+                StatusCode::OK
+            } else {
+                created
+            };
             let mut resp = with_index(status, result.index, render::command_body(&result));
             if result.replayed {
-                resp.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+                resp.headers_mut().insert(
+                    "idempotent-replayed",
+                    axum::http::HeaderValue::from_static("true"),
+                );
             }
             Ok(resp)
         }
         Outcome::Rejected(r) => {
-            metrics::counter!("raftledger_commands_rejected_total", "code" => r.code()).increment(1);
+            metrics::counter!("raftledger_commands_rejected_total", "code" => r.code())
+                .increment(1);
             Err(ApiError::rejection(r, &result.command_id, result.index))
         }
     }
 }
 
 /// `POST /v1/accounts`.
-pub async fn open_account(State(s): State<AppState>, key: IdempotencyKey, JsonBody(r): JsonBody<OpenAccountReq>) -> Result<Response, ApiError> {
+pub async fn open_account(
+    State(s): State<AppState>,
+    key: IdempotencyKey,
+    JsonBody(r): JsonBody<OpenAccountReq>,
+) -> Result<Response, ApiError> {
     let body = open_body(&r.id, &r.currency, r.overdraft_limit, r.metadata)?;
     let id = key.0.unwrap_or(r.id);
     validate_command_id(&id)?;
@@ -201,102 +253,222 @@ pub async fn open_account(State(s): State<AppState>, key: IdempotencyKey, JsonBo
 }
 
 /// `POST /v1/deposits`.
-pub async fn deposit(State(s): State<AppState>, key: IdempotencyKey, JsonBody(r): JsonBody<MoveReq>) -> Result<Response, ApiError> {
+pub async fn deposit(
+    State(s): State<AppState>,
+    key: IdempotencyKey,
+    JsonBody(r): JsonBody<MoveReq>,
+) -> Result<Response, ApiError> {
     let id = command_id(&key, r.id.as_deref())?;
-    let body = CommandBody::Deposit { account: AccountId::parse(&r.account)?, amount: positive(r.amount)? };
+    let body = CommandBody::Deposit {
+        account: AccountId::parse(&r.account)?,
+        amount: positive(r.amount)?,
+    };
     run(&s, id, body, StatusCode::CREATED).await
 }
 
 /// `POST /v1/withdrawals`.
-pub async fn withdraw(State(s): State<AppState>, key: IdempotencyKey, JsonBody(r): JsonBody<MoveReq>) -> Result<Response, ApiError> {
+pub async fn withdraw(
+    State(s): State<AppState>,
+    key: IdempotencyKey,
+    JsonBody(r): JsonBody<MoveReq>,
+) -> Result<Response, ApiError> {
     let id = command_id(&key, r.id.as_deref())?;
-    let body = CommandBody::Withdraw { account: AccountId::parse(&r.account)?, amount: positive(r.amount)? };
+    let body = CommandBody::Withdraw {
+        account: AccountId::parse(&r.account)?,
+        amount: positive(r.amount)?,
+    };
     run(&s, id, body, StatusCode::CREATED).await
 }
 
 /// `POST /v1/transfers`.
-pub async fn transfer(State(s): State<AppState>, key: IdempotencyKey, JsonBody(r): JsonBody<TransferReq>) -> Result<Response, ApiError> {
+pub async fn transfer(
+    State(s): State<AppState>,
+    key: IdempotencyKey,
+    JsonBody(r): JsonBody<TransferReq>,
+) -> Result<Response, ApiError> {
     let id = command_id(&key, r.id.as_deref())?;
     let body = transfer_body(&r.from, &r.to, r.amount, r.pending, r.timeout_s, r.memo)?;
     run(&s, id, body, StatusCode::CREATED).await
 }
 
 /// `POST /v1/transfers/{id}/post`; default idempotency key `post:{id}`.
-pub async fn post_pending(State(s): State<AppState>, key: IdempotencyKey, Path(tid): Path<String>) -> Result<Response, ApiError> {
+pub async fn post_pending(
+    State(s): State<AppState>,
+    key: IdempotencyKey,
+    Path(tid): Path<String>,
+) -> Result<Response, ApiError> {
     validate_command_id(&tid)?;
     let id = key.0.unwrap_or_else(|| format!("post:{tid}"));
-    run(&s, id, CommandBody::PostPending { transfer_id: tid }, StatusCode::OK).await
+    run(
+        &s,
+        id,
+        CommandBody::PostPending { transfer_id: tid },
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// `POST /v1/transfers/{id}/void`; default idempotency key `void:{id}`.
-pub async fn void_pending(State(s): State<AppState>, key: IdempotencyKey, Path(tid): Path<String>) -> Result<Response, ApiError> {
+pub async fn void_pending(
+    State(s): State<AppState>,
+    key: IdempotencyKey,
+    Path(tid): Path<String>,
+) -> Result<Response, ApiError> {
     validate_command_id(&tid)?;
     let id = key.0.unwrap_or_else(|| format!("void:{tid}"));
-    run(&s, id, CommandBody::VoidPending { transfer_id: tid }, StatusCode::OK).await
+    run(
+        &s,
+        id,
+        CommandBody::VoidPending { transfer_id: tid },
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Status changes have no natural id; without an Idempotency-Key a fresh one is generated
 /// (the state machine refuses a no-op change with `account_status_unchanged`).
 fn status_id(key: IdempotencyKey, verb: &str, account: &str) -> String {
-    key.0.unwrap_or_else(|| format!("{verb}:{account}:{}", uuid::Uuid::new_v4()))
+    key.0
+        .unwrap_or_else(|| format!("{verb}:{account}:{}", uuid::Uuid::new_v4()))
 }
 
 /// `POST /v1/accounts/{id}/freeze`.
-pub async fn freeze(State(s): State<AppState>, key: IdempotencyKey, Path(a): Path<String>) -> Result<Response, ApiError> {
+pub async fn freeze(
+    State(s): State<AppState>,
+    key: IdempotencyKey,
+    Path(a): Path<String>,
+) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;
-    run(&s, status_id(key, "freeze", &a), CommandBody::Freeze { account }, StatusCode::OK).await
+    run(
+        &s,
+        status_id(key, "freeze", &a),
+        CommandBody::Freeze { account },
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// `POST /v1/accounts/{id}/unfreeze`.
-pub async fn unfreeze(State(s): State<AppState>, key: IdempotencyKey, Path(a): Path<String>) -> Result<Response, ApiError> {
+pub async fn unfreeze(
+    State(s): State<AppState>,
+    key: IdempotencyKey,
+    Path(a): Path<String>,
+) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;
-    run(&s, status_id(key, "unfreeze", &a), CommandBody::Unfreeze { account }, StatusCode::OK).await
+    run(
+        &s,
+        status_id(key, "unfreeze", &a),
+        CommandBody::Unfreeze { account },
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// `POST /v1/accounts/{id}/close`.
-pub async fn close(State(s): State<AppState>, key: IdempotencyKey, Path(a): Path<String>) -> Result<Response, ApiError> {
+pub async fn close(
+    State(s): State<AppState>,
+    key: IdempotencyKey,
+    Path(a): Path<String>,
+) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;
-    run(&s, status_id(key, "close", &a), CommandBody::Close { account }, StatusCode::OK).await
+    run(
+        &s,
+        status_id(key, "close", &a),
+        CommandBody::Close { account },
+        StatusCode::OK,
+    )
+    .await
 }
 
 fn item_command(item: BatchItem) -> Result<Command, ApiError> {
     let (id, body) = match item {
-        BatchItem::Transfer { id, from, to, amount, pending, timeout_s, memo } => {
+        BatchItem::Transfer {
+            id,
+            from,
+            to,
+            amount,
+            pending,
+            timeout_s,
+            memo,
+        } => {
             let b = transfer_body(&from, &to, amount, pending, timeout_s, memo)?;
             (id, b)
         }
-        BatchItem::Deposit { id, account, amount } => {
-            (id, CommandBody::Deposit { account: AccountId::parse(&account)?, amount: positive(amount)? })
-        }
-        BatchItem::Withdrawal { id, account, amount } => {
-            (id, CommandBody::Withdraw { account: AccountId::parse(&account)?, amount: positive(amount)? })
-        }
-        BatchItem::Account { id, currency, overdraft_limit, metadata } => {
+        BatchItem::Deposit {
+            id,
+            account,
+            amount,
+        } => (
+            id,
+            CommandBody::Deposit {
+                account: AccountId::parse(&account)?,
+                amount: positive(amount)?,
+            },
+        ),
+        BatchItem::Withdrawal {
+            id,
+            account,
+            amount,
+        } => (
+            id,
+            CommandBody::Withdraw {
+                account: AccountId::parse(&account)?,
+                amount: positive(amount)?,
+            },
+        ),
+        BatchItem::Account {
+            id,
+            currency,
+            overdraft_limit,
+            metadata,
+        } => {
             let b = open_body(&id, &currency, overdraft_limit, metadata)?;
             (id, b)
         }
     };
     validate_command_id(&id)?;
-    Ok(Command { id, timestamp_us: 0, body })
+    Ok(Command {
+        id,
+        timestamp_us: 0,
+        body,
+    })
 }
 
 /// `POST /v1/batches`: all-or-nothing when `atomic`, else independent per-command outcomes.
 /// Without an id, the batch id is derived from the inner ids, so a retry is idempotent.
-pub async fn batch(State(s): State<AppState>, key: IdempotencyKey, JsonBody(r): JsonBody<BatchReq>) -> Result<Response, ApiError> {
+pub async fn batch(
+    State(s): State<AppState>,
+    key: IdempotencyKey,
+    JsonBody(r): JsonBody<BatchReq>,
+) -> Result<Response, ApiError> {
     if r.commands.is_empty() || r.commands.len() > BATCH_ITEMS_MAX {
-        return Err(ApiError::bad_request("invalid_batch", format!("a batch holds 1..={BATCH_ITEMS_MAX} commands")));
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            format!("a batch holds 1..={BATCH_ITEMS_MAX} commands"),
+        ));
     }
     let commands = r
         .commands
         .into_iter()
         .enumerate()
-        .map(|(i, c)| item_command(c).map_err(|e| e.with_details(serde_json::json!({"command_index": i}))))
+        .map(|(i, c)| {
+            item_command(c).map_err(|e| e.with_details(serde_json::json!({"command_index": i})))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let id = match command_id(&key, r.id.as_deref()) {
         Ok(id) => id,
         Err(_) => derived_batch_id(&commands),
     };
-    run(&s, id, CommandBody::Batch { atomic: r.atomic, commands }, StatusCode::CREATED).await
+    run(
+        &s,
+        id,
+        CommandBody::Batch {
+            atomic: r.atomic,
+            commands,
+        },
+        StatusCode::CREATED,
+    )
+    .await
 }
 
 fn derived_batch_id(commands: &[Command]) -> String {
@@ -306,5 +478,9 @@ fn derived_batch_id(commands: &[Command]) -> String {
         h.update(c.id.as_bytes());
         h.update([0u8]);
     }
-    format!("batch:{}:{}", commands.len(), hex::encode(&h.finalize()[..12]))
+    format!(
+        "batch:{}:{}",
+        commands.len(),
+        hex::encode(&h.finalize()[..12])
+    )
 }

@@ -62,11 +62,17 @@ async fn read_index(s: &AppState, lease: bool) -> Result<u64, ApiError> {
         leader_read_index(&s.raft, lease).await
     } else {
         let Some(leader) = s.raft.current_leader().await else {
-            return Err(ApiError::unavailable("no_leader", "no leader is known; retry shortly"));
+            return Err(ApiError::unavailable(
+                "no_leader",
+                "no leader is known; retry shortly",
+            ));
         };
         let node = crate::raft_types::member_addr(&s.raft, leader);
         let Some(node) = node else {
-            return Err(ApiError::unavailable("no_leader", "leader address unknown; retry shortly"));
+            return Err(ApiError::unavailable(
+                "no_leader",
+                "leader address unknown; retry shortly",
+            ));
         };
         s.net
             .connection(leader, &node)
@@ -76,7 +82,9 @@ async fn read_index(s: &AppState, lease: bool) -> Result<u64, ApiError> {
                 Duration::from_millis(READ_INDEX_RPC_TIMEOUT_MS),
             )
             .await
-            .map_err(|e| ApiError::unavailable("leader_unavailable", format!("read index from leader: {e}")))?
+            .map_err(|e| {
+                ApiError::unavailable("leader_unavailable", format!("read index from leader: {e}"))
+            })?
     };
     res.map_err(|e| ApiError::unavailable("no_leader", e.to_string()))
 }
@@ -94,6 +102,8 @@ pub async fn wait_applied(s: &AppState, index: u64) -> Result<(), ApiError> {
             "not_caught_up",
             format!("this node has not applied index {index} yet"),
         )
-        .with_details(serde_json::json!({"min_index": index, "applied": s.reader.applied_index()}))),
+        .with_details(
+            serde_json::json!({"min_index": index, "applied": s.reader.applied_index()}),
+        )),
     }
 }

@@ -70,7 +70,8 @@ impl ApiError {
 
     /// A replicated business rejection.
     pub fn rejection(r: &Rejection, command_id: &str, index: u64) -> Self {
-        let status = StatusCode::from_u16(r.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+        let status =
+            StatusCode::from_u16(r.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
         let mut details = json!({ "id": command_id, "index": index });
         if let Rejection::BatchAborted {
             failed_index,
@@ -94,8 +95,13 @@ fn rejection_message(r: &Rejection) -> String {
     match r {
         Rejection::InsufficientFunds => "the debit account lacks available funds".into(),
         Rejection::AccountNotFound => "an account in the command does not exist".into(),
-        Rejection::IdempotencyKeyReused => "this id was used before with a different request body".into(),
-        Rejection::BatchAborted { failed_index, failed_code } => {
+        Rejection::IdempotencyKeyReused => {
+            "this id was used before with a different request body".into()
+        }
+        Rejection::BatchAborted {
+            failed_index,
+            failed_code,
+        } => {
             format!("atomic batch aborted: command {failed_index} was rejected with {failed_code}")
         }
         other => other.code().replace('_', " "),
@@ -104,14 +110,16 @@ fn rejection_message(r: &Rejection) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert("retry-after", HeaderValue::from(RETRY_AFTER_S));
         }
         if let Some(i) = self.index {
-            resp.headers_mut().insert("x-ledger-index", HeaderValue::from(i));
+            resp.headers_mut()
+                .insert("x-ledger-index", HeaderValue::from(i));
         }
         resp
     }
@@ -145,6 +153,10 @@ impl From<crate::proposer::ProposeError> for ApiError {
 
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e.to_string())
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_error",
+            e.to_string(),
+        )
     }
 }

@@ -42,35 +42,38 @@ fn async_stream(
     until: u64,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let watch = reader.watch_event_seq();
-    futures::stream::unfold((start, Vec::<ledger::Event>::new().into_iter()), move |(mut next, mut buf)| {
-        let reader = reader.clone();
-        let mut watch = watch.clone();
-        async move {
-            loop {
-                if next > until {
-                    return None;
-                }
-                if let Some(e) = buf.next() {
-                    next = e.seq + 1;
-                    let ev = SseEvent::default()
-                        .id(e.seq.to_string())
-                        .event(e.kind.type_name())
-                        .data(render::event(&e).to_string());
-                    return Some((Ok(ev), (next, buf)));
-                }
-                match reader.events_from(next, EVENTS_CHUNK_MAX) {
-                    Ok(events) if !events.is_empty() => buf = events.into_iter(),
-                    Ok(_) => {
-                        if watch.wait_for(|seq| *seq >= next).await.is_err() {
-                            return None;
-                        }
+    futures::stream::unfold(
+        (start, Vec::<ledger::Event>::new().into_iter()),
+        move |(mut next, mut buf)| {
+            let reader = reader.clone();
+            let mut watch = watch.clone();
+            async move {
+                loop {
+                    if next > until {
+                        return None;
                     }
-                    Err(e) => {
-                        let ev = SseEvent::default().event("error").data(e.to_string());
-                        return Some((Ok(ev), (u64::MAX, buf)));
+                    if let Some(e) = buf.next() {
+                        next = e.seq + 1;
+                        let ev = SseEvent::default()
+                            .id(e.seq.to_string())
+                            .event(e.kind.type_name())
+                            .data(render::event(&e).to_string());
+                        return Some((Ok(ev), (next, buf)));
+                    }
+                    match reader.events_from(next, EVENTS_CHUNK_MAX) {
+                        Ok(events) if !events.is_empty() => buf = events.into_iter(),
+                        Ok(_) => {
+                            if watch.wait_for(|seq| *seq >= next).await.is_err() {
+                                return None;
+                            }
+                        }
+                        Err(e) => {
+                            let ev = SseEvent::default().event("error").data(e.to_string());
+                            return Some((Ok(ev), (u64::MAX, buf)));
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }

@@ -59,9 +59,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         match parts.headers.get("idempotency-key") {
             None => Ok(Self(None)),
             Some(v) => {
-                let s = v
-                    .to_str()
-                    .map_err(|_| ApiError::bad_request("invalid_id", "Idempotency-Key must be ASCII"))?;
+                let s = v.to_str().map_err(|_| {
+                    ApiError::bad_request("invalid_id", "Idempotency-Key must be ASCII")
+                })?;
                 ledger::types::validate_command_id(s)?;
                 Ok(Self(Some(s.to_owned())))
             }

@@ -80,7 +80,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(cluster::metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(extract::BODY_BYTES_MAX))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), stamp_index))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            stamp_index,
+        ))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .with_state(state)
 }
@@ -94,8 +97,10 @@ async fn stamp_index(
 ) -> Response {
     let mut resp = next.run(req).await;
     if !resp.headers().contains_key("x-ledger-index") {
-        resp.headers_mut()
-            .insert("x-ledger-index", HeaderValue::from(s.reader.applied_index()));
+        resp.headers_mut().insert(
+            "x-ledger-index",
+            HeaderValue::from(s.reader.applied_index()),
+        );
     }
     resp
 }
@@ -107,6 +112,7 @@ async fn not_found() -> error::ApiError {
 /// A JSON response with `X-Ledger-Index`.
 pub fn with_index(status: StatusCode, index: u64, body: serde_json::Value) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut().insert("x-ledger-index", HeaderValue::from(index));
+    resp.headers_mut()
+        .insert("x-ledger-index", HeaderValue::from(index));
     resp
 }

@@ -23,12 +23,18 @@ fn account_id(s: &str) -> Result<AccountId, ApiError> {
 }
 
 /// `GET /v1/accounts/{id}`.
-pub async fn account(State(s): State<AppState>, Path(id): Path<String>, QueryParams(p): QueryParams<ReadParams>) -> Result<Response, ApiError> {
+pub async fn account(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(p): QueryParams<ReadParams>,
+) -> Result<Response, ApiError> {
     let id = account_id(&id)?;
     barrier(&s, &p).await?;
     match s.reader.account(&id) {
         (index, Some(a)) => Ok(with_index(StatusCode::OK, index, render::account(&a))),
-        (index, None) => Err(ApiError::not_found("account_not_found", format!("no account {id}")).with_index(index)),
+        (index, None) => Err(
+            ApiError::not_found("account_not_found", format!("no account {id}")).with_index(index),
+        ),
     }
 }
 
@@ -44,15 +50,27 @@ pub struct BalanceAtParams {
 }
 
 /// `GET /v1/accounts/{id}/balance?at=<RFC 3339>|at_index=N` (without either: the current balance).
-pub async fn balance_at(State(s): State<AppState>, Path(id): Path<String>, QueryParams(q): QueryParams<BalanceAtParams>) -> Result<Response, ApiError> {
+pub async fn balance_at(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<BalanceAtParams>,
+) -> Result<Response, ApiError> {
     let id = account_id(&id)?;
-    let p = ReadParams { consistency: q.consistency, min_index: q.min_index.max(q.at_index) };
+    let p = ReadParams {
+        consistency: q.consistency,
+        min_index: q.min_index.max(q.at_index),
+    };
     let at_us = match &q.at {
-        Some(t) => Some(render::parse_rfc3339_us(t).map_err(|e| ApiError::bad_request("invalid_time", e))?),
+        Some(t) => Some(
+            render::parse_rfc3339_us(t).map_err(|e| ApiError::bad_request("invalid_time", e))?,
+        ),
         None => None,
     };
     if at_us.is_some() && q.at_index.is_some() {
-        return Err(ApiError::bad_request("malformed_query", "give `at` or `at_index`, not both"));
+        return Err(ApiError::bad_request(
+            "malformed_query",
+            "give `at` or `at_index`, not both",
+        ));
     }
     barrier(&s, &p).await?;
     let applied = s.reader.applied_index();
@@ -73,7 +91,11 @@ pub async fn balance_at(State(s): State<AppState>, Path(id): Path<String>, Query
                 "event_seq": b.event_seq,
             }),
         )),
-        None => Err(ApiError::not_found("account_not_found", format!("account {id} did not exist at that point")).with_index(applied)),
+        None => Err(ApiError::not_found(
+            "account_not_found",
+            format!("account {id} did not exist at that point"),
+        )
+        .with_index(applied)),
     }
 }
 
@@ -90,27 +112,53 @@ pub struct EventsParams {
 }
 
 /// `GET /v1/accounts/{id}/events?after_seq=&limit=`: postings with running balance.
-pub async fn account_events(State(s): State<AppState>, Path(id): Path<String>, QueryParams(q): QueryParams<EventsParams>) -> Result<Response, ApiError> {
+pub async fn account_events(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<EventsParams>,
+) -> Result<Response, ApiError> {
     let id = account_id(&id)?;
-    barrier(&s, &ReadParams { consistency: q.consistency, min_index: q.min_index }).await?;
+    barrier(
+        &s,
+        &ReadParams {
+            consistency: q.consistency,
+            min_index: q.min_index,
+        },
+    )
+    .await?;
     let applied = s.reader.applied_index();
     if s.reader.account(&id).1.is_none() {
-        return Err(ApiError::not_found("account_not_found", format!("no account {id}")).with_index(applied));
+        return Err(
+            ApiError::not_found("account_not_found", format!("no account {id}"))
+                .with_index(applied),
+        );
     }
     let limit = q.limit.unwrap_or(100).clamp(1, EVENTS_PAGE_MAX);
     let events = s.reader.account_events(&id, q.after_seq, limit)?;
     let next = events.last().map(|e| e.seq);
     let rendered: Vec<_> = events.iter().map(render::event).collect();
-    Ok(with_index(StatusCode::OK, applied, json!({"account": id.as_str(), "events": rendered, "next_after_seq": next})))
+    Ok(with_index(
+        StatusCode::OK,
+        applied,
+        json!({"account": id.as_str(), "events": rendered, "next_after_seq": next}),
+    ))
 }
 
 /// `GET /v1/transfers/{id}`.
-pub async fn transfer(State(s): State<AppState>, Path(id): Path<String>, QueryParams(p): QueryParams<ReadParams>) -> Result<Response, ApiError> {
+pub async fn transfer(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(p): QueryParams<ReadParams>,
+) -> Result<Response, ApiError> {
     ledger::types::validate_command_id(&id)?;
     barrier(&s, &p).await?;
     match s.reader.transfer(&id) {
         (index, Some(t)) => Ok(with_index(StatusCode::OK, index, render::transfer(&t))),
-        (index, None) => Err(ApiError::not_found("transfer_not_found", format!("no transfer {id}")).with_index(index)),
+        (index, None) => Err(ApiError::not_found(
+            "transfer_not_found",
+            format!("no transfer {id}"),
+        )
+        .with_index(index)),
     }
 }
 
@@ -125,7 +173,10 @@ pub struct BalancesParams {
 }
 
 /// `GET /v1/balances?accounts=a,b,c`: every balance read at one index (snapshot read).
-pub async fn balances(State(s): State<AppState>, QueryParams(q): QueryParams<BalancesParams>) -> Result<Response, ApiError> {
+pub async fn balances(
+    State(s): State<AppState>,
+    QueryParams(q): QueryParams<BalancesParams>,
+) -> Result<Response, ApiError> {
     let ids = q
         .accounts
         .split(',')
@@ -133,20 +184,41 @@ pub async fn balances(State(s): State<AppState>, QueryParams(q): QueryParams<Bal
         .map(account_id)
         .collect::<Result<Vec<_>, _>>()?;
     if ids.is_empty() || ids.len() > BALANCES_ACCOUNTS_MAX {
-        return Err(ApiError::bad_request("malformed_query", format!("accounts: 1..={BALANCES_ACCOUNTS_MAX} ids")));
+        return Err(ApiError::bad_request(
+            "malformed_query",
+            format!("accounts: 1..={BALANCES_ACCOUNTS_MAX} ids"),
+        ));
     }
-    barrier(&s, &ReadParams { consistency: q.consistency, min_index: q.min_index }).await?;
+    barrier(
+        &s,
+        &ReadParams {
+            consistency: q.consistency,
+            min_index: q.min_index,
+        },
+    )
+    .await?;
     let (index, values) = s.reader.balances(&ids);
-    let missing: Vec<&str> = ids.iter().zip(&values).filter(|(_, v)| v.is_none()).map(|(id, _)| id.as_str()).collect();
+    let missing: Vec<&str> = ids
+        .iter()
+        .zip(&values)
+        .filter(|(_, v)| v.is_none())
+        .map(|(id, _)| id.as_str())
+        .collect();
     if !missing.is_empty() {
-        return Err(ApiError::not_found("account_not_found", "some accounts do not exist")
-            .with_details(json!({"missing": missing}))
-            .with_index(index));
+        return Err(
+            ApiError::not_found("account_not_found", "some accounts do not exist")
+                .with_details(json!({"missing": missing}))
+                .with_index(index),
+        );
     }
     let map: serde_json::Map<String, serde_json::Value> = ids
         .iter()
         .zip(values)
         .map(|(id, v)| (id.as_str().to_owned(), json!(v.unwrap_or(0))))
         .collect();
-    Ok(with_index(StatusCode::OK, index, json!({"index": index, "balances": map})))
+    Ok(with_index(
+        StatusCode::OK,
+        index,
+        json!({"index": index, "balances": map}),
+    ))
 }

@@ -112,7 +112,11 @@ pub fn transfer(t: &Transfer) -> Value {
 /// Event view: envelope fields plus the kind's fields under `data`.
 pub fn event(e: &Event) -> Value {
     let data = match serde_json::to_value(&e.kind) {
-        Ok(Value::Object(mut m)) if m.len() == 1 => m.values_mut().next().map(Value::take).unwrap_or(Value::Null),
+        Ok(Value::Object(mut m)) if m.len() == 1 => m
+            .values_mut()
+            .next()
+            .map(Value::take)
+            .unwrap_or(Value::Null),
         Ok(v) => v,
         Err(_) => Value::Null,
     };

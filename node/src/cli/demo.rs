@@ -39,17 +39,35 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
     let exe = std::env::current_exe().context("locate raftledger binary")?;
     std::fs::create_dir_all(&args.data)?;
-    let mut cluster = LocalCluster::new(&exe, args.nodes, args.base_port, args.raft_base_port, &args.data)?;
+    let mut cluster = LocalCluster::new(
+        &exe,
+        args.nodes,
+        args.base_port,
+        args.raft_base_port,
+        &args.data,
+    )?;
     cluster.start_all()?;
-    println!("starting {} nodes (logs in {}/node-N.log) ...", args.nodes, args.data.display());
+    println!(
+        "starting {} nodes (logs in {}/node-N.log) ...",
+        args.nodes,
+        args.data.display()
+    );
     let leader = cluster
         .wait_leader(Duration::from_secs(20))
         .await
         .context("no leader elected within 20 s; see the node logs")?;
-    anyhow::ensure!(cluster.wait_ready(Duration::from_secs(20)).await, "nodes not ready within 20 s");
+    anyhow::ensure!(
+        cluster.wait_ready(Duration::from_secs(20)).await,
+        "nodes not ready within 20 s"
+    );
     println!("\nraftledger cluster is up. leader: node {leader}\n");
     for n in &cluster.nodes {
-        println!("  node {}  api {}  raft {}", n.id, n.api_url(), n.raft_url());
+        println!(
+            "  node {}  api {}  raft {}",
+            n.id,
+            n.api_url(),
+            n.raft_url()
+        );
     }
     let api = cluster.node(1).api_url();
     println!("\ntry:");
@@ -74,13 +92,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 async fn failover(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     println!("\n== failover demo ==");
-    let clients: Vec<LedgerClient> = (1..=cluster.nodes.len() as u64).map(|i| cluster.client(i)).collect();
+    let clients: Vec<LedgerClient> = (1..=cluster.nodes.len() as u64)
+        .map(|i| cluster.client(i))
+        .collect();
     let c = &clients[0];
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let (a, b) = (format!("fo-{run_id}-a"), format!("fo-{run_id}-b"));
     c.open_account(&a, "USD", 0).await?;
     c.open_account(&b, "USD", 0).await?;
-    c.deposit(&format!("fo-{run_id}-dep"), &a, 1_000_000_000).await?;
+    c.deposit(&format!("fo-{run_id}-dep"), &a, 1_000_000_000)
+        .await?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -115,7 +136,10 @@ async fn failover(cluster: &mut LocalCluster) -> anyhow::Result<()> {
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let leader = cluster.wait_leader(Duration::from_secs(5)).await.context("no leader")?;
+    let leader = cluster
+        .wait_leader(Duration::from_secs(5))
+        .await
+        .context("no leader")?;
     let before = acked.lock().map(|v| v.len()).unwrap_or(0);
     println!("load running: {before} transfers acknowledged; SIGKILL leader node {leader}");
     let kill_at = t0.elapsed().as_micros() as u64;
@@ -131,7 +155,10 @@ async fn failover(cluster: &mut LocalCluster) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     match recovered_us {
-        Some(us) => println!("writes committed again {:.0} ms after the kill", us as f64 / 1000.0),
+        Some(us) => println!(
+            "writes committed again {:.0} ms after the kill",
+            us as f64 / 1000.0
+        ),
         None => println!("writes did not resume within 15 s"),
     }
     let new_leader = cluster.wait_leader(Duration::from_secs(10)).await;
@@ -142,7 +169,14 @@ async fn failover(cluster: &mut LocalCluster) -> anyhow::Result<()> {
         let _ = w.await;
     }
     let acked = acked.lock().map(|v| v.clone()).unwrap_or_default();
-    let reader = clients.iter().find(|c| !c.base().ends_with(&cluster.node(leader).api_port.to_string())).cloned().unwrap_or_else(|| clients[0].clone());
+    let reader = clients
+        .iter()
+        .find(|c| {
+            !c.base()
+                .ends_with(&cluster.node(leader).api_port.to_string())
+        })
+        .cloned()
+        .unwrap_or_else(|| clients[0].clone());
     let mut missing = 0;
     for id in &acked {
         match reader.get(&format!("/v1/transfers/{id}")).await {
@@ -150,8 +184,11 @@ async fn failover(cluster: &mut LocalCluster) -> anyhow::Result<()> {
             _ => missing += 1,
         }
     }
-    let bal = reader.get(&format!("/v1/balances?accounts={a},{b}")).await?;
-    let total = bal.body["balances"][&a].as_i64().unwrap_or(0) + bal.body["balances"][&b].as_i64().unwrap_or(0);
+    let bal = reader
+        .get(&format!("/v1/balances?accounts={a},{b}"))
+        .await?;
+    let total = bal.body["balances"][&a].as_i64().unwrap_or(0)
+        + bal.body["balances"][&b].as_i64().unwrap_or(0);
     println!(
         "acknowledged transfers: {}; missing after failover: {missing}; {b} balance {} (expected {}); money conserved: {}",
         acked.len(),
@@ -168,10 +205,17 @@ async fn failover(cluster: &mut LocalCluster) -> anyhow::Result<()> {
         let s = cluster.client(leader).status().await.ok();
         let applied = s.as_ref().and_then(|s| s["applied"].as_u64()).unwrap_or(0);
         if applied >= target {
-            println!("node {leader} caught up to index {target} in {:.0} ms (role {})", t.elapsed().as_secs_f64() * 1000.0, s.map(|s| s["role"].clone()).unwrap_or_default());
+            println!(
+                "node {leader} caught up to index {target} in {:.0} ms (role {})",
+                t.elapsed().as_secs_f64() * 1000.0,
+                s.map(|s| s["role"].clone()).unwrap_or_default()
+            );
             break;
         }
-        anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "node {leader} did not catch up within 30 s");
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(30),
+            "node {leader} did not catch up within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())

@@ -5,11 +5,13 @@
 
 use super::wire::{self, path, CONTENT_TYPE, SECRET_HEADER};
 use crate::raft_types::{NodeAddr, NodeId, Snapshot, TypeConfig, Vote};
-use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable};
+use openraft::error::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    VoteRequest, VoteResponse,
 };
 use openraft::{RPCTypes, RaftNetworkV2};
 use serde::{de::DeserializeOwned, Serialize};
@@ -106,7 +108,8 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         let body = wire::encode(req).map_err(CallError::Other)?;
-        self.call_body(route, reqwest::Body::from(body), timeout).await
+        self.call_body(route, reqwest::Body::from(body), timeout)
+            .await
     }
 
     async fn call_body<Resp: DeserializeOwned>(
@@ -230,7 +233,11 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         let rest = tokio_util::io::ReaderStream::new(file);
         let body = reqwest::Body::wrap_stream(futures::StreamExt::chain(head, rest));
         let ttl = option.hard_ttl().max(Duration::from_secs(60));
-        let send = self.call_body::<Result<SnapshotResponse<TypeConfig>, String>>(path::SNAPSHOT, body, ttl);
+        let send = self.call_body::<Result<SnapshotResponse<TypeConfig>, String>>(
+            path::SNAPSHOT,
+            body,
+            ttl,
+        );
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             res = send => match res {

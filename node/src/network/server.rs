@@ -71,7 +71,10 @@ pub fn router(state: RaftServerState) -> Router {
         .route(path::READ_INDEX, post(read_index))
         .route(path::PROPOSE, post(propose))
         .layer(DefaultBodyLimit::max(RPC_BODY_BYTES_MAX))
-        .route(path::SNAPSHOT, post(snapshot).layer(DefaultBodyLimit::disable()))
+        .route(
+            path::SNAPSHOT,
+            post(snapshot).layer(DefaultBodyLimit::disable()),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }
@@ -115,14 +118,21 @@ async fn append(State(s): State<RaftServerState>, body: Bytes) -> Response {
 }
 
 async fn vote(State(s): State<RaftServerState>, body: Bytes) -> Response {
-    let req: openraft::raft::VoteRequest<crate::raft_types::TypeConfig> = match wire::decode(&body) {
+    let req: openraft::raft::VoteRequest<crate::raft_types::TypeConfig> = match wire::decode(&body)
+    {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
-    if s.refuse_votes_until.is_some_and(|t| std::time::Instant::now() < t) {
+    if s.refuse_votes_until
+        .is_some_and(|t| std::time::Instant::now() < t)
+    {
         let m = crate::raft_types::metrics_of(&s.raft);
         tracing::info!(candidate = %req.vote, "vote refused: node started without a vote record");
-        return reply(&openraft::raft::VoteResponse::<crate::raft_types::TypeConfig>::new(m.vote, None, false));
+        return reply(
+            &openraft::raft::VoteResponse::<crate::raft_types::TypeConfig>::new(
+                m.vote, None, false,
+            ),
+        );
     }
     match s.raft.vote(req).await {
         Ok(r) => reply(&r),
@@ -163,12 +173,18 @@ async fn read_index(State(s): State<RaftServerState>, body: Bytes) -> Response {
 /// On the leader: confirms leadership (heartbeat quorum, or lease) and returns the log index a
 /// reader must have applied before serving a linearizable read.
 pub async fn leader_read_index(raft: &Raft, lease: bool) -> Result<u64, ReadIndexError> {
-    let policy = if lease { ReadPolicy::LeaseRead } else { ReadPolicy::ReadIndex };
+    let policy = if lease {
+        ReadPolicy::LeaseRead
+    } else {
+        ReadPolicy::ReadIndex
+    };
     match raft.get_read_linearizer(policy).await {
         Ok(lin) => Ok(lin.read_log_id().index()),
-        Err(openraft::error::RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(f))) => {
-            Err(ReadIndexError::NotLeader { leader: f.leader_id })
-        }
+        Err(openraft::error::RaftError::APIError(
+            openraft::error::LinearizableReadError::ForwardToLeader(f),
+        )) => Err(ReadIndexError::NotLeader {
+            leader: f.leader_id,
+        }),
         Err(e) => Err(ReadIndexError::Unconfirmed(e.to_string())),
     }
 }
@@ -186,7 +202,10 @@ async fn snapshot(State(s): State<RaftServerState>, body: Body) -> Response {
     match receive_snapshot(&s, body).await {
         Ok((vote, snap)) => match s.raft.install_full_snapshot(vote, snap).await {
             Ok(r) => reply(&Ok::<_, String>(r)),
-            Err(e) => reply(&Err::<openraft::raft::SnapshotResponse<crate::raft_types::TypeConfig>, _>(e.to_string())),
+            Err(e) => reply(&Err::<
+                openraft::raft::SnapshotResponse<crate::raft_types::TypeConfig>,
+                _,
+            >(e.to_string())),
         },
         Err(e) => {
             tracing::warn!(error = %e, "receiving snapshot failed");
@@ -200,7 +219,9 @@ async fn receive_snapshot(s: &RaftServerState, body: Body) -> Result<(Vote, Snap
     let mut stream = body.into_data_stream();
     let mut head: Vec<u8> = Vec::new();
     let path = s.sm.new_incoming_snapshot_path();
-    let mut file = tokio::fs::File::create(&path).await.map_err(|e| e.to_string())?;
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut header: Option<(Vote, SnapshotMeta)> = None;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| e.to_string())?;
@@ -213,7 +234,9 @@ async fn receive_snapshot(s: &RaftServerState, body: Body) -> Result<(Vote, Snap
             let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
             if head.len() >= 4 + len {
                 header = Some(wire::decode(&head[4..4 + len])?);
-                file.write_all(&head[4 + len..]).await.map_err(|e| e.to_string())?;
+                file.write_all(&head[4 + len..])
+                    .await
+                    .map_err(|e| e.to_string())?;
                 head = Vec::new();
             }
         }
@@ -222,5 +245,11 @@ async fn receive_snapshot(s: &RaftServerState, body: Body) -> Result<(Vote, Snap
     file.sync_all().await.map_err(|e| e.to_string())?;
     drop(file);
     let data = SnapshotFile::open(&path).map_err(|e| e.to_string())?;
-    Ok((vote, Snapshot { meta, snapshot: data }))
+    Ok((
+        vote,
+        Snapshot {
+            meta,
+            snapshot: data,
+        },
+    ))
 }

@@ -14,6 +14,26 @@ use std::io;
 /// transaction while still amortising its cost over many entries.
 pub(crate) const APPLY_CHUNK_ENTRIES_MAX: usize = 4096;
 
+/// Commands applied together at most: one entry can carry thousands of commands (a batch),
+/// so the entry bound alone would let a catch-up build a multi-GiB transaction.
+pub(crate) const APPLY_CHUNK_COMMANDS_MAX: usize = 8192;
+
+/// Commands an entry carries (blank and membership entries count as one).
+pub(crate) fn entry_weight(entry: &Entry) -> usize {
+    match &entry.payload {
+        EntryPayload::Normal(request) => request
+            .commands
+            .iter()
+            .map(|c| match &c.body {
+                ledger::CommandBody::Batch { commands, .. } => commands.len().max(1),
+                _ => 1,
+            })
+            .sum::<usize>()
+            .max(1),
+        _ => 1,
+    }
+}
+
 /// One entry to apply with the responder of the client waiting for it, if any.
 pub(crate) type Pending = (Entry, Option<ApplyResponder<TypeConfig>>);
 

@@ -10,22 +10,24 @@ const ACCOUNT_SEPARATOR: u8 = 0x00;
 
 /// Names of the sled trees (see the module docs of `sm` for what each holds).
 pub(crate) mod tree {
+    /// The one sled tree holding every table; each table is a one-byte key prefix.
+    pub(crate) const LEDGER: &str = "ledger";
     /// Scalars: applied state, snapshot pointer, install marker.
-    pub(crate) const META: &str = "meta";
+    pub(crate) const META: u8 = 0;
     /// Account id -> `Account`.
-    pub(crate) const ACCOUNTS: &str = "accounts";
+    pub(crate) const ACCOUNTS: u8 = 1;
     /// Transfer id -> `Transfer`.
-    pub(crate) const TRANSFERS: &str = "transfers";
+    pub(crate) const TRANSFERS: u8 = 2;
     /// Command id -> `IdempotencyEntry`.
-    pub(crate) const IDEMPOTENCY: &str = "idempotency";
+    pub(crate) const IDEMPOTENCY: u8 = 3;
     /// Event seq (BE) -> `Event`.
-    pub(crate) const EVENTS: &str = "events";
+    pub(crate) const EVENTS: u8 = 4;
     /// (account, ts BE, seq BE) -> `PostingRow`: the time-travel index.
-    pub(crate) const POSTINGS: &str = "postings";
+    pub(crate) const POSTINGS: u8 = 5;
     /// (account, seq BE) -> (): every event concerning an account, for per-account listings.
-    pub(crate) const ACCOUNT_EVENTS: &str = "account_events";
+    pub(crate) const ACCOUNT_EVENTS: u8 = 6;
     /// Log index (BE) -> last effective timestamp applied at that index.
-    pub(crate) const INDEX_TS: &str = "index_ts";
+    pub(crate) const INDEX_TS: u8 = 7;
 }
 
 /// Keys in the `meta` tree.

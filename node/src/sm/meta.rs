@@ -3,6 +3,7 @@
 
 use super::codec::{decode, encode, sled_err};
 use super::keys::{meta_key, tree};
+use super::ns::Ns;
 use crate::raft_types::{LogId, SnapshotMeta, StoredMembership};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -48,22 +49,24 @@ pub(crate) struct Trees {
     pub(crate) path: PathBuf,
     /// The database (owns the trees).
     pub(crate) db: sled::Db,
-    /// `meta` tree.
-    pub(crate) meta: sled::Tree,
-    /// `accounts` tree.
-    pub(crate) accounts: sled::Tree,
-    /// `transfers` tree.
-    pub(crate) transfers: sled::Tree,
-    /// `idempotency` tree.
-    pub(crate) idempotency: sled::Tree,
-    /// `events` tree.
-    pub(crate) events: sled::Tree,
-    /// `postings` tree.
-    pub(crate) postings: sled::Tree,
-    /// `account_events` tree.
-    pub(crate) account_events: sled::Tree,
-    /// `index_ts` tree.
-    pub(crate) index_ts: sled::Tree,
+    /// The one sled tree holding every table below (see `ns`).
+    pub(crate) ledger: sled::Tree,
+    /// `meta` table.
+    pub(crate) meta: Ns,
+    /// `accounts` table.
+    pub(crate) accounts: Ns,
+    /// `transfers` table.
+    pub(crate) transfers: Ns,
+    /// `idempotency` table.
+    pub(crate) idempotency: Ns,
+    /// `events` table.
+    pub(crate) events: Ns,
+    /// `postings` table.
+    pub(crate) postings: Ns,
+    /// `account_events` table.
+    pub(crate) account_events: Ns,
+    /// `index_ts` table.
+    pub(crate) index_ts: Ns,
 }
 
 impl Trees {
@@ -75,33 +78,21 @@ impl Trees {
             .cache_capacity(SLED_CACHE_BYTES)
             .open()
             .map_err(sled_err)?;
-        let open = |name: &str| db.open_tree(name).map_err(sled_err);
+        let ledger = db.open_tree(tree::LEDGER).map_err(sled_err)?;
+        let ns = |prefix: u8| Ns::new(ledger.clone(), prefix);
         Ok(Self {
             path: path.to_path_buf(),
-            meta: open(tree::META)?,
-            accounts: open(tree::ACCOUNTS)?,
-            transfers: open(tree::TRANSFERS)?,
-            idempotency: open(tree::IDEMPOTENCY)?,
-            events: open(tree::EVENTS)?,
-            postings: open(tree::POSTINGS)?,
-            account_events: open(tree::ACCOUNT_EVENTS)?,
-            index_ts: open(tree::INDEX_TS)?,
+            meta: ns(tree::META),
+            accounts: ns(tree::ACCOUNTS),
+            transfers: ns(tree::TRANSFERS),
+            idempotency: ns(tree::IDEMPOTENCY),
+            events: ns(tree::EVENTS),
+            postings: ns(tree::POSTINGS),
+            account_events: ns(tree::ACCOUNT_EVENTS),
+            index_ts: ns(tree::INDEX_TS),
+            ledger,
             db,
         })
-    }
-
-    /// The trees written by apply, in the order `WriteSet` fills its batches.
-    pub(crate) fn data_trees(&self) -> [&sled::Tree; 8] {
-        [
-            &self.meta,
-            &self.accounts,
-            &self.transfers,
-            &self.idempotency,
-            &self.events,
-            &self.postings,
-            &self.account_events,
-            &self.index_ts,
-        ]
     }
 
     /// Reads the applied meta (None on a fresh database).

@@ -55,6 +55,7 @@ mod history;
 mod keys;
 mod load;
 mod meta;
+mod ns;
 mod reader;
 mod shared;
 mod snapshot_build;

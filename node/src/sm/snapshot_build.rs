@@ -201,7 +201,7 @@ fn write_chunks<T>(
 fn write_rows(
     w: &mut RecordWriter,
     tree: RowTree,
-    rows: sled::Iter,
+    rows: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
     keep: impl Fn(&[u8]) -> bool,
 ) -> io::Result<()> {
     let mut kept = Vec::new();

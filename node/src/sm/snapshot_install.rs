@@ -9,6 +9,7 @@
 use super::codec::{encode, invalid_data, sled_err};
 use super::keys::meta_key;
 use super::meta::{sync_dir, AppliedMeta, SnapshotPointer};
+use super::ns::{Ns, NsBatch};
 use super::shared::Shared;
 use super::snapshot_file::{RecordReader, RowTree, SnapHeader, SnapRecord, SnapshotFile};
 use crate::raft_types::SnapshotMeta;
@@ -163,20 +164,17 @@ fn replace_trees(shared: &Shared, path: &Path) -> io::Result<()> {
     }
     let mut reader = RecordReader::open(path)?;
     while let Some(record) = reader.next_record()? {
-        let (tree, batch) = match record {
+        let batch = match record {
             SnapRecord::Header(_) | SnapRecord::End { .. } => continue,
-            SnapRecord::Accounts(v) => (
-                &trees.accounts,
-                batch_of(v.iter().map(|a| (a.id.as_str(), a)))?,
-            ),
-            SnapRecord::Transfers(v) => (
-                &trees.transfers,
-                batch_of(v.iter().map(|t| (t.id.as_str(), t)))?,
-            ),
-            SnapRecord::Idempotency(v) => (
-                &trees.idempotency,
-                batch_of(v.iter().map(|(k, e)| (k.as_str(), e)))?,
-            ),
+            SnapRecord::Accounts(v) => {
+                batch_of(&trees.accounts, v.iter().map(|a| (a.id.as_str(), a)))?
+            }
+            SnapRecord::Transfers(v) => {
+                batch_of(&trees.transfers, v.iter().map(|t| (t.id.as_str(), t)))?
+            }
+            SnapRecord::Idempotency(v) => {
+                batch_of(&trees.idempotency, v.iter().map(|(k, e)| (k.as_str(), e)))?
+            }
             SnapRecord::Rows { tree, rows } => {
                 let target = match tree {
                     RowTree::Events => &trees.events,
@@ -184,25 +182,26 @@ fn replace_trees(shared: &Shared, path: &Path) -> io::Result<()> {
                     RowTree::AccountEvents => &trees.account_events,
                     RowTree::IndexTs => &trees.index_ts,
                 };
-                let mut batch = sled::Batch::default();
+                let mut batch = NsBatch::default();
                 for (k, v) in rows {
-                    batch.insert(k, v);
+                    batch.insert(target, k, v);
                 }
-                (target, batch)
+                batch
             }
         };
-        tree.apply_batch(batch).map_err(sled_err)?;
+        batch.apply(&trees.ledger).map_err(sled_err)?;
     }
     Ok(())
 }
 
 /// A sled batch of `(string key, encoded value)` rows.
 fn batch_of<'a, T: serde::Serialize + 'a>(
+    table: &Ns,
     rows: impl Iterator<Item = (&'a str, &'a T)>,
-) -> io::Result<sled::Batch> {
-    let mut batch = sled::Batch::default();
+) -> io::Result<NsBatch> {
+    let mut batch = NsBatch::default();
     for (k, v) in rows {
-        batch.insert(k.as_bytes(), encode(v)?);
+        batch.insert(table, k.as_bytes(), encode(v)?);
     }
     Ok(batch)
 }

@@ -2,7 +2,9 @@
 //! one, the HTTP layer reads through [`LedgerReader`]s and the network layer asks it where to
 //! put incoming snapshots.
 
-use super::apply::{apply_chunk, Pending, APPLY_CHUNK_ENTRIES_MAX};
+use super::apply::{
+    apply_chunk, entry_weight, Pending, APPLY_CHUNK_COMMANDS_MAX, APPLY_CHUNK_ENTRIES_MAX,
+};
 use super::load::open_shared;
 use super::reader::LedgerReader;
 use super::shared::Shared;
@@ -73,10 +75,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
     {
         let mut chunk: Vec<Pending> = Vec::new();
+        let mut commands = 0;
         while let Some(item) = entries.next().await {
-            chunk.push(item?);
-            if chunk.len() == APPLY_CHUNK_ENTRIES_MAX {
+            let item = item?;
+            commands += entry_weight(&item.0);
+            chunk.push(item);
+            if chunk.len() == APPLY_CHUNK_ENTRIES_MAX || commands >= APPLY_CHUNK_COMMANDS_MAX {
                 apply_chunk(&self.shared, std::mem::take(&mut chunk))?;
+                commands = 0;
             }
         }
         apply_chunk(&self.shared, chunk)

@@ -1,12 +1,13 @@
 //! `WriteSet`: every sled write one apply call produces, gathered while the commands execute and
-//! committed in ONE multi-tree sled transaction (state rows, history rows and the applied meta
-//! together, so sled never holds rows without the meta that accounts for them, or the reverse).
+//! committed in ONE atomic sled batch on the single state machine tree (state rows, history rows
+//! and the applied meta together, so sled never holds rows without the meta that accounts for
+//! them, or the reverse).
 
 use super::codec::{encode, FORMAT_V1};
-use super::keys::{account_event_key, meta_key, posting_key, u64_key, PostingRow};
+use super::keys::{account_event_key, meta_key, posting_key, tree, u64_key, PostingRow};
 use super::meta::{AppliedMeta, Trees};
+use super::ns::{Ns, NsBatch};
 use ledger::{AccountId, Command, CommandBody, Event, EventKind, LedgerState};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::collections::BTreeSet;
 use std::io;
 
@@ -19,14 +20,8 @@ pub(crate) struct WriteSet {
     transfers: BTreeSet<String>,
     /// Command ids (top-level and batch-inner) whose idempotency entries may have been recorded.
     command_ids: BTreeSet<String>,
-    /// `events` rows.
-    events: sled::Batch,
-    /// `postings` rows.
-    postings: sled::Batch,
-    /// `account_events` rows.
-    account_events: sled::Batch,
-    /// `index_ts` rows.
-    index_ts: sled::Batch,
+    /// History rows (events, postings, account_events, index_ts) as (table, key, value).
+    history: Vec<(u8, Vec<u8>, Vec<u8>)>,
 }
 
 impl WriteSet {
@@ -45,10 +40,14 @@ impl WriteSet {
 
     fn record_event(&mut self, event: &Event) -> io::Result<()> {
         let seq = event.seq;
-        self.events.insert(&u64_key(seq), encode(event)?);
+        self.history
+            .push((tree::EVENTS, u64_key(seq).to_vec(), encode(event)?));
         for account in event.kind.accounts() {
-            self.account_events
-                .insert(account_event_key(account, seq), vec![FORMAT_V1]);
+            self.history.push((
+                tree::ACCOUNT_EVENTS,
+                account_event_key(account, seq),
+                vec![FORMAT_V1],
+            ));
             self.accounts.insert(account.clone());
         }
         let mut balances = event.kind.balance_changes();
@@ -63,7 +62,7 @@ impl WriteSet {
                 balance_after,
             };
             let key = posting_key(account, event.timestamp_us, seq);
-            self.postings.insert(key, encode(&row)?);
+            self.history.push((tree::POSTINGS, key, encode(&row)?));
         }
         if let Some(id) = transfer_id(&event.kind) {
             self.transfers.insert(id.to_owned());
@@ -73,7 +72,8 @@ impl WriteSet {
 
     /// Records the last effective timestamp applied at log index `index`.
     pub(crate) fn record_index_ts(&mut self, index: u64, ts_us: u64) -> io::Result<()> {
-        self.index_ts.insert(&u64_key(index), encode(&ts_us)?);
+        self.history
+            .push((tree::INDEX_TS, u64_key(index).to_vec(), encode(&ts_us)?));
         Ok(())
     }
 
@@ -85,61 +85,43 @@ impl WriteSet {
         ledger: &LedgerState,
         meta: &AppliedMeta,
     ) -> io::Result<()> {
-        let mut meta_batch = sled::Batch::default();
-        meta_batch.insert(meta_key::APPLIED, encode(meta)?);
-        let mut accounts = sled::Batch::default();
+        let mut batch = NsBatch::default();
+        batch.insert(&trees.meta, meta_key::APPLIED, encode(meta)?);
         // Rows mirror the ledger exactly: a record the ledger no longer holds is removed.
         for id in &self.accounts {
             match ledger.account(id) {
-                Some(account) => accounts.insert(id.as_str().as_bytes(), encode(account)?),
-                None => accounts.remove(id.as_str().as_bytes()),
+                Some(account) => batch.insert(&trees.accounts, id.as_str(), encode(account)?),
+                None => batch.remove(&trees.accounts, id.as_str()),
             }
         }
-        let mut transfers = sled::Batch::default();
         for id in &self.transfers {
             match ledger.transfer(id) {
-                Some(transfer) => transfers.insert(id.as_bytes(), encode(transfer)?),
-                None => transfers.remove(id.as_bytes()),
+                Some(transfer) => batch.insert(&trees.transfers, id, encode(transfer)?),
+                None => batch.remove(&trees.transfers, id),
             }
         }
-        let mut idempotency = sled::Batch::default();
         for id in &self.command_ids {
             // Tick and refused ids (invalid, reused key) leave no entry: nothing to write.
             if let Some(entry) = ledger.idempotency(id) {
-                idempotency.insert(id.as_bytes(), encode(entry)?);
+                batch.insert(&trees.idempotency, id, encode(entry)?);
             }
         }
-        let batches = [
-            meta_batch,
-            accounts,
-            transfers,
-            idempotency,
-            self.events,
-            self.postings,
-            self.account_events,
-            self.index_ts,
-        ];
-        commit_batches(trees, &batches)
-    }
-}
-
-/// Applies one batch per tree (in `Trees::data_trees` order) atomically.
-fn commit_batches(trees: &Trees, batches: &[sled::Batch; 8]) -> io::Result<()> {
-    let data_trees = trees.data_trees();
-    let res: Result<(), TransactionError<()>> = data_trees[..].transaction(|views| {
-        for (view, batch) in views.iter().zip(batches.iter()) {
-            view.apply_batch(batch)?;
+        for (table, key, value) in self.history {
+            batch.insert(history_table(trees, table), key, value);
         }
-        Ok::<(), ConflictableTransactionError<()>>(())
-    });
-    match res {
-        Ok(()) => Ok(()),
-        Err(TransactionError::Storage(e)) => Err(super::codec::sled_err(e)),
-        Err(TransactionError::Abort(())) => Err(io::Error::other("sled transaction aborted")),
+        batch.apply(&trees.ledger).map_err(super::codec::sled_err)
     }
 }
 
-/// The transfer an event changes, if any.
+fn history_table(trees: &Trees, table: u8) -> &Ns {
+    match table {
+        tree::EVENTS => &trees.events,
+        tree::POSTINGS => &trees.postings,
+        tree::ACCOUNT_EVENTS => &trees.account_events,
+        _ => &trees.index_ts,
+    }
+}
+
 fn transfer_id(kind: &EventKind) -> Option<&str> {
     match kind {
         EventKind::TransferPosted { transfer_id, .. }

@@ -7,6 +7,10 @@
 //! entries landed, removes segments a purge made obsolete, and only then fires the round's
 //! completions, in submission order. After any I/O error the WAL is poisoned: every later request
 //! fails without touching the disk (after a failed `fdatasync` the page cache cannot be trusted).
+//!
+//! A round made only of fire-and-forget records (committed log id) is written but not synced;
+//! it stays open (same round number, no last-record flag) and the next round that has someone
+//! waiting closes and syncs it. So "one round = one sync" holds for recovery's torn-tail rule.
 
 use super::file::WalFs;
 use super::index::Loc;
@@ -76,6 +80,8 @@ pub(crate) struct Flusher {
     purged: Option<LogId>,
     /// Frames of the current round not yet written.
     buf: Vec<u8>,
+    /// Records were written since the last sync (a round left open by fire-and-forget writes).
+    unsynced: bool,
 }
 
 /// What a round changed, applied to the shared state once it is durable.
@@ -118,11 +124,21 @@ impl Flusher {
             committed,
             purged,
             buf: Vec::new(),
+            unsynced: false,
         };
         if fresh {
             flusher.frame_header(true)?;
-            flusher.finish_round()?;
+        } else {
+            // The log may end in a round that was torn (and repaired) or never synced: its last
+            // record is not flagged. Close it with a round of our own, so rounds written from now
+            // on are judged (on the next open) against a closed round.
+            let meta = FrameMeta {
+                group_seq: flusher.group_seq,
+                last_in_group: true,
+            };
+            flusher.push_frame(&EncodedRecord::round_end()?, meta);
         }
+        flusher.finish_round()?;
         Ok(flusher)
     }
 
@@ -160,21 +176,38 @@ impl Flusher {
     }
 
     fn write_round(&mut self, round: &[Request]) -> io::Result<RoundOutcome> {
-        let total: usize = round.iter().map(|r| r.records.len()).sum();
+        let mut total: usize = round.iter().map(|r| r.records.len()).sum();
         let mut outcome = RoundOutcome::default();
+        // Only fire-and-forget records (committed): write them, but leave the sync (and the
+        // round) open for the next round, so they cost no fdatasync of their own.
+        let needs_sync = round.iter().any(|r| r.done.is_some());
+        let round_end = if total == 0 && needs_sync && self.unsynced {
+            // A barrier after unsynced records: close their round with a marker and sync.
+            total = 1;
+            Some(EncodedRecord::round_end()?)
+        } else {
+            None
+        };
         if total == 0 {
             // Only barriers (empty appends, `Wal::sync`): every earlier round is already synced.
             return Ok(outcome);
         }
+        let records = round
+            .iter()
+            .flat_map(|r| r.records.iter())
+            .map(|(record, effect)| (record, Some(*effect)));
         let mut n = 0;
-        for (record, effect) in round.iter().flat_map(|r| r.records.iter()) {
+        for (record, effect) in records.chain(round_end.iter().map(|r| (r, None))) {
             n += 1;
             let meta = FrameMeta {
                 group_seq: self.group_seq,
-                last_in_group: n == total,
+                last_in_group: needs_sync && n == total,
             };
             let loc = self.frame(record, meta)?;
-            match *effect {
+            let Some(effect) = effect else {
+                continue;
+            };
+            match effect {
                 Effect::Entry { index, write_id } => {
                     outcome.locs.push((index, write_id, loc));
                     self.active.max_entry_index = self.active.max_entry_index.max(Some(index));
@@ -191,7 +224,12 @@ impl Flusher {
                 }
             }
         }
-        self.finish_round()?;
+        if needs_sync {
+            self.finish_round()?;
+        } else {
+            self.write_buf()?;
+            self.unsynced = true;
+        }
         Ok(outcome)
     }
 
@@ -249,6 +287,7 @@ impl Flusher {
         self.write_buf()?;
         self.sync_active()?;
         self.group_seq += 1;
+        self.unsynced = false;
         Ok(())
     }
 

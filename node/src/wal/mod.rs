@@ -51,8 +51,10 @@ use tokio::sync::{mpsc, oneshot};
 const QUEUE_REQUESTS_MAX: usize = 1024;
 
 /// Default number of written entries kept in memory. Replication to a follower and apply read
-/// recent entries; 8192 entries of ~1 KiB is ~8 MiB, enough to cover the usual lag.
-pub const ENTRY_CACHE_MAX_DEFAULT: usize = 8192;
+/// recent entries, enough to cover the usual lag.
+// One entry can carry a few thousand coalesced commands (~100-400 KiB), so the bound is kept
+// low enough that a full cache stays in the tens of MiB; older entries are read from disk.
+pub const ENTRY_CACHE_MAX_DEFAULT: usize = 512;
 
 /// WAL settings.
 #[derive(Debug, Clone)]
@@ -108,7 +110,8 @@ impl From<WalError> for io::Error {
 /// WAL counters since open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WalStats {
-    /// `fdatasync` calls on segments (one per group-commit round, plus one per rotation).
+    /// `fdatasync` calls on segments: one per group-commit round that someone waits on, plus
+    /// one per segment rotation.
     pub syncs: u64,
     /// Records written.
     pub records: u64,
@@ -280,9 +283,10 @@ impl Wal {
             .await
     }
 
-    /// Records the committed log id. Returns once queued, without waiting for the sync: the
-    /// record rides along with the next round. Losing it in a crash only means re-applying
-    /// from an older committed point, which openraft handles (it is an optimization).
+    /// Records the committed log id. Returns once queued, without waiting for a sync: the
+    /// record is written at once but made durable by the next write that waits for one (it
+    /// costs no `fdatasync` of its own). Losing it in a crash only means re-applying from an
+    /// older committed point, which openraft handles (it is an optimization).
     pub async fn save_committed(&self, committed: Option<LogId>) -> io::Result<()> {
         let record = EncodedRecord::committed(&committed)?;
         self.submit(None, move |st| {
@@ -392,6 +396,11 @@ impl Drop for Wal {
     fn drop(&mut self) {
         drop(self.tx.take());
         if let Some(handle) = self.flusher.take() {
+            if handle.thread().id() == std::thread::current().id() {
+                // Dropped by a completion running on the flusher itself: it exits on its own
+                // once the queue is drained; joining here would deadlock.
+                return;
+            }
             if handle.join().is_err() {
                 tracing::error!("wal: flusher thread panicked");
             }

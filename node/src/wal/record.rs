@@ -53,6 +53,9 @@ pub(crate) enum RecordKind {
     TruncateAfter = 5,
     /// Every entry up to and including this log id is purged.
     Purge = 6,
+    /// No value: closes a commit round that has no other record to carry the last-in-round
+    /// flag (at open, after a torn or unsynced tail; or a sync barrier after unsynced records).
+    RoundEnd = 7,
 }
 
 impl RecordKind {
@@ -64,6 +67,7 @@ impl RecordKind {
             4 => Self::Committed,
             5 => Self::TruncateAfter,
             6 => Self::Purge,
+            7 => Self::RoundEnd,
             _ => return None,
         })
     }
@@ -136,6 +140,11 @@ impl EncodedRecord {
     /// Purge up to `upto` (inclusive).
     pub fn purge(upto: &LogId) -> io::Result<Self> {
         encode(RecordKind::Purge, upto)
+    }
+
+    /// The end-of-round marker.
+    pub fn round_end() -> io::Result<Self> {
+        encode(RecordKind::RoundEnd, &())
     }
 
     fn payload_len(&self) -> u64 {
@@ -264,6 +273,8 @@ pub(crate) enum Record {
     TruncateAfter(Option<LogId>),
     /// Purge up to this log id.
     Purge(LogId),
+    /// End of a commit round.
+    RoundEnd,
 }
 
 fn decode<T: DeserializeOwned>(kind: RecordKind, body: &[u8]) -> Result<T, String> {
@@ -282,6 +293,10 @@ pub(crate) fn decode_record(kind: RecordKind, body: &[u8]) -> Result<Record, Str
         RecordKind::Committed => Record::Committed(decode(kind, body)?),
         RecordKind::TruncateAfter => Record::TruncateAfter(decode(kind, body)?),
         RecordKind::Purge => Record::Purge(decode(kind, body)?),
+        RecordKind::RoundEnd => {
+            decode::<()>(kind, body)?;
+            Record::RoundEnd
+        }
     })
 }
 

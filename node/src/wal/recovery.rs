@@ -139,6 +139,7 @@ impl Replay {
                 Record::Committed(committed) => self.committed = *committed,
                 Record::TruncateAfter(last) => self.log.truncate_after(last.map(|l| l.index)),
                 Record::Purge(upto) => self.log.purge(*upto),
+                Record::RoundEnd => {}
             }
         }
         if let Some(last) = scanned.frames.last() {

@@ -48,6 +48,9 @@ pub struct Ctx {
     pub single_peak_ops_s: Option<f64>,
     /// Postings loaded for time travel (phase 5), reused by catch-up (phase 6).
     pub loaded: Option<super::timetravel::Loaded>,
+    /// Bytes under each owned node's data directory once the cluster was up (before any
+    /// postings), so the resources phase can report growth per million postings.
+    pub disk_baseline_bytes: Vec<u64>,
     pool: Option<Arc<Vec<String>>>,
 }
 
@@ -68,6 +71,7 @@ impl Ctx {
             single_peak_ops_s: None,
             loaded: None,
             pool: None,
+            disk_baseline_bytes: Vec::new(),
         };
         if ctx.args.target.is_empty() {
             ctx.start_owned()?;
@@ -80,6 +84,13 @@ impl Ctx {
                 .collect();
         }
         ctx.wait_healthy().await?;
+        if let Some(c) = &ctx.cluster {
+            ctx.disk_baseline_bytes = c
+                .nodes
+                .iter()
+                .map(|n| super::resources::dir_bytes(&n.data_dir, 0))
+                .collect();
+        }
         Ok(ctx)
     }
 

@@ -108,7 +108,11 @@ pub fn at_scale(verdict: String, postings: u64, bar_postings: u64) -> String {
     if postings >= bar_postings {
         verdict
     } else {
-        format!("{verdict} (indicative: {postings} postings, bar is at {bar_postings})")
+        let (have, bar) = (
+            super::stats::thousands(postings),
+            super::stats::thousands(bar_postings),
+        );
+        format!("{verdict} (indicative: {have} postings, bar is at {bar})")
     }
 }
 

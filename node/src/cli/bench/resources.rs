@@ -30,6 +30,27 @@ pub fn dir_bytes(dir: &Path, depth: usize) -> u64 {
     total
 }
 
+/// Bytes under each top-level entry of `dir` (e.g. `wal`, `sm`, `snapshots`), largest first.
+fn breakdown(dir: &Path) -> Vec<(String, u64)> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut parts: Vec<(String, u64)> = rd
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            let bytes = if p.is_dir() {
+                dir_bytes(&p, 1)
+            } else {
+                p.symlink_metadata().map(|m| m.len()).unwrap_or(0)
+            };
+            (e.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    parts
+}
+
 fn rss_kb(pid: u32) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -57,41 +78,53 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
     let postings = ctx.postings_total;
     let millions = postings as f64 / 1e6;
     let mut nodes = Vec::new();
-    let (mut rss_max, mut disk_max) = (0u64, 0u64);
-    for n in &cluster.nodes {
+    let (mut rss_max, mut disk_max, mut growth_max) = (0u64, 0u64, 0u64);
+    for (pos, n) in cluster.nodes.iter().enumerate() {
         let rss = n.pid().and_then(rss_kb).map(|kb| kb * 1024);
         let disk = dir_bytes(&n.data_dir, 0);
+        let growth = disk.saturating_sub(ctx.disk_baseline_bytes.get(pos).copied().unwrap_or(0));
         rss_max = rss_max.max(rss.unwrap_or(0));
         disk_max = disk_max.max(disk);
+        growth_max = growth_max.max(growth);
+        let parts = breakdown(&n.data_dir);
+        let parts_text: Vec<String> = parts
+            .iter()
+            .map(|(name, b)| format!("{name} {}", mb(*b as f64)))
+            .collect();
+        let rss_text = rss
+            .map(|b| mb(b as f64))
+            .unwrap_or_else(|| "not running".into());
         println!(
-            "  node {}: RSS {}, disk {}",
+            "  node {}: RSS {rss_text}, disk {} ({}), grown {} since the cluster came up",
             n.id,
-            rss.map(|b| mb(b as f64))
-                .unwrap_or_else(|| "not running".into()),
-            mb(disk as f64)
+            mb(disk as f64),
+            parts_text.join(", "),
+            mb(growth as f64)
         );
-        nodes.push(json!({"id": n.id, "rss_bytes": rss, "disk_bytes": disk}));
+        let parts: serde_json::Map<String, serde_json::Value> =
+            parts.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        nodes.push(
+            json!({"id": n.id, "rss_bytes": rss, "disk_bytes": disk, "disk_growth_bytes": growth,
+                          "disk_bytes_by_entry": parts}),
+        );
     }
-    let per_m = |b: u64| {
-        if millions > 0.0 {
-            Some(b as f64 / millions)
-        } else {
-            None
-        }
-    };
+    let per_m = |b: u64| (millions > 0.0).then(|| b as f64 / millions);
     println!("  {} postings committed by this run", thousands(postings));
     rep.phase(
         "resources",
         json!({"nodes": nodes, "postings": postings, "rss_bytes_max": rss_max, "disk_bytes_max": disk_max,
-               "rss_bytes_per_million_postings": per_m(rss_max), "disk_bytes_per_million_postings": per_m(disk_max)}),
+               "disk_growth_bytes_max": growth_max, "rss_bytes_per_million_postings": per_m(rss_max),
+               "disk_bytes_per_million_postings": per_m(disk_max),
+               "disk_growth_bytes_per_million_postings": per_m(growth_max)}),
     );
-    let result = match (per_m(rss_max), per_m(disk_max)) {
-        (Some(r), Some(d)) => format!(
-            "max RSS {} ({} per M), max disk {} ({} per M); {} postings",
+    let result = match (per_m(rss_max), per_m(disk_max), per_m(growth_max)) {
+        (Some(r), Some(d), Some(g)) => format!(
+            "max RSS {} ({} per M); max disk {} ({} per M; growth {} per M); {} postings",
             mb(rss_max as f64),
             mb(r),
             mb(disk_max as f64),
             mb(d),
+            mb(g),
             thousands(postings)
         ),
         _ => format!(
@@ -100,9 +133,16 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
             mb(disk_max as f64)
         ),
     };
-    let verdict = match per_m(disk_max) {
-        Some(d) if d <= 500e6 => "reported; disk meets aim".to_owned(),
-        Some(_) => "reported; disk above aim".to_owned(),
+    // At 1M postings and above the aim is judged on total disk; below, fixed costs (the
+    // preallocated WAL segment, sled's files) would dominate, so the growth since start is used.
+    let (basis, label) = if postings >= 1_000_000 {
+        (per_m(disk_max), "total")
+    } else {
+        (per_m(growth_max), "growth")
+    };
+    let verdict = match basis {
+        Some(d) if d <= 500e6 => format!("reported; disk ({label}) meets aim"),
+        Some(_) => format!("reported; disk ({label}) above aim"),
         None => "reported".to_owned(),
     };
     rep.row(metric, result, "reported", "disk <= 500 MB", verdict);
