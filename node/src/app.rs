@@ -25,6 +25,9 @@ use tokio::task::JoinHandle;
 /// expiry is applied.
 const TICK_INTERVAL_MS: u64 = 250;
 
+/// Entries per AppendEntries request (see `raft_config`): 32 full entries is a few MiB.
+const APPEND_ENTRIES_PER_RPC_MAX: u64 = 32;
+
 /// A running node.
 pub struct RunningNode {
     /// Node id.
@@ -58,7 +61,10 @@ fn raft_config(cfg: &NodeConfig) -> anyhow::Result<Arc<openraft::Config>> {
         // wipe more than a minority at once (documented in README).
         allow_log_reversion: Some(true),
         install_snapshot_timeout: 60_000,
-        max_payload_entries: 256,
+        // Entries per AppendEntries. One entry can carry thousands of coalesced commands
+        // (~100 KiB+), and a request must decode well within the RPC timeout, or a lagging
+        // follower receives the same oversized request again and again and never catches up.
+        max_payload_entries: APPEND_ENTRIES_PER_RPC_MAX,
         ..Default::default()
     };
     Ok(Arc::new(c.validate().context("raft config")?))

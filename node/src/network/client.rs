@@ -22,6 +22,11 @@ use std::time::Duration;
 /// Idle pooled connections kept per peer: replication, heartbeats and snapshot streams run on
 /// separate connections, and a few spares absorb bursts.
 const POOL_IDLE_PER_HOST_MAX: usize = 8;
+/// Timeout of an AppendEntries that carries entries. openraft uses the heartbeat interval
+/// (100 ms) as the timeout of every AppendEntries; a request carrying megabytes of entries to a
+/// lagging follower on a loaded machine can take longer, and a timed-out request is resent
+/// whole, so the follower would never catch up. Heartbeats (no entries) keep openraft's timeout.
+const APPEND_WITH_ENTRIES_TIMEOUT_MS: u64 = 10_000;
 /// Connect timeout for peers: loopback or LAN; longer means the peer is down.
 const CONNECT_TIMEOUT_MS: u64 = 500;
 
@@ -176,7 +181,13 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.hard_ttl();
+        let ttl = if rpc.entries.is_empty() {
+            option.hard_ttl()
+        } else {
+            option
+                .hard_ttl()
+                .max(Duration::from_millis(APPEND_WITH_ENTRIES_TIMEOUT_MS))
+        };
         self.call(path::APPEND, &rpc, ttl)
             .await
             .map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, e))
