@@ -21,6 +21,11 @@ use std::sync::Arc;
 /// follower's catch-up read stays bounded in memory and time.
 const LIMITED_READ_ENTRIES_MAX: usize = 1024;
 
+/// Entries read from the log per step when streaming entries to the state machine. openraft's
+/// default reads the whole range at once; after a long outage that range holds thousands of
+/// entries of up to a few hundred KiB each, so it is read in bounded steps instead.
+const APPLY_STREAM_ENTRIES_MAX: u64 = 64;
+
 /// The Raft log store. Cheap to clone: clones share one WAL (the log reader is a clone).
 #[derive(Debug, Clone)]
 pub struct LogStore {
@@ -91,6 +96,38 @@ impl RaftLogReader<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
         Ok(self.wal.vote())
+    }
+
+    async fn entries_stream<RB>(
+        &mut self,
+        range: RB,
+    ) -> impl futures::Stream<Item = Result<Entry, io::Error>> + OptionalSend
+    where
+        RB: RangeBounds<u64> + Clone + Debug + OptionalSend,
+    {
+        let (start, end) = bounds(&range);
+        let store = self.clone();
+        let steps = futures::stream::unfold(Some(start), move |next| {
+            let store = store.clone();
+            async move {
+                let from = next?;
+                if from >= end {
+                    return None;
+                }
+                let to = end.min(from.saturating_add(APPLY_STREAM_ENTRIES_MAX));
+                match store.read(from, to, usize::MAX).await {
+                    // Past the end of the log (an unbounded range): done.
+                    Ok(entries) if entries.is_empty() => None,
+                    Ok(entries) => {
+                        let items: Vec<Result<Entry, io::Error>> =
+                            entries.into_iter().map(Ok).collect();
+                        Some((futures::stream::iter(items), Some(to)))
+                    }
+                    Err(e) => Some((futures::stream::iter(vec![Err(e)]), None)),
+                }
+            }
+        });
+        futures::StreamExt::flatten(steps)
     }
 
     async fn limited_get_log_entries(
