@@ -61,6 +61,19 @@ impl StateMachineStore {
     }
 }
 
+/// Runs one apply chunk on the blocking pool: executing thousands of commands and committing
+/// their sled batch takes long enough that doing it on a runtime worker starves the tasks that
+/// send and answer heartbeats (on 2 cores this caused needless elections under load).
+async fn apply_off_runtime(shared: &Arc<Shared>, chunk: Vec<Pending>) -> io::Result<()> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || apply_chunk(&shared, chunk))
+        .await
+        .map_err(|e| io::Error::other(format!("apply task failed: {e}")))?
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotData = SnapshotFile;
     type SnapshotBuilder = LedgerSnapshotBuilder;
@@ -81,11 +94,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             commands += entry_weight(&item.0);
             chunk.push(item);
             if chunk.len() == APPLY_CHUNK_ENTRIES_MAX || commands >= APPLY_CHUNK_COMMANDS_MAX {
-                apply_chunk(&self.shared, std::mem::take(&mut chunk))?;
+                apply_off_runtime(&self.shared, std::mem::take(&mut chunk)).await?;
                 commands = 0;
             }
         }
-        apply_chunk(&self.shared, chunk)
+        apply_off_runtime(&self.shared, chunk).await
     }
 
     async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
