@@ -139,13 +139,7 @@ async fn batch_loop(mut rx: mpsc::Receiver<Job>, inner: Arc<Inner>) {
 /// Commands a job contributes to an entry: a client batch counts as its inner commands, so one
 /// entry never carries many full client batches.
 fn weight(commands: &[Command]) -> usize {
-    commands
-        .iter()
-        .map(|c| match &c.body {
-            ledger::CommandBody::Batch { commands, .. } => commands.len().max(1),
-            _ => 1,
-        })
-        .sum()
+    commands.iter().map(Command::weight).sum()
 }
 
 async fn dispatch(inner: &Inner, jobs: Vec<Job>) {
@@ -232,13 +226,18 @@ async fn forward(
     }
 }
 
+/// Wall-clock time in µs since the Unix epoch (the leader's clock; replicas never read it).
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 impl Inner {
     /// Monotonic leader stamp: max(now, last + 1 µs).
     fn stamp(&self) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
+        let now = now_us();
         let mut last = self.last_stamp_us.load(Ordering::Relaxed);
         loop {
             let next = now.max(last + 1);

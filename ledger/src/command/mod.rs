@@ -33,6 +33,17 @@ pub struct Command {
     pub body: CommandBody,
 }
 
+impl Command {
+    /// Commands this one counts as when sizing log entries and apply chunks: a batch counts as
+    /// its inner commands (at least one), anything else as one.
+    pub fn weight(&self) -> usize {
+        match &self.body {
+            CommandBody::Batch { commands, .. } => commands.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
 /// The closed set of ledger commands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandBody {

@@ -24,10 +24,7 @@ pub(crate) fn entry_weight(entry: &Entry) -> usize {
         EntryPayload::Normal(request) => request
             .commands
             .iter()
-            .map(|c| match &c.body {
-                ledger::CommandBody::Batch { commands, .. } => commands.len().max(1),
-                _ => 1,
-            })
+            .map(ledger::Command::weight)
             .sum::<usize>()
             .max(1),
         _ => 1,
