@@ -1,13 +1,15 @@
-//! State machine apply and restart: applied state, responses through the reader, persistence
-//! across reopen (same state hash, same last applied), and the openraft bookkeeping of blank and
-//! membership entries.
+//! State machine apply and restart: applied state, responses through the reader, restart by
+//! snapshot + log replay (same state hash, same last applied, no duplicated history), and the
+//! openraft bookkeeping of blank and membership entries.
 
 mod sm_support;
 
 use ledger::{CommandBody, Currency, Outcome};
 use node::sm::StateMachineStore;
-use openraft::storage::RaftStateMachine;
-use sm_support::{acct, apply, blank, cmd, log_id, membership, normal, Workload};
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use sm_support::{
+    acct, apply, blank, cmd, log_id, membership, normal, reopen_and_replay, Workload,
+};
 
 #[tokio::test]
 async fn blank_and_membership_entries_advance_applied_state() {
@@ -29,7 +31,8 @@ async fn blank_and_membership_entries_advance_applied_state() {
     assert_eq!(store.reader().applied_index(), 3);
     assert_eq!(*store.reader().watch_applied().borrow(), 3);
     drop(store);
-    let mut store = StateMachineStore::open(dir.path()).unwrap();
+    let log = vec![blank(1), membership(2, &[1, 2, 3]), blank(3)];
+    let mut store = reopen_and_replay(dir.path(), &log).await;
     let (applied2, mem2) = store.applied_state().await.unwrap();
     assert_eq!(
         (applied2, mem2),
@@ -128,9 +131,18 @@ async fn reopen_restores_identical_state() {
             w.next_entry()
         });
     }
-    // Several apply calls of different sizes.
-    for chunk in entries.chunks(37) {
+    // Several apply calls of different sizes, with a snapshot part-way: the restart loads it
+    // and replays only the entries after it.
+    for (i, chunk) in entries.chunks(37).enumerate() {
         apply(&mut store, chunk.to_vec()).await;
+        if i == 3 {
+            store
+                .get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .unwrap();
+        }
     }
     let reader = store.reader();
     let before = (
@@ -144,7 +156,14 @@ async fn reopen_restores_identical_state() {
     assert_eq!(before.0 .0, w.next_index - 1);
     drop(reader);
     drop(store);
-    let mut store = StateMachineStore::open(dir.path()).unwrap();
+    let reopened = StateMachineStore::open(dir.path()).unwrap();
+    assert_eq!(
+        reopened.reader().applied_index(),
+        4 * 37,
+        "a reopened store starts at its snapshot"
+    );
+    drop(reopened);
+    let mut store = reopen_and_replay(dir.path(), &entries).await;
     let reader = store.reader();
     let after = (
         reader.state_hash(),
@@ -154,7 +173,10 @@ async fn reopen_restores_identical_state() {
         store.applied_state().await.unwrap(),
         reader.last_timestamp_us(),
     );
-    assert_eq!(before, after);
+    assert_eq!(
+        before, after,
+        "replay gives the same state and no duplicated events"
+    );
     // And it keeps applying where it left off.
     apply(&mut store, vec![w.next_entry()]).await;
     assert_eq!(store.reader().applied_index(), w.next_index - 1);

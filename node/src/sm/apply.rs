@@ -1,6 +1,10 @@
-//! Applying committed entries: execute each command against the in-memory ledger, gather every
-//! sled write of the chunk in a `WriteSet`, commit it in one transaction, and only then answer
-//! the clients and publish the new applied index.
+//! Applying committed entries: execute each command against the in-memory ledger, gather the
+//! chunk's history rows in a `WriteSet`, commit them with the applied meta in one atomic batch,
+//! and only then answer the clients and publish the new applied index.
+//!
+//! After a restart the ledger starts from the last snapshot and openraft replays the log from
+//! there; entries whose history sled already holds (`Live::history_index`) are executed in
+//! memory only.
 
 use super::meta::AppliedMeta;
 use super::shared::{Live, Shared};
@@ -53,8 +57,10 @@ pub(crate) fn apply_chunk(shared: &Shared, entries: Vec<Pending>) -> io::Result<
             responses.push((responder, response));
         }
         debug_check_invariants(&live)?;
-        let meta = applied_meta(&live);
-        writes.commit(&shared.trees, &live.ledger, &meta)?;
+        if live.applied_index() > live.history_index {
+            writes.commit(&shared.trees, &applied_meta(&live))?;
+            live.history_index = live.applied_index();
+        }
         (live.applied_index(), live.ledger.last_event_seq())
     };
     for (responder, response) in responses {
@@ -87,13 +93,17 @@ fn apply_entry(live: &mut Live, writes: &mut WriteSet, entry: Entry) -> io::Resu
                     ),
                 ));
             }
+            // Replaying below the history mark: sled already holds these rows.
+            let record = index > live.history_index;
             let mut results = Vec::with_capacity(request.commands.len());
             for cmd in &request.commands {
                 let applied = live.ledger.execute(index, cmd);
-                writes.record_command(cmd, &applied.events)?;
+                if record {
+                    writes.record_command(&applied.events, &live.ledger)?;
+                }
                 results.push(applied.result);
             }
-            if !request.commands.is_empty() {
+            if record && !request.commands.is_empty() {
                 writes.record_index_ts(index, live.ledger.last_timestamp_us())?;
             }
             LedgerResponse {

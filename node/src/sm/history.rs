@@ -4,8 +4,7 @@
 
 use super::codec::{decode, invalid_data, sled_err};
 use super::keys::{
-    account_event_key, account_prefix, posting_key, posting_key_parts, u64_key, u64_suffix,
-    PostingRow,
+    account_prefix, posting_key, posting_key_parts, u64_key, u64_suffix, PostingRow,
 };
 use super::meta::Trees;
 use ledger::{AccountId, Event, TimestampUs};
@@ -21,12 +20,12 @@ pub const EVENTS_PAGE_MAX: usize = 10_000;
 pub struct BalanceAt {
     /// Posted balance in minor units.
     pub balance: i64,
-    /// Leader timestamp of the last posting at or before the asked point (or of the opening when
-    /// there was no posting yet).
+    /// Leader timestamp of the account's last event at or before the asked point (a posting,
+    /// the opening, or any other event concerning it, which leaves the balance as it was).
     pub as_of_us: TimestampUs,
-    /// Log index of that posting (or opening).
+    /// Log index of that event.
     pub index: u64,
-    /// Event sequence of that posting (or opening).
+    /// Event sequence of that event.
     pub event_seq: u64,
 }
 
@@ -81,7 +80,9 @@ pub(crate) fn balance_at_index(
 }
 
 /// Events concerning `account` with seq > `after_seq`, in seq order, at most `limit`
-/// (capped at `EVENTS_PAGE_MAX`).
+/// (capped at `EVENTS_PAGE_MAX`). The account's `postings` rows are ordered by (timestamp, seq),
+/// which is seq order (effective timestamps never decrease along the log), so the listing starts
+/// right after the row of event `after_seq`, found through that event's timestamp.
 pub(crate) fn account_events(
     trees: &Trees,
     account: &AccountId,
@@ -89,13 +90,20 @@ pub(crate) fn account_events(
     limit: usize,
 ) -> io::Result<Vec<Event>> {
     let mut out = Vec::new();
-    let Some(first_seq) = after_seq.checked_add(1) else {
-        return Ok(out);
-    };
     let prefix = account_prefix(account);
-    let start = account_event_key(account, first_seq);
+    let start = if after_seq == 0 {
+        prefix.clone()
+    } else {
+        let Some(after) = find_event(trees, after_seq)? else {
+            return Ok(out);
+        };
+        let Some(next_seq) = after_seq.checked_add(1) else {
+            return Ok(out);
+        };
+        posting_key(account, after.timestamp_us, next_seq)
+    };
     let limit = limit.min(EVENTS_PAGE_MAX);
-    for row in trees.account_events.range(start..) {
+    for row in trees.postings.range(start..) {
         if out.len() >= limit {
             break;
         }
@@ -103,9 +111,10 @@ pub(crate) fn account_events(
         if !key.starts_with(&prefix) {
             break;
         }
-        let seq =
-            u64_suffix(&key).ok_or_else(|| invalid_data("short account_events key".to_owned()))?;
-        out.push(event(trees, seq)?);
+        let seq = u64_suffix(&key).ok_or_else(|| invalid_data("short postings key".to_owned()))?;
+        let event = find_event(trees, seq)?
+            .ok_or_else(|| invalid_data(format!("event {seq} is indexed but missing")))?;
+        out.push(event);
     }
     Ok(out)
 }
@@ -121,12 +130,10 @@ pub(crate) fn events_from(trees: &Trees, from_seq: u64, limit: usize) -> io::Res
     Ok(out)
 }
 
-/// The event with sequence `seq` (it must exist: an index row points at it).
-fn event(trees: &Trees, seq: u64) -> io::Result<Event> {
-    let value = trees
-        .events
-        .get(u64_key(seq))
-        .map_err(sled_err)?
-        .ok_or_else(|| invalid_data(format!("event {seq} is indexed but missing")))?;
-    decode(&value)
+/// The event with sequence `seq`, if stored.
+fn find_event(trees: &Trees, seq: u64) -> io::Result<Option<Event>> {
+    match trees.events.get(u64_key(seq)).map_err(sled_err)? {
+        Some(value) => Ok(Some(decode(&value)?)),
+        None => Ok(None),
+    }
 }

@@ -12,26 +12,21 @@ const ACCOUNT_SEPARATOR: u8 = 0x00;
 pub(crate) mod tree {
     /// The one sled tree holding every table; each table is a one-byte key prefix.
     pub(crate) const LEDGER: &str = "ledger";
-    /// Scalars: applied state, snapshot pointer, install marker.
+    /// Scalars: layout version, applied state, snapshot pointer, install marker.
     pub(crate) const META: u8 = 0;
-    /// Account id -> `Account`.
-    pub(crate) const ACCOUNTS: u8 = 1;
-    /// Transfer id -> `Transfer`.
-    pub(crate) const TRANSFERS: u8 = 2;
-    /// Command id -> `IdempotencyEntry`.
-    pub(crate) const IDEMPOTENCY: u8 = 3;
     /// Event seq (BE) -> `Event`.
     pub(crate) const EVENTS: u8 = 4;
-    /// (account, ts BE, seq BE) -> `PostingRow`: the time-travel index.
+    /// (account, ts BE, seq BE) -> `PostingRow`: one row per event concerning the account; the
+    /// time-travel index and the per-account event listing.
     pub(crate) const POSTINGS: u8 = 5;
-    /// (account, seq BE) -> (): every event concerning an account, for per-account listings.
-    pub(crate) const ACCOUNT_EVENTS: u8 = 6;
     /// Log index (BE) -> last effective timestamp applied at that index.
     pub(crate) const INDEX_TS: u8 = 7;
 }
 
 /// Keys in the `meta` tree.
 pub(crate) mod meta_key {
+    /// Layout version of the database (`LAYOUT_VERSION`); a database without it is refused.
+    pub(crate) const LAYOUT: &[u8] = b"layout";
     /// `AppliedMeta`: last applied log id, membership, ledger scalars.
     pub(crate) const APPLIED: &[u8] = b"applied";
     /// `SnapshotPointer`: the current snapshot's meta and file name.
@@ -40,8 +35,13 @@ pub(crate) mod meta_key {
     pub(crate) const INSTALLING: &[u8] = b"installing";
 }
 
-/// A row of the `postings` tree: the account's posted balance right after one event that set it
-/// (a `TransferPosted` leg, or `AccountOpened` with balance 0).
+/// Layout of the state machine database this code reads and writes. Version 2 keeps accounts,
+/// transfers and the idempotency table out of sled (they live in memory, in snapshots, and are
+/// rebuilt by replaying the log) and folds per-account event listings into `postings`.
+pub(crate) const LAYOUT_VERSION: u32 = 2;
+
+/// A row of the `postings` tree: the account's posted balance right after one event concerning
+/// it (a `TransferPosted` leg sets it; every other event repeats the balance it left).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PostingRow {
     /// Raft log index of the event.
@@ -86,13 +86,6 @@ pub(crate) fn posting_key_parts(key: &[u8]) -> Option<(TimestampUs, u64)> {
     Some((ts, seq))
 }
 
-/// `account_events` key: `account ++ 0x00 ++ seq BE`.
-pub(crate) fn account_event_key(account: &AccountId, seq: u64) -> Vec<u8> {
-    let mut key = account_prefix(account);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +103,6 @@ mod tests {
         );
         assert_eq!(posting_key_parts(&k1), Some((5, 9)));
         assert!(posting_key(&a, u64::MAX, u64::MAX) < k3);
-        assert_eq!(u64_suffix(&account_event_key(&a, 42)), Some(42));
+        assert_eq!(u64_suffix(&posting_key(&a, 7, 42)), Some(42));
     }
 }

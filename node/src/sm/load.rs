@@ -1,14 +1,14 @@
-//! Opening the store: load the ledger from sled, finish an interrupted install, fall back to the
-//! snapshot when sled lost writes it had before the snapshot, and tidy the snapshot directory.
+//! Opening the store: load the ledger from the current snapshot, read sled's history mark,
+//! finish an interrupted install, restore the history from the snapshot when sled lost rows the
+//! snapshot has, and tidy the snapshot directory.
 
-use super::codec::{decode, invalid_data, sled_err};
+use super::codec::{invalid_data, sled_err};
 use super::keys::{meta_key, u64_suffix};
-use super::meta::Trees;
+use super::meta::{AppliedMeta, Trees};
 use super::shared::{Live, Shared};
 use super::snapshot_file::SnapshotFile;
-use super::snapshot_install::install_blocking;
+use super::snapshot_install::{install_blocking, verify};
 use ledger::LedgerState;
-use ledger::RestoreParts;
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -16,6 +16,10 @@ use std::sync::Arc;
 
 /// Opens (or creates) the state machine under `dir`: sled in `dir/sm`, snapshots in
 /// `dir/snapshots`.
+///
+/// The ledger comes back as of the current snapshot (or empty without one); openraft then
+/// replays the log from there (`applied_state` reports the snapshot's log id). sled's history
+/// mark says which replayed entries already have their rows.
 pub(crate) fn open_shared(dir: &Path) -> io::Result<Arc<Shared>> {
     let sled_dir = dir.join("sm");
     let snapshot_dir = dir.join("snapshots");
@@ -25,12 +29,25 @@ pub(crate) fn open_shared(dir: &Path) -> io::Result<Arc<Shared>> {
     let trees = Trees::open(&sled_dir)?;
     let installing = trees.read_pointer(meta_key::INSTALLING)?;
     let current = trees.read_pointer(meta_key::SNAPSHOT)?;
-    let live = match installing {
+    let applied = trees.read_applied()?.unwrap_or_default();
+    let live = match (&installing, &current) {
         // The trees are half replaced: their content is meaningless until reinstalled.
-        Some(_) => empty_live(),
-        None => load_live(&trees)?,
+        (Some(_), _) => empty_live(),
+        (None, Some(ptr)) => {
+            let file = SnapshotFile::open(snapshot_dir.join(&ptr.file_name))?;
+            let verified = verify(file.path(), &ptr.meta)?;
+            Live {
+                ledger: verified.ledger,
+                last_applied: ptr.meta.last_log_id,
+                membership: ptr.meta.last_membership.clone(),
+                history_index: history_index(&trees, &applied)?,
+            }
+        }
+        (None, None) => Live {
+            history_index: history_index(&trees, &applied)?,
+            ..empty_live()
+        },
     };
-    let last_applied = live.last_applied;
     let shared = Arc::new(Shared::new(snapshot_dir.clone(), trees, live));
     shared.snapshot().clone_from(&current);
     if let Some(ptr) = installing {
@@ -39,11 +56,10 @@ pub(crate) fn open_shared(dir: &Path) -> io::Result<Arc<Shared>> {
         install_blocking(&shared, &ptr.meta, &file)?;
     } else if let Some(ptr) = current
         .as_ref()
-        .filter(|p| p.meta.last_log_id > last_applied)
+        .filter(|p| p.meta.last_log_id > applied.last_applied)
     {
-        // The log before the snapshot may already be purged: sled lost writes that only the
-        // snapshot still has.
-        tracing::warn!(file = %ptr.file_name, "state machine is behind its snapshot; restoring it");
+        // sled lost history rows the snapshot has (the log before it may be purged already).
+        tracing::warn!(file = %ptr.file_name, "history is behind its snapshot; restoring it");
         let file = SnapshotFile::open(snapshot_dir.join(&ptr.file_name))?;
         install_blocking(&shared, &ptr.meta, &file)?;
     }
@@ -59,36 +75,12 @@ fn empty_live() -> Live {
         ledger: LedgerState::new(),
         last_applied: None,
         membership: Default::default(),
+        history_index: 0,
     }
 }
 
-/// Rebuilds the in-memory state from the trees and checks it against the applied meta.
-fn load_live(trees: &Trees) -> io::Result<Live> {
-    let Some(applied) = trees.read_applied()? else {
-        return Ok(empty_live());
-    };
-    let mut parts = RestoreParts {
-        last_event_seq: applied.last_event_seq,
-        last_timestamp_us: applied.last_timestamp_us,
-        applied_hash: applied.applied_hash,
-        ..RestoreParts::default()
-    };
-    for row in trees.accounts.iter() {
-        parts.accounts.push(decode(&row.map_err(sled_err)?.1)?);
-    }
-    for row in trees.transfers.iter() {
-        parts.transfers.push(decode(&row.map_err(sled_err)?.1)?);
-    }
-    for row in trees.idempotency.iter() {
-        let (k, v) = row.map_err(sled_err)?;
-        let id = String::from_utf8(k.to_vec())
-            .map_err(|_| invalid_data("non-utf8 command id".to_owned()))?;
-        parts.idempotency.push((id, decode(&v)?));
-    }
-    let ledger = LedgerState::restore(parts);
-    ledger
-        .check_invariants()
-        .map_err(|v| invalid_data(format!("stored state violates an invariant: {v}")))?;
+/// The history mark recorded in `applied`, checked against the events table it describes.
+fn history_index(trees: &Trees, applied: &AppliedMeta) -> io::Result<u64> {
     let last_stored_seq = match trees.events.last().map_err(sled_err)? {
         Some((k, _)) => u64_suffix(&k).unwrap_or(0),
         None => 0,
@@ -99,11 +91,7 @@ fn load_live(trees: &Trees) -> io::Result<Live> {
             applied.last_event_seq
         )));
     }
-    Ok(Live {
-        ledger,
-        last_applied: applied.last_applied,
-        membership: applied.membership,
-    })
+    Ok(applied.last_applied.as_ref().map_or(0, |l| l.index))
 }
 
 /// Removes files in `dir` whose name satisfies `doomed`.

@@ -2,7 +2,7 @@
 //! durable flush used before the Raft log may be purged.
 
 use super::codec::{decode, encode, sled_err};
-use super::keys::{meta_key, tree};
+use super::keys::{meta_key, tree, LAYOUT_VERSION};
 use super::ns::Ns;
 use crate::raft_types::{LogId, SnapshotMeta, StoredMembership};
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,9 @@ const SLED_FLUSH_EVERY_MS: u64 = 1000;
 /// append-only history, so a modest cache suffices.
 const SLED_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// What the state machine has applied, written in the same transaction as the rows it describes.
+/// How far the history tables go, written in the same transaction as the rows it describes.
+/// The in-memory ledger is NOT stored row by row: after a restart it is the snapshot's ledger
+/// brought forward by replaying the log, and apply skips history rows sled already holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AppliedMeta {
     /// Last applied log id (None before the first entry).
@@ -53,18 +55,10 @@ pub(crate) struct Trees {
     pub(crate) ledger: sled::Tree,
     /// `meta` table.
     pub(crate) meta: Ns,
-    /// `accounts` table.
-    pub(crate) accounts: Ns,
-    /// `transfers` table.
-    pub(crate) transfers: Ns,
-    /// `idempotency` table.
-    pub(crate) idempotency: Ns,
     /// `events` table.
     pub(crate) events: Ns,
     /// `postings` table.
     pub(crate) postings: Ns,
-    /// `account_events` table.
-    pub(crate) account_events: Ns,
     /// `index_ts` table.
     pub(crate) index_ts: Ns,
 }
@@ -80,19 +74,39 @@ impl Trees {
             .map_err(sled_err)?;
         let ledger = db.open_tree(tree::LEDGER).map_err(sled_err)?;
         let ns = |prefix: u8| Ns::new(ledger.clone(), prefix);
-        Ok(Self {
+        let trees = Self {
             path: path.to_path_buf(),
             meta: ns(tree::META),
-            accounts: ns(tree::ACCOUNTS),
-            transfers: ns(tree::TRANSFERS),
-            idempotency: ns(tree::IDEMPOTENCY),
             events: ns(tree::EVENTS),
             postings: ns(tree::POSTINGS),
-            account_events: ns(tree::ACCOUNT_EVENTS),
             index_ts: ns(tree::INDEX_TS),
             ledger,
             db,
-        })
+        };
+        trees.check_layout()?;
+        Ok(trees)
+    }
+
+    /// Stamps a fresh database with `LAYOUT_VERSION`; refuses one written by another layout
+    /// (its rows would be misread).
+    fn check_layout(&self) -> io::Result<()> {
+        match self.read_meta::<u32>(meta_key::LAYOUT)? {
+            Some(LAYOUT_VERSION) => Ok(()),
+            None if self.ledger.is_empty() => {
+                self.meta
+                    .insert(meta_key::LAYOUT, encode(&LAYOUT_VERSION)?)
+                    .map_err(sled_err)?;
+                Ok(())
+            }
+            found => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "state machine at {} has layout {found:?}, this build reads layout \
+                     {LAYOUT_VERSION}: wipe the node's data directory and let it rejoin",
+                    self.path.display()
+                ),
+            )),
+        }
     }
 
     /// Reads the applied meta (None on a fresh database).

@@ -107,6 +107,9 @@ impl LedgerReader {
         account: &AccountId,
         ts_us: TimestampUs,
     ) -> io::Result<Option<BalanceAt>> {
+        // Clamp to the applied state: after a restart sled may hold history the in-memory ledger
+        // has not replayed yet, and a read must not run ahead of the index it reports.
+        let ts_us = ts_us.min(self.last_timestamp_us());
         let _gate = self.shared.history_gate();
         history::balance_at_time(&self.shared.trees, account, ts_us)
     }
@@ -118,6 +121,7 @@ impl LedgerReader {
         account: &AccountId,
         index: u64,
     ) -> io::Result<Option<BalanceAt>> {
+        let index = index.min(self.applied_index());
         let _gate = self.shared.history_gate();
         history::balance_at_index(&self.shared.trees, account, index)
     }

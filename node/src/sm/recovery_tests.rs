@@ -144,21 +144,67 @@ async fn sled_behind_its_snapshot_is_restored_from_the_snapshot() {
 }
 
 #[tokio::test]
-async fn reopen_without_flush_keeps_last_applied() {
+async fn reopen_starts_at_the_snapshot_and_replay_skips_stored_history() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = StateMachineStore::open(dir.path()).unwrap();
-    for i in 1..=20 {
+    for i in 1..=10 {
+        apply(&mut store, entries(i..=i)).await;
+    }
+    store
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    for i in 11..=20 {
         apply(&mut store, entries(i..=i)).await;
     }
     let before = (
         store.applied_state().await.unwrap(),
         store.reader().state_hash(),
+        store.reader().events_from(1, 1000).unwrap(),
     );
     drop(store);
+
     let mut store = StateMachineStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.reader().applied_index(),
+        10,
+        "ledger comes from the snapshot"
+    );
+    assert_eq!(
+        store.shared.live().history_index,
+        20,
+        "history mark from sled"
+    );
+    apply(&mut store, entries(11..=20)).await;
     let after = (
         store.applied_state().await.unwrap(),
         store.reader().state_hash(),
+        store.reader().events_from(1, 1000).unwrap(),
     );
     assert_eq!(before, after);
+    assert_eq!(store.shared.live().history_index, 20);
+    apply(&mut store, entries(21..=21)).await;
+    assert_eq!(
+        store.shared.live().history_index,
+        21,
+        "new entries write history again"
+    );
+}
+
+#[tokio::test]
+async fn a_database_of_another_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateMachineStore::open(dir.path()).unwrap();
+    store
+        .shared
+        .trees
+        .meta
+        .insert(meta_key::LAYOUT, crate::sm::codec::encode(&1u32).unwrap())
+        .unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let err = StateMachineStore::open(dir.path()).err().expect("refused");
+    assert!(err.to_string().contains("layout"), "{err}");
 }

@@ -18,6 +18,9 @@ pub(crate) struct Live {
     pub(crate) last_applied: Option<LogId>,
     /// Last applied membership.
     pub(crate) membership: StoredMembership,
+    /// Log index up to which sled holds the history rows (events, postings, index_ts). Equal to
+    /// the applied index in steady state; ahead of it while a restart replays the log.
+    pub(crate) history_index: u64,
 }
 
 impl Live {

@@ -166,15 +166,9 @@ fn write_snapshot(shared: &Shared, capture: &Capture, tmp: &std::path::Path) -> 
     write_rows(&mut w, RowTree::Events, events, |_| true)?;
     let index_ts = trees.index_ts.range(..=u64_key(last_index));
     write_rows(&mut w, RowTree::IndexTs, index_ts, |_| true)?;
-    // Account-keyed trees end with the event seq: filter row by row.
+    // Postings are account-keyed and end with the event seq: filter row by row.
     let at_cut = |key: &[u8]| u64_suffix(key).is_some_and(|seq| seq <= last_seq);
     write_rows(&mut w, RowTree::Postings, trees.postings.iter(), at_cut)?;
-    write_rows(
-        &mut w,
-        RowTree::AccountEvents,
-        trees.account_events.iter(),
-        at_cut,
-    )?;
     w.finish()
 }
 

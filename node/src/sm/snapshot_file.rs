@@ -20,7 +20,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// First bytes of every snapshot file (name + layout version).
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RLSNAP\x00\x01";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"RLSNAP\x00\x02";
 
 /// Largest record accepted on read: bounds the allocation a corrupt length can cause. Writers
 /// stay far below it (`ROWS_PER_RECORD_MAX` rows of at most a few KiB each).
@@ -73,8 +73,6 @@ pub(crate) enum RowTree {
     Events,
     /// `postings`.
     Postings,
-    /// `account_events`.
-    AccountEvents,
     /// `index_ts`.
     IndexTs,
 }

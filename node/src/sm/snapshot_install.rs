@@ -9,7 +9,7 @@
 use super::codec::{encode, invalid_data, sled_err};
 use super::keys::meta_key;
 use super::meta::{sync_dir, AppliedMeta, SnapshotPointer};
-use super::ns::{Ns, NsBatch};
+use super::ns::NsBatch;
 use super::shared::Shared;
 use super::snapshot_file::{RecordReader, RowTree, SnapHeader, SnapRecord, SnapshotFile};
 use crate::raft_types::SnapshotMeta;
@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 /// A snapshot file that passed verification, with the ledger it restores.
 pub(crate) struct Verified {
     /// Its header.
-    header: SnapHeader,
+    pub(crate) header: SnapHeader,
     /// The ledger rebuilt from its parts (state hash checked against the header).
-    ledger: LedgerState,
+    pub(crate) ledger: LedgerState,
 }
 
 /// Reads the whole file: framing, CRCs, header first, `End` last, meta equal to `expected`,
@@ -112,6 +112,7 @@ pub(crate) fn install_blocking(
         live.ledger = verified.ledger;
         live.last_applied = meta.last_log_id;
         live.membership = meta.last_membership.clone();
+        live.history_index = index;
     }
     shared.bump_install_generation();
     let old = shared.snapshot().replace(pointer.clone());
@@ -151,57 +152,25 @@ fn place_file(shared: &Shared, path: &Path, index: u64) -> io::Result<String> {
 /// Empties every data tree and fills them from the snapshot at `path`.
 fn replace_trees(shared: &Shared, path: &Path) -> io::Result<()> {
     let trees = &shared.trees;
-    for tree in [
-        &trees.accounts,
-        &trees.transfers,
-        &trees.idempotency,
-        &trees.events,
-        &trees.postings,
-        &trees.account_events,
-        &trees.index_ts,
-    ] {
+    for tree in [&trees.events, &trees.postings, &trees.index_ts] {
         tree.clear().map_err(sled_err)?;
     }
     let mut reader = RecordReader::open(path)?;
     while let Some(record) = reader.next_record()? {
-        let batch = match record {
-            SnapRecord::Header(_) | SnapRecord::End { .. } => continue,
-            SnapRecord::Accounts(v) => {
-                batch_of(&trees.accounts, v.iter().map(|a| (a.id.as_str(), a)))?
-            }
-            SnapRecord::Transfers(v) => {
-                batch_of(&trees.transfers, v.iter().map(|t| (t.id.as_str(), t)))?
-            }
-            SnapRecord::Idempotency(v) => {
-                batch_of(&trees.idempotency, v.iter().map(|(k, e)| (k.as_str(), e)))?
-            }
-            SnapRecord::Rows { tree, rows } => {
-                let target = match tree {
-                    RowTree::Events => &trees.events,
-                    RowTree::Postings => &trees.postings,
-                    RowTree::AccountEvents => &trees.account_events,
-                    RowTree::IndexTs => &trees.index_ts,
-                };
-                let mut batch = NsBatch::default();
-                for (k, v) in rows {
-                    batch.insert(target, k, v);
-                }
-                batch
-            }
+        // The ledger parts live in memory (restored by `verify`); only history goes to sled.
+        let SnapRecord::Rows { tree, rows } = record else {
+            continue;
         };
+        let target = match tree {
+            RowTree::Events => &trees.events,
+            RowTree::Postings => &trees.postings,
+            RowTree::IndexTs => &trees.index_ts,
+        };
+        let mut batch = NsBatch::default();
+        for (k, v) in rows {
+            batch.insert(target, k, v);
+        }
         batch.apply(&trees.ledger).map_err(sled_err)?;
     }
     Ok(())
-}
-
-/// A sled batch of `(string key, encoded value)` rows.
-fn batch_of<'a, T: serde::Serialize + 'a>(
-    table: &Ns,
-    rows: impl Iterator<Item = (&'a str, &'a T)>,
-) -> io::Result<NsBatch> {
-    let mut batch = NsBatch::default();
-    for (k, v) in rows {
-        batch.insert(table, k.as_bytes(), encode(v)?);
-    }
-    Ok(batch)
 }

@@ -1,136 +1,125 @@
-//! `WriteSet`: every sled write one apply call produces, gathered while the commands execute and
-//! committed in ONE atomic sled batch on the single state machine tree (state rows, history rows
-//! and the applied meta together, so sled never holds rows without the meta that accounts for
-//! them, or the reverse).
+//! `WriteSet`: the history rows one apply call produces (events, per-account postings, index
+//! timestamps), gathered while the commands execute and committed with the applied meta in ONE
+//! atomic sled batch on the single state machine tree, so sled never holds rows without the meta
+//! that accounts for them, or the reverse.
+//!
+//! Accounts, transfers and the idempotency table are not written here: they live in the
+//! in-memory ledger, in snapshot files, and are rebuilt after a restart by replaying the log.
 
-use super::codec::{encode, FORMAT_V1};
-use super::keys::{account_event_key, meta_key, posting_key, tree, u64_key, PostingRow};
+use super::codec::encode;
+use super::keys::{meta_key, posting_key, tree, u64_key, PostingRow};
 use super::meta::{AppliedMeta, Trees};
 use super::ns::{Ns, NsBatch};
-use ledger::{AccountId, Command, CommandBody, Event, EventKind, LedgerState};
-use std::collections::BTreeSet;
+use ledger::{AccountId, Event, EventKind, LedgerState};
 use std::io;
 
-/// Writes gathered for one apply call.
+/// Rows gathered for one apply call, as (table, key, value).
 #[derive(Default)]
 pub(crate) struct WriteSet {
-    /// Accounts changed by some event; their final rows are read from the ledger at the end.
-    accounts: BTreeSet<AccountId>,
-    /// Transfers changed by some event.
-    transfers: BTreeSet<String>,
-    /// Command ids (top-level and batch-inner) whose idempotency entries may have been recorded.
-    command_ids: BTreeSet<String>,
-    /// History rows (events, postings, account_events, index_ts) as (table, key, value).
-    history: Vec<(u8, Vec<u8>, Vec<u8>)>,
+    rows: Vec<(u8, Vec<u8>, Vec<u8>)>,
 }
 
 impl WriteSet {
-    /// Records what executing `cmd` produced (`events` are the events it emitted).
-    pub(crate) fn record_command(&mut self, cmd: &Command, events: &[Event]) -> io::Result<()> {
-        self.command_ids.insert(cmd.id.clone());
-        if let CommandBody::Batch { commands, .. } = &cmd.body {
-            self.command_ids
-                .extend(commands.iter().map(|c| c.id.clone()));
+    /// Records the history rows of one executed command: its `events`, and one `postings` row
+    /// per account each event concerns, carrying the account's posted balance right after that
+    /// event. `ledger` is the state right after the command.
+    pub(crate) fn record_command(
+        &mut self,
+        events: &[Event],
+        ledger: &LedgerState,
+    ) -> io::Result<()> {
+        if events.is_empty() {
+            return Ok(());
         }
+        let mut running = balances_before(events, ledger);
         for event in events {
-            self.record_event(event)?;
-        }
-        Ok(())
-    }
-
-    fn record_event(&mut self, event: &Event) -> io::Result<()> {
-        let seq = event.seq;
-        self.history
-            .push((tree::EVENTS, u64_key(seq).to_vec(), encode(event)?));
-        for account in event.kind.accounts() {
-            self.history.push((
-                tree::ACCOUNT_EVENTS,
-                account_event_key(account, seq),
-                vec![FORMAT_V1],
-            ));
-            self.accounts.insert(account.clone());
-        }
-        let mut balances = event.kind.balance_changes();
-        if let EventKind::AccountOpened { account, .. } = &event.kind {
-            // An opened account exists with balance 0 from this event on (time travel: an
-            // account that existed but had no postings yet reads as 0, not "not found").
-            balances.push((account, 0));
-        }
-        for (account, balance_after) in balances {
-            let row = PostingRow {
-                index: event.index,
-                balance_after,
-            };
-            let key = posting_key(account, event.timestamp_us, seq);
-            self.history.push((tree::POSTINGS, key, encode(&row)?));
-        }
-        if let Some(id) = transfer_id(&event.kind) {
-            self.transfers.insert(id.to_owned());
+            self.rows
+                .push((tree::EVENTS, u64_key(event.seq).to_vec(), encode(event)?));
+            let changes = event.kind.balance_changes();
+            for account in event.kind.accounts() {
+                let slot = running_slot(&mut running, account);
+                if let Some((_, after)) = changes.iter().find(|(a, _)| *a == account) {
+                    slot.1 = *after;
+                }
+                let row = PostingRow {
+                    index: event.index,
+                    balance_after: slot.1,
+                };
+                let key = posting_key(account, event.timestamp_us, event.seq);
+                self.rows.push((tree::POSTINGS, key, encode(&row)?));
+            }
         }
         Ok(())
     }
 
     /// Records the last effective timestamp applied at log index `index`.
     pub(crate) fn record_index_ts(&mut self, index: u64, ts_us: u64) -> io::Result<()> {
-        self.history
+        self.rows
             .push((tree::INDEX_TS, u64_key(index).to_vec(), encode(&ts_us)?));
         Ok(())
     }
 
-    /// Builds the final batches from the ledger after the last entry and commits them with `meta`
-    /// in one transaction.
-    pub(crate) fn commit(
-        self,
-        trees: &Trees,
-        ledger: &LedgerState,
-        meta: &AppliedMeta,
-    ) -> io::Result<()> {
+    /// Commits the rows with `meta` in one atomic batch.
+    pub(crate) fn commit(self, trees: &Trees, meta: &AppliedMeta) -> io::Result<()> {
         let mut batch = NsBatch::default();
         batch.insert(&trees.meta, meta_key::APPLIED, encode(meta)?);
-        // Rows mirror the ledger exactly: a record the ledger no longer holds is removed.
-        for id in &self.accounts {
-            match ledger.account(id) {
-                Some(account) => batch.insert(&trees.accounts, id.as_str(), encode(account)?),
-                None => batch.remove(&trees.accounts, id.as_str()),
-            }
-        }
-        for id in &self.transfers {
-            match ledger.transfer(id) {
-                Some(transfer) => batch.insert(&trees.transfers, id, encode(transfer)?),
-                None => batch.remove(&trees.transfers, id),
-            }
-        }
-        for id in &self.command_ids {
-            // Tick and refused ids (invalid, reused key) leave no entry: nothing to write.
-            if let Some(entry) = ledger.idempotency(id) {
-                batch.insert(&trees.idempotency, id, encode(entry)?);
-            }
-        }
-        for (table, key, value) in self.history {
-            batch.insert(history_table(trees, table), key, value);
+        for (table, key, value) in self.rows {
+            batch.insert(table_of(trees, table), key, value);
         }
         batch.apply(&trees.ledger).map_err(super::codec::sled_err)
     }
 }
 
-fn history_table(trees: &Trees, table: u8) -> &Ns {
+/// Posted balance of every account the command's events concern, as it was before the command:
+/// the balance after the command with the command's own postings undone (posted balances change
+/// only through `TransferPosted`; an account opened by the command starts at 0).
+fn balances_before<'e>(events: &'e [Event], ledger: &LedgerState) -> Vec<(&'e AccountId, i64)> {
+    let mut out: Vec<(&AccountId, i64)> = Vec::new();
+    for event in events {
+        for account in event.kind.accounts() {
+            if !out.iter().any(|(a, _)| *a == account) {
+                let now = ledger.account(account).map_or(0, |a| a.balance);
+                out.push((account, now));
+            }
+        }
+    }
+    for event in events.iter().rev() {
+        match &event.kind {
+            EventKind::TransferPosted {
+                debit,
+                credit,
+                amount,
+                ..
+            } => {
+                running_slot(&mut out, debit).1 += amount;
+                running_slot(&mut out, credit).1 -= amount;
+            }
+            EventKind::AccountOpened { account, .. } => running_slot(&mut out, account).1 = 0,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The entry of `account` in `running` (created at 0 if absent; callers pre-fill it).
+fn running_slot<'a, 'e>(
+    running: &'a mut Vec<(&'e AccountId, i64)>,
+    account: &'e AccountId,
+) -> &'a mut (&'e AccountId, i64) {
+    let pos = match running.iter().position(|(a, _)| *a == account) {
+        Some(pos) => pos,
+        None => {
+            running.push((account, 0));
+            running.len() - 1
+        }
+    };
+    &mut running[pos]
+}
+
+fn table_of(trees: &Trees, table: u8) -> &Ns {
     match table {
         tree::EVENTS => &trees.events,
         tree::POSTINGS => &trees.postings,
-        tree::ACCOUNT_EVENTS => &trees.account_events,
         _ => &trees.index_ts,
-    }
-}
-
-fn transfer_id(kind: &EventKind) -> Option<&str> {
-    match kind {
-        EventKind::TransferPosted { transfer_id, .. }
-        | EventKind::TransferPending { transfer_id, .. }
-        | EventKind::TransferVoided { transfer_id, .. }
-        | EventKind::TransferExpired { transfer_id, .. } => Some(transfer_id),
-        EventKind::AccountOpened { .. }
-        | EventKind::AccountFrozen { .. }
-        | EventKind::AccountUnfrozen { .. }
-        | EventKind::AccountClosed { .. } => None,
     }
 }

@@ -50,6 +50,22 @@ pub async fn apply(store: &mut StateMachineStore, entries: Vec<Entry>) {
         .expect("apply");
 }
 
+/// Reopens the store under `dir` and replays `log` after the applied state it reports, the way
+/// openraft brings a restarted state machine forward (the ledger itself is only persisted in
+/// snapshots; the durable log is replayed on top).
+pub async fn reopen_and_replay(dir: &std::path::Path, log: &[Entry]) -> StateMachineStore {
+    let mut store = StateMachineStore::open(dir).expect("reopen");
+    let applied = store.applied_state().await.expect("applied state").0;
+    let from = applied.map_or(0, |l| l.index);
+    let rest: Vec<Entry> = log
+        .iter()
+        .filter(|e| e.log_id.index > from)
+        .cloned()
+        .collect();
+    apply(&mut store, rest).await;
+    store
+}
+
 /// Account id.
 pub fn acct(s: &str) -> AccountId {
     AccountId::parse_any(s).expect("account id")
@@ -273,30 +289,33 @@ pub fn all_events(reader: &LedgerReader) -> Vec<Event> {
     }
 }
 
-/// Brute-force balance of `account` after every event that `include` admits (L8's definition).
+/// Brute-force balance of `account` after every event that `include` admits (L8's definition),
+/// with the position (`as_of`, index, seq) of the last admitted event concerning the account.
 pub fn replay_balance(
     events: &[Event],
     account: &AccountId,
     include: impl Fn(&Event) -> bool,
 ) -> Option<BalanceAt> {
-    let mut at = None;
+    let mut at: Option<BalanceAt> = None;
     for e in events.iter().filter(|e| include(e)) {
-        let here = |balance| BalanceAt {
+        if !e.kind.accounts().contains(&account) {
+            continue;
+        }
+        let mut balance = match &e.kind {
+            EventKind::AccountOpened { .. } => 0,
+            _ => at.map_or(0, |b| b.balance),
+        };
+        for (a, after) in e.kind.balance_changes() {
+            if a == account {
+                balance = after;
+            }
+        }
+        at = Some(BalanceAt {
             balance,
             as_of_us: e.timestamp_us,
             index: e.index,
             event_seq: e.seq,
-        };
-        if let EventKind::AccountOpened { account: a, .. } = &e.kind {
-            if a == account {
-                at = Some(here(0));
-            }
-        }
-        for (a, balance) in e.kind.balance_changes() {
-            if a == account {
-                at = Some(here(balance));
-            }
-        }
+        });
     }
     at
 }
