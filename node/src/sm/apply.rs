@@ -99,12 +99,12 @@ fn apply_entry(live: &mut Live, writes: &mut WriteSet, entry: Entry) -> io::Resu
             for cmd in &request.commands {
                 let applied = live.ledger.execute(index, cmd);
                 if record {
-                    writes.record_command(&applied.events, &live.ledger)?;
+                    writes.record_command(applied.events, &live.ledger)?;
                 }
                 results.push(applied.result);
             }
             if record && !request.commands.is_empty() {
-                writes.record_index_ts(index, live.ledger.last_timestamp_us())?;
+                writes.finish_entry(index, live.ledger.last_timestamp_us())?;
             }
             LedgerResponse {
                 results,

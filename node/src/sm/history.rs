@@ -103,6 +103,7 @@ pub(crate) fn account_events(
         posting_key(account, after.timestamp_us, next_seq)
     };
     let limit = limit.min(EVENTS_PAGE_MAX);
+    let mut block: Vec<Event> = Vec::new();
     for row in trees.postings.range(start..) {
         if out.len() >= limit {
             break;
@@ -112,9 +113,13 @@ pub(crate) fn account_events(
             break;
         }
         let seq = u64_suffix(&key).ok_or_else(|| invalid_data("short postings key".to_owned()))?;
-        let event = find_event(trees, seq)?
+        // Consecutive postings of an account often share a block: decode each block once.
+        if !block_holds(&block, seq) {
+            block = find_block(trees, seq)?;
+        }
+        let event = block_event(&block, seq)
             .ok_or_else(|| invalid_data(format!("event {seq} is indexed but missing")))?;
-        out.push(event);
+        out.push(event.clone());
     }
     Ok(out)
 }
@@ -123,17 +128,68 @@ pub(crate) fn account_events(
 pub(crate) fn events_from(trees: &Trees, from_seq: u64, limit: usize) -> io::Result<Vec<Event>> {
     let limit = limit.min(EVENTS_PAGE_MAX);
     let mut out = Vec::with_capacity(limit.min(1024));
-    for row in trees.events.range(u64_key(from_seq)..).take(limit) {
+    // The block holding `from_seq` starts at or before it.
+    let start = match trees
+        .events
+        .range(..=u64_key(from_seq))
+        .next_back()
+        .transpose()
+        .map_err(sled_err)?
+    {
+        Some((key, _)) => key.to_vec(),
+        None => u64_key(from_seq).to_vec(),
+    };
+    for row in trees.events.range(start..) {
         let (_, value) = row.map_err(sled_err)?;
-        out.push(decode(&value)?);
+        let block: Vec<Event> = decode(&value)?;
+        for event in block.into_iter().filter(|e| e.seq >= from_seq) {
+            if out.len() >= limit {
+                return Ok(out);
+            }
+            out.push(event);
+        }
     }
     Ok(out)
 }
 
 /// The event with sequence `seq`, if stored.
 fn find_event(trees: &Trees, seq: u64) -> io::Result<Option<Event>> {
-    match trees.events.get(u64_key(seq)).map_err(sled_err)? {
-        Some(value) => Ok(Some(decode(&value)?)),
-        None => Ok(None),
+    Ok(block_event(&find_block(trees, seq)?, seq).cloned())
+}
+
+/// The block that would hold `seq`: the one whose first seq is the last at or before it (empty
+/// when there is none).
+fn find_block(trees: &Trees, seq: u64) -> io::Result<Vec<Event>> {
+    match trees
+        .events
+        .range(..=u64_key(seq))
+        .next_back()
+        .transpose()
+        .map_err(sled_err)?
+    {
+        Some((_, value)) => decode(&value),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Event `seq` of `block` (a block's seqs are consecutive).
+fn block_event(block: &[Event], seq: u64) -> Option<&Event> {
+    let first = block.first()?.seq;
+    let pos = usize::try_from(seq.checked_sub(first)?).ok()?;
+    block.get(pos).filter(|e| e.seq == seq)
+}
+
+fn block_holds(block: &[Event], seq: u64) -> bool {
+    block_event(block, seq).is_some()
+}
+
+/// Sequence of the last stored event (0 when none).
+pub(crate) fn last_stored_seq(trees: &Trees) -> io::Result<u64> {
+    match trees.events.last().map_err(sled_err)? {
+        Some((_, value)) => {
+            let block: Vec<Event> = decode(&value)?;
+            Ok(block.last().map_or(0, |e| e.seq))
+        }
+        None => Ok(0),
     }
 }

@@ -14,7 +14,7 @@ pub(crate) mod tree {
     pub(crate) const LEDGER: &str = "ledger";
     /// Scalars: layout version, applied state, snapshot pointer, install marker.
     pub(crate) const META: u8 = 0;
-    /// Event seq (BE) -> `Event`.
+    /// First event seq (BE) -> `Vec<Event>`: a block of one entry's events, contiguous seqs.
     pub(crate) const EVENTS: u8 = 4;
     /// (account, ts BE, seq BE) -> `PostingRow`: one row per event concerning the account; the
     /// time-travel index and the per-account event listing.

@@ -2,8 +2,8 @@
 //! finish an interrupted install, restore the history from the snapshot when sled lost rows the
 //! snapshot has, and tidy the snapshot directory.
 
-use super::codec::{invalid_data, sled_err};
-use super::keys::{meta_key, u64_suffix};
+use super::codec::invalid_data;
+use super::keys::meta_key;
 use super::meta::{AppliedMeta, Trees};
 use super::shared::{Live, Shared};
 use super::snapshot_file::SnapshotFile;
@@ -81,10 +81,7 @@ fn empty_live() -> Live {
 
 /// The history mark recorded in `applied`, checked against the events table it describes.
 fn history_index(trees: &Trees, applied: &AppliedMeta) -> io::Result<u64> {
-    let last_stored_seq = match trees.events.last().map_err(sled_err)? {
-        Some((k, _)) => u64_suffix(&k).unwrap_or(0),
-        None => 0,
-    };
+    let last_stored_seq = super::history::last_stored_seq(trees)?;
     if last_stored_seq != applied.last_event_seq {
         return Err(invalid_data(format!(
             "applied meta says event seq {} but the events tree ends at {last_stored_seq}",

@@ -39,14 +39,15 @@
 //! |            | `applied`                   | history mark: last log id with rows in sled, membership, last event seq, last timestamp, applied hash |
 //! |            | `snapshot`                  | current snapshot: meta + file name               |
 //! |            | `installing`                | snapshot being installed (crash marker)          |
-//! | `events`   | seq                         | `Event`                                          |
+//! | `events`   | first seq of the block      | `Vec<Event>`: up to 64 consecutive events of one entry |
 //! | `postings` | account, 0x00, ts_us, seq   | `{index, balance_after}` — one row per event concerning the account |
 //! | `index_ts` | log index                   | last effective timestamp after that entry        |
 //!
 //! All rows written by one apply call (up to `APPLY_CHUNK_ENTRIES_MAX` entries) and the
 //! `applied` meta go in one atomic batch. The tables are append-only, which is what lets a
-//! snapshot cut them consistently by seq/index while apply continues. Per transfer that is three
-//! rows: one event and one posting per leg.
+//! snapshot cut them consistently by seq/index while apply continues (a block never spans two
+//! entries, and a cut is always between entries). Per transfer that is two posting rows (one
+//! per leg) plus its share of an event block.
 //!
 //! Time travel: the balance at time T is the last `postings` row at or before
 //! `(account, T, u64::MAX)`; at log index N it is the same lookup with T = the `index_ts` value

@@ -13,10 +13,16 @@ use super::ns::{Ns, NsBatch};
 use ledger::{AccountId, Event, EventKind, LedgerState};
 use std::io;
 
+/// Most events stored in one `events` row: an entry's events are stored in blocks (fewer sled
+/// rows than one per event), small enough that a point lookup decodes little.
+pub(crate) const EVENTS_PER_BLOCK_MAX: usize = 64;
+
 /// Rows gathered for one apply call, as (table, key, value).
 #[derive(Default)]
 pub(crate) struct WriteSet {
     rows: Vec<(u8, Vec<u8>, Vec<u8>)>,
+    /// Events of the current entry, not yet stored as blocks.
+    entry_events: Vec<Event>,
 }
 
 impl WriteSet {
@@ -25,16 +31,14 @@ impl WriteSet {
     /// event. `ledger` is the state right after the command.
     pub(crate) fn record_command(
         &mut self,
-        events: &[Event],
+        events: Vec<Event>,
         ledger: &LedgerState,
     ) -> io::Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let mut running = balances_before(events, ledger);
-        for event in events {
-            self.rows
-                .push((tree::EVENTS, u64_key(event.seq).to_vec(), encode(event)?));
+        let mut running = balances_before(&events, ledger);
+        for event in &events {
             let changes = event.kind.balance_changes();
             for account in event.kind.accounts() {
                 let slot = running_slot(&mut running, account);
@@ -49,11 +53,19 @@ impl WriteSet {
                 self.rows.push((tree::POSTINGS, key, encode(&row)?));
             }
         }
+        self.entry_events.extend(events);
         Ok(())
     }
 
-    /// Records the last effective timestamp applied at log index `index`.
-    pub(crate) fn record_index_ts(&mut self, index: u64, ts_us: u64) -> io::Result<()> {
+    /// Ends log entry `index`: stores its events as blocks keyed by their first seq, and the
+    /// last effective timestamp applied at that index.
+    pub(crate) fn finish_entry(&mut self, index: u64, ts_us: u64) -> io::Result<()> {
+        for block in self.entry_events.chunks(EVENTS_PER_BLOCK_MAX) {
+            let first = block.first().map_or(0, |e| e.seq);
+            self.rows
+                .push((tree::EVENTS, u64_key(first).to_vec(), encode(&block)?));
+        }
+        self.entry_events.clear();
         self.rows
             .push((tree::INDEX_TS, u64_key(index).to_vec(), encode(&ts_us)?));
         Ok(())
