@@ -124,11 +124,6 @@ impl NsBatch {
         self.batch.insert(ns.key(key.as_ref()), value.into());
     }
 
-    /// Queues removal of `key` in table `ns`.
-    pub(crate) fn remove(&mut self, ns: &Ns, key: impl AsRef<[u8]>) {
-        self.batch.remove(ns.key(key.as_ref()));
-    }
-
     /// Applies everything atomically (sled guarantees a batch on one tree is atomic).
     pub(crate) fn apply(self, tree: &Tree) -> sled::Result<()> {
         tree.apply_batch(self.batch)
