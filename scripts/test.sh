@@ -10,6 +10,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p node --all-targets --locked --features sabotage -- -D warnings
 echo "== tests"
 cargo build --locked -p node --bin raftledger
+# (The chaos sabotage tests build their deliberately broken node themselves; see
+# chaos/tests/common/mod.rs.)
 cargo nextest run --workspace --locked --no-fail-fast

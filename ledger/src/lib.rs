@@ -15,6 +15,7 @@
 //! - `exec`      — (private) journaled execution context: undo, event seq, debug checks.
 //! - `hash`      — (private) command fingerprints, the rolling applied hash, the state digest.
 //! - `invariant` — the invariant catalogue (L1–L8) ids shared with node, chaos and readmodel.
+//! - `sabotage`  — test-only switch (feature `sabotage`): apply a retried command twice.
 
 pub mod account;
 pub mod command;
@@ -25,6 +26,7 @@ pub mod idempotency;
 pub mod invariant;
 pub mod outcome;
 pub mod rejection;
+pub mod sabotage;
 pub mod state;
 pub mod types;
 

@@ -96,7 +96,8 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
 
     let log_store = LogStore::open(&cfg.data.join("wal")).context("open wal")?;
     let sm = StateMachineStore::open(&cfg.data).context("open state machine")?;
-    let net = NetworkFactory::new(cfg.id, &cfg.cluster_secret);
+    let net = NetworkFactory::new(cfg.id, &cfg.cluster_secret)
+        .with_raft_url_overrides(cfg.peer_raft_overrides()?);
     let raft = Raft::new(
         cfg.id,
         raft_config(&cfg)?,
@@ -137,6 +138,14 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         self_addr: node_addr.clone(),
     };
     tasks.push(serve(api_listener, api::router(state), shutdown_rx.clone()));
+    if let Some(url) = cfg.nats_url.clone() {
+        tasks.push(crate::relay::spawn(
+            url,
+            raft.clone(),
+            sm.reader(),
+            shutdown_rx.clone(),
+        ));
+    }
     tasks.push(tokio::spawn(tick_loop(
         raft.clone(),
         sm.reader(),

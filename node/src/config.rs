@@ -58,6 +58,16 @@ pub struct NodeConfig {
     /// instead of receiving a full snapshot.
     #[arg(long, default_value_t = 5_000)]
     pub logs_kept_after_snapshot: u64,
+    /// NATS server URL; when set, the leader relays committed events to JetStream stream
+    /// `LEDGER` (relay off when unset).
+    #[arg(long, env = "RAFTLEDGER_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Overrides the Raft URL this node dials for a peer, `id=url` (repeatable or comma
+    /// separated). Membership keeps the peer's advertised URL; only this node's outbound Raft
+    /// RPC (replication, votes, read-index, write forwarding) goes to `url`. The chaos harness
+    /// uses it to route every directed link through its own fault-injecting proxy.
+    #[arg(long, env = "RAFTLEDGER_PEER_RAFT_ADDR", value_delimiter = ',')]
+    pub peer_raft_addr: Vec<String>,
 }
 
 impl NodeConfig {
@@ -78,7 +88,20 @@ impl NodeConfig {
             "--cluster-secret must not be empty"
         );
         self.peer_map()?;
+        self.peer_raft_overrides()?;
         Ok(())
+    }
+
+    /// Parses `--peer-raft-addr` into a map peer id -> Raft URL to dial instead of the member's.
+    pub fn peer_raft_overrides(&self) -> anyhow::Result<BTreeMap<NodeId, String>> {
+        let mut m = BTreeMap::new();
+        for p in &self.peer_raft_addr {
+            let (id, url) = p
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("peer raft addr {p:?}: expected id=url"))?;
+            m.insert(id.parse()?, url.to_owned());
+        }
+        Ok(m)
     }
 
     /// Parses `--peers` into a member map.
@@ -118,6 +141,8 @@ impl NodeConfig {
             election_timeout_ms_max = self.election_timeout_ms_max,
             snapshot_every_entries = self.snapshot_every_entries,
             logs_kept_after_snapshot = self.logs_kept_after_snapshot,
+            nats_url = ?self.nats_url,
+            peer_raft_addr = ?self.peer_raft_addr,
             "node.config"
         );
     }
@@ -140,6 +165,8 @@ impl NodeConfig {
             election_timeout_ms_max: 700,
             snapshot_every_entries: 50_000,
             logs_kept_after_snapshot: 5_000,
+            nats_url: None,
+            peer_raft_addr: Vec::new(),
         }
     }
 }

@@ -9,11 +9,13 @@
 //! - `proposer`   — write batching, leader stamping, one-hop forwarding to the leader.
 //! - `api`        — the client HTTP API (design.md §5).
 //! - `metrics`    — Prometheus recorder, HTTP latency and Raft gauges.
+//! - `relay`      — leader-only relay of committed events to the JetStream stream `LEDGER`.
 //! - `config`     — node configuration (flags + env).
 //! - `app`        — assembles and runs a node; used by the binary and the tests.
 //! - `local_cluster` — launches real node processes on loopback (demo, bench, tests).
 //! - `client`     — small typed HTTP client for the API.
 //! - `cli`        — `raftledger demo` and `raftledger bench`.
+//! - `sabotage`   — test-only deliberate defects (feature `sabotage`) for the chaos harness.
 
 pub mod api;
 pub mod app;
@@ -26,5 +28,7 @@ pub mod metrics;
 pub mod network;
 pub mod proposer;
 pub mod raft_types;
+pub mod relay;
+pub mod sabotage;
 pub mod sm;
 pub mod wal;

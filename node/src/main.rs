@@ -40,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Node(cfg) => {
             init_tracing();
             abort_on_panic();
+            node::sabotage::init()?;
             rt.block_on(async move {
                 let node = node::app::start(cfg).await?;
                 shutdown_signal().await;

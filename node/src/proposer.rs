@@ -167,6 +167,10 @@ async fn submit(inner: &Inner, mut commands: Vec<Command>) -> Result<Proposed, P
         for c in commands.iter_mut() {
             c.timestamp_us = inner.stamp();
         }
+        #[cfg(feature = "sabotage")]
+        if crate::sabotage::active(crate::sabotage::Sabotage::AckBeforeCommit) {
+            return Ok(crate::sabotage::ack_before_commit(&inner.raft, commands));
+        }
         match inner
             .raft
             .client_write(LedgerRequest {

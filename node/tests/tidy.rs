@@ -26,7 +26,7 @@ fn sources_have_module_docs_and_bounded_length() {
         .parent()
         .expect("workspace root");
     let mut files = Vec::new();
-    for krate in ["ledger/src", "node/src"] {
+    for krate in ["ledger/src", "node/src", "readmodel/src", "chaos/src"] {
         rust_files(&root.join(krate), &mut files);
     }
     assert!(

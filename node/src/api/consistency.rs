@@ -47,7 +47,8 @@ pub struct ReadParams {
 
 /// Runs the barrier for `p`; returns once the local state machine may serve the read.
 pub async fn barrier(s: &AppState, p: &ReadParams) -> Result<(), ApiError> {
-    if p.consistency != Consistency::Stale {
+    use crate::sabotage::{active, Sabotage};
+    if p.consistency != Consistency::Stale && !active(Sabotage::StaleLinearizable) {
         let idx = read_index(s, p.consistency == Consistency::Lease).await?;
         wait_applied(s, idx).await?;
     }

@@ -32,6 +32,13 @@ pub struct DemoArgs {
     /// Exit after setting up (and after the failover demo) instead of waiting for Ctrl-C.
     #[arg(long)]
     pub exit: bool,
+    /// Also run the read side: nats-server, PostgreSQL and the read model (local processes
+    /// from scripts/install-deps.sh, in fresh dirs under the data dir).
+    #[arg(long)]
+    pub with_readmodel: bool,
+    /// Read-model API port (with `--with-readmodel`).
+    #[arg(long, default_value_t = 8090)]
+    pub readmodel_port: u16,
 }
 
 /// Runs the demo.
@@ -39,13 +46,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
     let exe = std::env::current_exe().context("locate raftledger binary")?;
     std::fs::create_dir_all(&args.data)?;
+    let mut read_side = match args.with_readmodel {
+        true => Some(super::demo_readmodel::DemoReadSide::start_servers(
+            &args.data,
+        )?),
+        false => None,
+    };
+    let nats_args: Vec<String> = match &read_side {
+        Some(r) => vec!["--nats-url".into(), r.nats.url()],
+        None => Vec::new(),
+    };
+    let nats_args: Vec<&str> = nats_args.iter().map(String::as_str).collect();
     let mut cluster = LocalCluster::new(
         &exe,
         args.nodes,
         args.base_port,
         args.raft_base_port,
         &args.data,
-    )?;
+    )?
+    .with_args(&nats_args);
     cluster.start_all()?;
     println!(
         "starting {} nodes (logs in {}/node-N.log) ...",
@@ -78,6 +97,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  curl -s '{api}/v1/balances?accounts=alice,bob'");
     println!("  curl -s '{api}/v1/accounts/alice/balance?at=2026-01-01T00:00:00Z'");
     println!("  curl -s {api}/cluster/status");
+    if let Some(r) = read_side.as_mut() {
+        let rm = r.start_readmodel(args.readmodel_port).await?;
+        println!(
+            "\nread model: {rm}  (nats {}, postgres port {})",
+            r.nats.url(),
+            r.postgres.port
+        );
+        println!("  curl -s '{rm}/v1/accounts/alice?min_seq=1'");
+        println!("  curl -s '{rm}/v1/accounts/alice/history'");
+        println!("  curl -s '{rm}/admin/projections'");
+    }
     if args.failover {
         failover(&mut cluster).await?;
     }

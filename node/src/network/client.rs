@@ -15,6 +15,7 @@ use openraft::raft::{
 };
 use openraft::{RPCTypes, RaftNetworkV2};
 use serde::{de::DeserializeOwned, Serialize};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub struct NetworkFactory {
     http: reqwest::Client,
     secret: Arc<str>,
     self_id: NodeId,
+    /// Peer id -> Raft URL dialled instead of the member's own (`--peer-raft-addr`).
+    raft_url_overrides: Arc<BTreeMap<NodeId, String>>,
 }
 
 impl NetworkFactory {
@@ -51,14 +54,26 @@ impl NetworkFactory {
             http,
             secret: secret.into(),
             self_id,
+            raft_url_overrides: Arc::default(),
         }
+    }
+
+    /// Dial `url` instead of a peer's member Raft URL, per peer id (`--peer-raft-addr`).
+    pub fn with_raft_url_overrides(mut self, overrides: BTreeMap<NodeId, String>) -> Self {
+        self.raft_url_overrides = Arc::new(overrides);
+        self
     }
 
     /// A connection to `target` outside openraft (used for read-index and write forwarding).
     pub fn connection(&self, target: NodeId, node: &NodeAddr) -> Connection {
         Connection {
             target,
-            base: node.raft.trim_end_matches('/').to_owned(),
+            base: self
+                .raft_url_overrides
+                .get(&target)
+                .unwrap_or(&node.raft)
+                .trim_end_matches('/')
+                .to_owned(),
             http: self.http.clone(),
             secret: self.secret.clone(),
             self_id: self.self_id,

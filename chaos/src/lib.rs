@@ -1,0 +1,32 @@
+//! raftledger chaos harness (issue 3, design.md §7 layer B): real `raftledger node` processes,
+//! every node-to-node Raft link through a harness-owned proxy, a seeded fault schedule, a
+//! Jepsen-style bank workload, checkers for invariants L1–L8 and a per-run report.
+//!
+//! Modules:
+//! - `cli`      — command-line arguments of `raftledger-chaos run`.
+//! - `proxy`    — one userspace TCP proxy per directed link: cut, blackhole, delay, drop.
+//! - `procs`    — node processes owned by the harness: spawn, SIGKILL, SIGSTOP/SIGCONT, wipe.
+//! - `cluster`  — the cluster under test (owned or `--target`): status, leader, admin calls.
+//! - `schedule` — the seed-derived fault schedule (pure).
+//! - `nemesis`  — applies and heals each scheduled fault, recording evidence that it fired.
+//! - `monitor`  — samples every node's role, term and leader while the run goes on.
+//! - `history`  — Jepsen-style operation records (invoke / ok / fail / info).
+//! - `workload` — the bank workload: concurrent logical clients, retries with the same id.
+//! - `log`      — fetches every node's committed events and replays balances from them.
+//! - `check`    — the checkers and the three-valued verdict.
+//! - `report`   — run directory: run.json, history.jsonl, nemesis.jsonl, results.json, report.html.
+//! - `run`      — one drill from start to verdict.
+
+pub mod check;
+pub mod cli;
+pub mod cluster;
+pub mod history;
+pub mod log;
+pub mod monitor;
+pub mod nemesis;
+pub mod procs;
+pub mod proxy;
+pub mod report;
+pub mod run;
+pub mod schedule;
+pub mod workload;

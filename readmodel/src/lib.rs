@@ -1,0 +1,115 @@
+//! raftledger read model (CQRS query side): consumes the JetStream stream `LEDGER` (one message
+//! per committed ledger event, stream sequence == event_seq) into PostgreSQL projections and
+//! serves them over HTTP. PostgreSQL is derived state; the Raft log is ground truth.
+//!
+//! Modules:
+//! - `config`    — flags and environment.
+//! - `event`     — decoding the wire event JSON (poison = does not decode).
+//! - `fold`      — projection logic without I/O: a batch of events -> rows, parking poison.
+//! - `store`     — SQL for one projection schema: load rows, write a batch + checkpoint.
+//! - `schema`    — numbered migrations, projection generations, the atomic swap.
+//! - `projector` — the consumer: checkpoint + 1 onwards, batches, contiguity asserted.
+//! - `watermark` — LISTEN/NOTIFY-fed checkpoint of the active schema (for `min_seq`).
+//! - `manager`   — the live projector and blue/green rebuilds.
+//! - `lag`       — stream head vs checkpoint, in events and ms.
+//! - `api`       — the query HTTP API.
+//! - `metrics`   — Prometheus recorder.
+//! - `local`     — throw-away nats-server and PostgreSQL for tests and the demo.
+//! - `bench`     — `raftledger-readmodel bench` (design.md §8 read-model bars).
+
+pub mod api;
+pub mod bench;
+pub mod config;
+pub mod event;
+pub mod fold;
+#[cfg(test)]
+mod fold_tests;
+pub mod lag;
+pub mod local;
+pub mod manager;
+pub mod metrics;
+pub mod projector;
+pub mod schema;
+pub mod store;
+pub mod watermark;
+
+use anyhow::Context as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// A running read model.
+pub struct RunningReadModel {
+    /// Bound API address.
+    pub addr: SocketAddr,
+    /// The projection manager.
+    pub manager: manager::Manager,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RunningReadModel {
+    /// Base URL of the API.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits for the server task (runs until the process ends).
+    pub async fn wait(self) {
+        let _ = self.server.await;
+    }
+}
+
+/// Starts the read model: database set-up, projector, watermark, lag sampler and the API.
+/// The binary and the tests call the same function.
+pub async fn start(cfg: config::ReadModelConfig) -> anyhow::Result<RunningReadModel> {
+    cfg.validate()?;
+    cfg.log_effective();
+    let manager = manager::Manager::start(&cfg.postgres_url, &cfg.nats_url)
+        .await
+        .context("set up projections")?;
+    let pg: tokio_postgres::Config = cfg.postgres_url.parse().context("parse postgres url")?;
+    let mgr = deadpool_postgres::Manager::from_config(
+        pg,
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            // Verified: a connection that died with a PostgreSQL restart is replaced, not reused.
+            recycling_method: deadpool_postgres::RecyclingMethod::Verified,
+        },
+    );
+    let pool = deadpool_postgres::Pool::builder(mgr)
+        .max_size(cfg.query_connections_max)
+        .wait_timeout(Some(Duration::from_secs(2)))
+        .create_timeout(Some(Duration::from_secs(2)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .context("query pool")?;
+    let nats = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(&cfg.nats_url)
+        .await
+        .context("nats")?;
+    let js = async_nats::jetstream::new(nats);
+    lag::spawn_sampler(js.clone(), manager.clone());
+    let state = api::AppState {
+        pool,
+        manager: manager.clone(),
+        js,
+        metrics: metrics::MetricsHandle::install(),
+    };
+    let listener = TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("bind {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let router = api::router(state);
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "readmodel.server_stopped");
+        }
+    });
+    tracing::info!(%addr, "readmodel.listening");
+    Ok(RunningReadModel {
+        addr,
+        manager,
+        server,
+    })
+}
