@@ -56,7 +56,7 @@ fn must_be_valid(name: &str, nemesis: &str, seed: &str, duration: &str) {
 
 #[test]
 fn processes_and_partitions() {
-    must_be_valid("smoke-procs-partitions", "kill,pause,partition", "1", "45s");
+    must_be_valid("smoke-procs-partitions", "kill,pause,partition", "1", "60s");
 }
 
 #[test]
@@ -65,6 +65,6 @@ fn membership_wipe_storm_and_slow_links() {
         "smoke-membership",
         "membership,wipe,transfer-storm,delay,drop",
         "2",
-        "45s",
+        "60s",
     );
 }
