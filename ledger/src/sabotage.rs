@@ -2,6 +2,10 @@
 //! switched on by the node at start, a retried command is executed again instead of returning
 //! its stored result, so a transfer is applied twice (violates L3). The chaos harness's
 //! negative control must catch it. Without the feature `double_apply` is a constant `false`.
+//! A release build with the feature does not compile.
+
+#[cfg(all(feature = "sabotage", not(debug_assertions)))]
+compile_error!("feature `sabotage` is for debug builds of the chaos tests only, never release");
 
 #[cfg(feature = "sabotage")]
 static DOUBLE_APPLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
