@@ -139,8 +139,12 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     };
     tasks.push(serve(api_listener, api::router(state), shutdown_rx.clone()));
     if let Some(url) = cfg.nats_url.clone() {
+        let relay_cfg = crate::relay::RelayConfig {
+            nats_url: url,
+            stream_bytes_max: cfg.nats_stream_bytes_max,
+        };
         tasks.push(crate::relay::spawn(
-            url,
+            relay_cfg,
             raft.clone(),
             sm.reader(),
             shutdown_rx.clone(),

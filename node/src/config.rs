@@ -8,6 +8,9 @@ use std::path::PathBuf;
 /// Default cluster secret, for local demos only; deployments must set their own.
 pub const DEV_CLUSTER_SECRET: &str = "raftledger-dev-secret";
 
+/// Default size bound of the JetStream stream `LEDGER`: 1 GiB, several million events.
+pub const NATS_STREAM_BYTES_MAX_DEFAULT: i64 = 1 << 30;
+
 /// Configuration of one node process.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodeConfig {
@@ -62,6 +65,11 @@ pub struct NodeConfig {
     /// `LEDGER` (relay off when unset).
     #[arg(long, env = "RAFTLEDGER_NATS_URL")]
     pub nats_url: Option<String>,
+    /// Size bound of the JetStream stream `LEDGER` in bytes (set when the relay creates it).
+    /// It must fit the server's file-store budget, which defaults to a share of free disk;
+    /// a full stream refuses publishes and the relay lag grows (nothing is dropped).
+    #[arg(long, env = "RAFTLEDGER_NATS_STREAM_BYTES_MAX", default_value_t = NATS_STREAM_BYTES_MAX_DEFAULT)]
+    pub nats_stream_bytes_max: i64,
     /// Overrides the Raft URL this node dials for a peer, `id=url` (repeatable or comma
     /// separated). Membership keeps the peer's advertised URL; only this node's outbound Raft
     /// RPC (replication, votes, read-index, write forwarding) goes to `url`. The chaos harness
@@ -74,6 +82,10 @@ impl NodeConfig {
     /// Validates cross-field rules.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.id > 0, "--id must be > 0");
+        anyhow::ensure!(
+            self.nats_stream_bytes_max >= 1 << 20,
+            "--nats-stream-bytes-max must be at least 1 MiB"
+        );
         anyhow::ensure!(
             self.api != self.raft,
             "--api and --raft must be different addresses"
@@ -142,6 +154,7 @@ impl NodeConfig {
             snapshot_every_entries = self.snapshot_every_entries,
             logs_kept_after_snapshot = self.logs_kept_after_snapshot,
             nats_url = ?self.nats_url,
+            nats_stream_bytes_max = self.nats_stream_bytes_max,
             peer_raft_addr = ?self.peer_raft_addr,
             "node.config"
         );
@@ -166,6 +179,7 @@ impl NodeConfig {
             snapshot_every_entries: 50_000,
             logs_kept_after_snapshot: 5_000,
             nats_url: None,
+            nats_stream_bytes_max: NATS_STREAM_BYTES_MAX_DEFAULT,
             peer_raft_addr: Vec::new(),
         }
     }

@@ -5,32 +5,9 @@
 mod sm_support;
 
 use node::raft_types::SnapshotMeta;
-use node::sm::{LedgerReader, SnapshotFile, StateMachineStore};
+use node::sm::{SnapshotFile, StateMachineStore};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
-use sm_support::{accounts_in, all_events, apply, membership, Workload};
-
-/// Everything a reader can answer, at the current applied index.
-fn fingerprint(reader: &LedgerReader) -> impl PartialEq + std::fmt::Debug {
-    let events = all_events(reader);
-    let mut history = Vec::new();
-    for account in accounts_in(&events) {
-        let per_account = reader.account_events(&account, 0, usize::MAX).unwrap();
-        let mut points = Vec::new();
-        for e in events.iter().step_by(7) {
-            points.push(reader.balance_at_time(&account, e.timestamp_us).unwrap());
-            points.push(reader.balance_at_index(&account, e.index).unwrap());
-        }
-        history.push((account, per_account, points));
-    }
-    (
-        reader.state_hash(),
-        reader.applied_hash(),
-        reader.all_accounts(),
-        reader.last_timestamp_us(),
-        events,
-        history,
-    )
-}
+use sm_support::{apply, fingerprint, membership, Workload};
 
 async fn workload_store(
     seed: u64,

@@ -75,9 +75,9 @@ pub async fn balance_at(
     barrier(&s, &p).await?;
     let applied = s.reader.applied_index();
     let found = match (at_us, q.at_index) {
-        (Some(t), _) => s.reader.balance_at_time(&id, t)?,
-        (None, Some(i)) => s.reader.balance_at_index(&id, i)?,
-        (None, None) => s.reader.balance_at_index(&id, applied)?,
+        (Some(t), _) => s.reader.balance_at_time(&id, t),
+        (None, Some(i)) => s.reader.balance_at_index(&id, i),
+        (None, None) => s.reader.balance_at_index(&id, applied),
     };
     match found {
         Some(b) => Ok(with_index(

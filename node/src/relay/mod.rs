@@ -30,9 +30,18 @@ const NATS_REQUEST_TIMEOUT_MS: u64 = 2_000;
 /// How long to wait for the TCP/handshake of one connect attempt.
 const NATS_CONNECT_TIMEOUT_MS: u64 = 2_000;
 
-/// Starts the relay task for `nats_url`. It runs until `stop` turns true.
+/// Where and how the leader relays: the NATS URL and the stream's size bound in bytes.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// NATS server URL.
+    pub nats_url: String,
+    /// Size bound of stream `LEDGER` in bytes, applied when the relay creates it.
+    pub stream_bytes_max: i64,
+}
+
+/// Starts the relay task. It runs until `stop` turns true.
 pub fn spawn(
-    nats_url: String,
+    cfg: RelayConfig,
     raft: Raft,
     reader: LedgerReader,
     stop: watch::Receiver<bool>,
@@ -44,28 +53,30 @@ pub fn spawn(
         relayed_seq.clone(),
         stop.clone(),
     );
-    tokio::spawn(run(nats_url, raft, reader, relayed_seq, stop))
+    tokio::spawn(run(cfg, raft, reader, relayed_seq, stop))
 }
 
 async fn run(
-    nats_url: String,
+    cfg: RelayConfig,
     raft: Raft,
     reader: LedgerReader,
     relayed_seq: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
-        let client = match connect(&nats_url).await {
+        let client = match connect(&cfg.nats_url).await {
             Ok(c) => c,
             Err(e) => {
                 metrics::counter!("raftledger_relay_connect_errors_total").increment(1);
-                tracing::warn!(url = %nats_url, error = %e, "relay.connect_failed");
+                tracing::warn!(url = %cfg.nats_url, error = format!("{e:#}"), "relay.connect_failed");
                 backoff(&mut stop).await;
                 continue;
             }
         };
-        if let Err(e) = serve(&client, &raft, &reader, &relayed_seq, &mut stop).await {
-            tracing::warn!(error = %e, "relay.stopped_with_error");
+        let served = serve(&client, &cfg, &raft, &reader, &relayed_seq, &mut stop).await;
+        if let Err(e) = served {
+            metrics::counter!("raftledger_relay_session_errors_total").increment(1);
+            tracing::warn!(error = format!("{e:#}"), "relay.stopped_with_error");
             backoff(&mut stop).await;
         }
     }
@@ -75,6 +86,7 @@ async fn run(
 /// Serves one connection: version check, stream, then sessions while leader.
 async fn serve(
     client: &async_nats::Client,
+    cfg: &RelayConfig,
     raft: &Raft,
     reader: &LedgerReader,
     relayed_seq: &AtomicU64,
@@ -98,7 +110,7 @@ async fn serve(
         }
         let stream = match &stream_handle {
             Some(s) => s,
-            None => stream_handle.insert(stream::ensure(&js).await?),
+            None => stream_handle.insert(stream::ensure(&js, cfg.stream_bytes_max).await?),
         };
         let session = Session {
             js: &js,

@@ -12,17 +12,18 @@ pub const STREAM_NAME: &str = "LEDGER";
 pub const SUBJECT_PREFIX: &str = "ledger.events";
 /// Oldest nats-server with the stream settings we rely on (Debian's 2.9 ignores some silently).
 pub const SERVER_VERSION_MIN: (u64, u64) = (2, 10);
-/// Stream size bound. JetStream is a rebuildable cache of the log; 8 GiB holds tens of millions
-/// of events. `discard: new` makes a full stream refuse publishes (the relay backs off and the
-/// lag metric grows) instead of silently dropping old events a rebuild would need.
-const STREAM_BYTES_MAX: i64 = 8 << 30;
 /// Largest event message. Events are small (< 2 KiB); 1 MiB is NATS' default max payload.
 const STREAM_MESSAGE_BYTES_MAX: i32 = 1 << 20;
 /// Window in which JetStream remembers `Nats-Msg-Id`s to drop duplicate publishes.
 const DUPLICATE_WINDOW_S: u64 = 120;
 
 /// The stream configuration: file storage, explicit limits, delete and purge denied.
-pub fn config() -> stream::Config {
+///
+/// `bytes_max` bounds the stream (`--nats-stream-bytes-max`). JetStream refuses to create a
+/// stream whose bound exceeds its file-store budget (a share of free disk), so the bound must
+/// fit the server. `discard: new` makes a full stream refuse publishes (the relay backs off and
+/// the lag metric grows) instead of silently dropping old events a rebuild would need.
+pub fn config(bytes_max: i64) -> stream::Config {
     stream::Config {
         name: STREAM_NAME.into(),
         subjects: vec![format!("{SUBJECT_PREFIX}.>")],
@@ -30,7 +31,7 @@ pub fn config() -> stream::Config {
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         discard: stream::DiscardPolicy::New,
-        max_bytes: STREAM_BYTES_MAX,
+        max_bytes: bytes_max,
         max_messages: -1,
         max_message_size: STREAM_MESSAGE_BYTES_MAX,
         max_age: Duration::ZERO,
@@ -68,10 +69,10 @@ pub fn check_server_version(client: &async_nats::Client) -> anyhow::Result<Strin
 }
 
 /// Creates the stream if it is missing and returns a handle.
-pub async fn ensure(js: &jetstream::Context) -> anyhow::Result<stream::Stream> {
-    js.get_or_create_stream(config())
+pub async fn ensure(js: &jetstream::Context, bytes_max: i64) -> anyhow::Result<stream::Stream> {
+    js.get_or_create_stream(config(bytes_max))
         .await
-        .context("get or create stream LEDGER")
+        .with_context(|| format!("get or create stream {STREAM_NAME} (max_bytes {bytes_max})"))
 }
 
 /// The cursor: the stream's last sequence (0 when empty) == the last relayed event_seq.

@@ -1,10 +1,10 @@
-//! Applying committed entries: execute each command against the in-memory ledger, gather the
-//! chunk's history rows in a `WriteSet`, commit them with the applied meta in one atomic batch,
+//! Applying committed entries: execute each command against the in-memory ledger, extend the
+//! in-memory postings index, gather the chunk's event blocks in a `WriteSet`, commit them with the applied meta in one atomic batch,
 //! and only then answer the clients and publish the new applied index.
 //!
 //! After a restart the ledger starts from the last snapshot and openraft replays the log from
-//! there; entries whose history sled already holds (`Live::history_index`) are executed in
-//! memory only.
+//! there; entries whose events sled already holds (`Live::history_index`) are executed in
+//! memory only (ledger and postings index).
 
 use super::meta::AppliedMeta;
 use super::shared::{Live, Shared};
@@ -98,13 +98,16 @@ fn apply_entry(live: &mut Live, writes: &mut WriteSet, entry: Entry) -> io::Resu
             let mut results = Vec::with_capacity(request.commands.len());
             for cmd in &request.commands {
                 let applied = live.ledger.execute(index, cmd);
+                for event in &applied.events {
+                    live.postings.record(event)?;
+                }
                 if record {
-                    writes.record_command(applied.events, &live.ledger)?;
+                    writes.record_events(applied.events);
                 }
                 results.push(applied.result);
             }
-            if record && !request.commands.is_empty() {
-                writes.finish_entry(index, live.ledger.last_timestamp_us())?;
+            if record {
+                writes.finish_entry()?;
             }
             LedgerResponse {
                 results,
@@ -132,13 +135,21 @@ pub(crate) fn applied_meta(live: &Live) -> AppliedMeta {
     }
 }
 
-/// In debug builds, checks the ledger invariants (L1, L2) after every chunk; a violation is a
+/// In debug builds, checks the ledger invariants (L1, L2) and that the postings index covers
+/// exactly the applied events after every chunk; a violation is a
 /// bug or corruption, so it fails the apply (openraft then stops the node).
 fn debug_check_invariants(live: &Live) -> io::Result<()> {
     if cfg!(debug_assertions) {
         live.ledger
             .check_invariants()
             .map_err(|v| io::Error::new(io::ErrorKind::InvalidData, v.to_string()))?;
+        let (indexed, applied) = (live.postings.last_seq(), live.ledger.last_event_seq());
+        if indexed != applied {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("postings index at seq {indexed} but the ledger at {applied}"),
+            ));
+        }
     }
     Ok(())
 }

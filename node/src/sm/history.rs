@@ -1,119 +1,25 @@
-//! History lookups over the append-only trees: time travel (balance at a time or at a log
-//! index) and event listings. Every lookup is a bounded sled range read: O(log n) to find the
-//! start, then at most `limit` rows.
+//! Event lookups over the append-only `events` table (blocks of up to 64 consecutive events,
+//! keyed by their first seq): global listings from a seq, events by seq for per-account
+//! listings, and the full scan the postings index is rebuilt from. Every lookup is a bounded
+//! sled range read: O(log n) to find the start, then at most `limit` events.
 
 use super::codec::{decode, invalid_data, sled_err};
-use super::keys::{
-    account_prefix, posting_key, posting_key_parts, u64_key, u64_suffix, PostingRow,
-};
+use super::keys::u64_key;
 use super::meta::Trees;
-use ledger::{AccountId, Event, TimestampUs};
-use serde::{Deserialize, Serialize};
+use super::postings::PostingsIndex;
+use ledger::Event;
 use std::io;
 
 /// Most events one listing call returns, whatever `limit` asks: bounds the memory and the time
 /// a reader holds the history gate.
 pub const EVENTS_PAGE_MAX: usize = 10_000;
 
-/// An account's posted balance as of a point in history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BalanceAt {
-    /// Posted balance in minor units.
-    pub balance: i64,
-    /// Leader timestamp of the account's last event at or before the asked point (a posting,
-    /// the opening, or any other event concerning it, which leaves the balance as it was).
-    pub as_of_us: TimestampUs,
-    /// Log index of that event.
-    pub index: u64,
-    /// Event sequence of that event.
-    pub event_seq: u64,
-}
-
-/// Balance of `account` right after the last event with timestamp <= `ts_us`; None when the
-/// account had not been opened by then.
-pub(crate) fn balance_at_time(
-    trees: &Trees,
-    account: &AccountId,
-    ts_us: TimestampUs,
-) -> io::Result<Option<BalanceAt>> {
-    let start = account_prefix(account);
-    let end = posting_key(account, ts_us, u64::MAX);
-    let Some((key, value)) = trees
-        .postings
-        .range(start..=end)
-        .next_back()
-        .transpose()
-        .map_err(sled_err)?
-    else {
-        return Ok(None);
-    };
-    let (as_of_us, event_seq) =
-        posting_key_parts(&key).ok_or_else(|| invalid_data("short postings key".to_owned()))?;
-    let row: PostingRow = decode(&value)?;
-    Ok(Some(BalanceAt {
-        balance: row.balance_after,
-        as_of_us,
-        index: row.index,
-        event_seq,
-    }))
-}
-
-/// Balance of `account` after applying log index `index`; None when the account had not been
-/// opened by then. Effective timestamps strictly increase with the log index, so the last
-/// timestamp applied at or before `index` separates earlier postings from later ones exactly.
-pub(crate) fn balance_at_index(
-    trees: &Trees,
-    account: &AccountId,
-    index: u64,
-) -> io::Result<Option<BalanceAt>> {
-    let Some((_, ts)) = trees
-        .index_ts
-        .range(..=u64_key(index))
-        .next_back()
-        .transpose()
-        .map_err(sled_err)?
-    else {
-        return Ok(None);
-    };
-    let ts_us: TimestampUs = decode(&ts)?;
-    balance_at_time(trees, account, ts_us)
-}
-
-/// Events concerning `account` with seq > `after_seq`, in seq order, at most `limit`
-/// (capped at `EVENTS_PAGE_MAX`). The account's `postings` rows are ordered by (timestamp, seq),
-/// which is seq order (effective timestamps never decrease along the log), so the listing starts
-/// right after the row of event `after_seq`, found through that event's timestamp.
-pub(crate) fn account_events(
-    trees: &Trees,
-    account: &AccountId,
-    after_seq: u64,
-    limit: usize,
-) -> io::Result<Vec<Event>> {
-    let mut out = Vec::new();
-    let prefix = account_prefix(account);
-    let start = if after_seq == 0 {
-        prefix.clone()
-    } else {
-        let Some(after) = find_event(trees, after_seq)? else {
-            return Ok(out);
-        };
-        let Some(next_seq) = after_seq.checked_add(1) else {
-            return Ok(out);
-        };
-        posting_key(account, after.timestamp_us, next_seq)
-    };
-    let limit = limit.min(EVENTS_PAGE_MAX);
+/// The events with the given `seqs` (ascending), in that order. Consecutive seqs often share a
+/// block, which is decoded once.
+pub(crate) fn events_with_seqs(trees: &Trees, seqs: &[u64]) -> io::Result<Vec<Event>> {
+    let mut out = Vec::with_capacity(seqs.len());
     let mut block: Vec<Event> = Vec::new();
-    for row in trees.postings.range(start..) {
-        if out.len() >= limit {
-            break;
-        }
-        let (key, _) = row.map_err(sled_err)?;
-        if !key.starts_with(&prefix) {
-            break;
-        }
-        let seq = u64_suffix(&key).ok_or_else(|| invalid_data("short postings key".to_owned()))?;
-        // Consecutive postings of an account often share a block: decode each block once.
+    for &seq in seqs {
         if !block_holds(&block, seq) {
             block = find_block(trees, seq)?;
         }
@@ -122,6 +28,31 @@ pub(crate) fn account_events(
         out.push(event.clone());
     }
     Ok(out)
+}
+
+/// Every stored event in seq order (the postings index is rebuilt from it).
+pub(crate) fn all_events(trees: &Trees) -> impl Iterator<Item = io::Result<Event>> + '_ {
+    trees.events.iter().flat_map(|row| {
+        let block: io::Result<Vec<Event>> =
+            row.map_err(sled_err).and_then(|(_, value)| decode(&value));
+        match block {
+            Ok(events) => events.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        }
+    })
+}
+
+/// The postings index of the stored events up to `up_to_seq` (which sled must hold).
+pub(crate) fn rebuild_postings(trees: &Trees, up_to_seq: u64) -> io::Result<PostingsIndex> {
+    let started = std::time::Instant::now();
+    let index = PostingsIndex::rebuild(all_events(trees), up_to_seq)?;
+    tracing::info!(
+        up_to_seq,
+        postings = index.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "postings index rebuilt"
+    );
+    Ok(index)
 }
 
 /// Global events with seq >= `from_seq`, in order, at most `limit` (capped at `EVENTS_PAGE_MAX`).
@@ -150,11 +81,6 @@ pub(crate) fn events_from(trees: &Trees, from_seq: u64, limit: usize) -> io::Res
         }
     }
     Ok(out)
-}
-
-/// The event with sequence `seq`, if stored.
-fn find_event(trees: &Trees, seq: u64) -> io::Result<Option<Event>> {
-    Ok(block_event(&find_block(trees, seq)?, seq).cloned())
 }
 
 /// The block that would hold `seq`: the one whose first seq is the last at or before it (empty

@@ -1,10 +1,13 @@
-//! Opening the store: load the ledger from the current snapshot, read sled's history mark,
+//! Opening the store: load the ledger from the current snapshot, rebuild the postings index up
+//! to it from the stored events, read sled's history mark,
 //! finish an interrupted install, restore the history from the snapshot when sled lost rows the
 //! snapshot has, and tidy the snapshot directory.
 
 use super::codec::invalid_data;
+use super::history::rebuild_postings;
 use super::keys::meta_key;
 use super::meta::{AppliedMeta, Trees};
+use super::postings::PostingsIndex;
 use super::shared::{Live, Shared};
 use super::snapshot_file::SnapshotFile;
 use super::snapshot_install::{install_blocking, verify};
@@ -36,13 +39,22 @@ pub(crate) fn open_shared(dir: &Path) -> io::Result<Arc<Shared>> {
         (None, Some(ptr)) => {
             let file = SnapshotFile::open(snapshot_dir.join(&ptr.file_name))?;
             let verified = verify(file.path(), &ptr.meta)?;
+            let history_index = history_index(&trees, &applied)?;
+            // sled behind its snapshot is restored below, which rebuilds the index then.
+            let postings = if ptr.meta.last_log_id > applied.last_applied {
+                PostingsIndex::default()
+            } else {
+                rebuild_postings(&trees, verified.ledger.last_event_seq())?
+            };
             Live {
                 ledger: verified.ledger,
                 last_applied: ptr.meta.last_log_id,
                 membership: ptr.meta.last_membership.clone(),
-                history_index: history_index(&trees, &applied)?,
+                postings,
+                history_index,
             }
         }
+        // No snapshot: the ledger starts empty and the whole log is replayed.
         (None, None) => Live {
             history_index: history_index(&trees, &applied)?,
             ..empty_live()
@@ -75,6 +87,7 @@ fn empty_live() -> Live {
         ledger: LedgerState::new(),
         last_applied: None,
         membership: Default::default(),
+        postings: PostingsIndex::default(),
         history_index: 0,
     }
 }

@@ -57,10 +57,6 @@ pub(crate) struct Trees {
     pub(crate) meta: Ns,
     /// `events` table.
     pub(crate) events: Ns,
-    /// `postings` table.
-    pub(crate) postings: Ns,
-    /// `index_ts` table.
-    pub(crate) index_ts: Ns,
 }
 
 impl Trees {
@@ -78,8 +74,6 @@ impl Trees {
             path: path.to_path_buf(),
             meta: ns(tree::META),
             events: ns(tree::EVENTS),
-            postings: ns(tree::POSTINGS),
-            index_ts: ns(tree::INDEX_TS),
             ledger,
             db,
         };

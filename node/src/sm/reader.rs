@@ -1,8 +1,10 @@
 //! `LedgerReader`: the read side the HTTP API uses. Methods on the current state read under the
 //! state lock and return the applied index they were served at, so each answer is the replay of
-//! one log prefix (L5). History methods read the append-only trees.
+//! one log prefix (L5). Time travel reads the in-memory postings index (also under the state
+//! lock); event listings read the append-only event blocks in sled.
 
-use super::history::{self, BalanceAt};
+use super::history;
+use super::postings::BalanceAt;
 use super::shared::Shared;
 use ledger::{Account, AccountId, CommandResult, Event, TimestampUs, Transfer};
 use std::io;
@@ -101,29 +103,16 @@ impl LedgerReader {
     }
 
     /// Balance of `account` after the last event with timestamp <= `ts_us` (L8); None if the
-    /// account was not open yet. O(log n).
-    pub fn balance_at_time(
-        &self,
-        account: &AccountId,
-        ts_us: TimestampUs,
-    ) -> io::Result<Option<BalanceAt>> {
-        // Clamp to the applied state: after a restart sled may hold history the in-memory ledger
-        // has not replayed yet, and a read must not run ahead of the index it reports.
-        let ts_us = ts_us.min(self.last_timestamp_us());
-        let _gate = self.shared.history_gate();
-        history::balance_at_time(&self.shared.trees, account, ts_us)
+    /// account was not open yet. O(log n), from the in-memory postings index, which is always
+    /// exactly the applied prefix.
+    pub fn balance_at_time(&self, account: &AccountId, ts_us: TimestampUs) -> Option<BalanceAt> {
+        self.shared.live().postings.balance_at_time(account, ts_us)
     }
 
     /// Balance of `account` after applying log index `index` (L8); None if the account was not
     /// open yet. O(log n). Only meaningful for `index <= applied_index()`.
-    pub fn balance_at_index(
-        &self,
-        account: &AccountId,
-        index: u64,
-    ) -> io::Result<Option<BalanceAt>> {
-        let index = index.min(self.applied_index());
-        let _gate = self.shared.history_gate();
-        history::balance_at_index(&self.shared.trees, account, index)
+    pub fn balance_at_index(&self, account: &AccountId, index: u64) -> Option<BalanceAt> {
+        self.shared.live().postings.balance_at_index(account, index)
     }
 
     /// Events concerning `account` with seq > `after_seq`, in seq order, at most `limit`
@@ -134,8 +123,16 @@ impl LedgerReader {
         after_seq: u64,
         limit: usize,
     ) -> io::Result<Vec<Event>> {
+        // Gate before state lock, as install takes them: the seqs and the blocks then come
+        // from the same installed history.
         let _gate = self.shared.history_gate();
-        history::account_events(&self.shared.trees, account, after_seq, limit)
+        let limit = limit.min(super::EVENTS_PAGE_MAX);
+        let seqs = self
+            .shared
+            .live()
+            .postings
+            .seqs_after(account, after_seq, limit);
+        history::events_with_seqs(&self.shared.trees, &seqs)
     }
 
     /// Global events with seq >= `from_seq` (inclusive), in order, at most `limit` (capped at

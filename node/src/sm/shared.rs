@@ -2,6 +2,7 @@
 //! last applied index, the sled trees, the watch channels and the snapshot bookkeeping.
 
 use super::meta::{SnapshotPointer, Trees};
+use super::postings::PostingsIndex;
 use crate::raft_types::{LogId, StoredMembership};
 use ledger::LedgerState;
 use std::path::PathBuf;
@@ -18,7 +19,9 @@ pub(crate) struct Live {
     pub(crate) last_applied: Option<LogId>,
     /// Last applied membership.
     pub(crate) membership: StoredMembership,
-    /// Log index up to which sled holds the history rows (events, postings, index_ts). Equal to
+    /// Per-account postings of every event up to `last_applied`: time travel and listings.
+    pub(crate) postings: PostingsIndex,
+    /// Log index up to which sled holds the event blocks. Equal to
     /// the applied index in steady state; ahead of it while a restart replays the log.
     pub(crate) history_index: u64,
 }

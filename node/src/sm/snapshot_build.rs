@@ -2,13 +2,13 @@
 //!
 //! The builder is created on openraft's state-machine task between two apply calls, so sled
 //! and the in-memory ledger agree at that moment. It captures a clone of the ledger, the applied
-//! log id and membership, and the last event sequence and log index. `build_snapshot` then runs
-//! on a blocking thread: it writes the captured ledger, then streams the append-only history
-//! trees, skipping rows past the captured sequence/index (rows at or before it never change),
-//! which yields a consistent cut without pausing apply.
+//! log id and membership, and the last event sequence. `build_snapshot` then runs on a blocking
+//! thread: it writes the captured ledger, then streams the append-only event blocks up to the
+//! captured sequence (blocks at or before it never change), which yields a consistent cut
+//! without pausing apply. The postings index is not in the file: it is rebuilt from the events.
 
 use super::codec::sled_err;
-use super::keys::{meta_key, u64_key, u64_suffix};
+use super::keys::{meta_key, u64_key};
 use super::meta::{sync_dir, SnapshotPointer};
 use super::shared::Shared;
 use super::snapshot_file::{
@@ -141,11 +141,10 @@ pub(crate) fn current_snapshot(shared: &Shared) -> io::Result<Option<Snapshot>> 
     }
 }
 
-/// Writes header, ledger parts and the filtered history trees to `tmp`, fsynced.
+/// Writes header, ledger parts and the event blocks up to the cut to `tmp`, fsynced.
 fn write_snapshot(shared: &Shared, capture: &Capture, tmp: &std::path::Path) -> io::Result<()> {
     let ledger = &capture.ledger;
     let last_seq = ledger.last_event_seq();
-    let last_index = capture.meta.last_log_id.as_ref().map_or(0, |l| l.index);
     let mut w = RecordWriter::create(tmp)?;
     w.write(&SnapRecord::Header(SnapHeader {
         meta: capture.meta.clone(),
@@ -161,14 +160,9 @@ fn write_snapshot(shared: &Shared, capture: &Capture, tmp: &std::path::Path) -> 
         .map(|(k, v)| (k.clone(), v.clone()));
     write_chunks(&mut w, idempotency, SnapRecord::Idempotency)?;
     let trees = &shared.trees;
-    // Events and index_ts are keyed by the captured quantity: a prefix range is the cut.
+    // Events are keyed by seq and append-only: a prefix range is the cut.
     let events = trees.events.range(..=u64_key(last_seq));
     write_rows(&mut w, RowTree::Events, events, |_| true)?;
-    let index_ts = trees.index_ts.range(..=u64_key(last_index));
-    write_rows(&mut w, RowTree::IndexTs, index_ts, |_| true)?;
-    // Postings are account-keyed and end with the event seq: filter row by row.
-    let at_cut = |key: &[u8]| u64_suffix(key).is_some_and(|seq| seq <= last_seq);
-    write_rows(&mut w, RowTree::Postings, trees.postings.iter(), at_cut)?;
     w.finish()
 }
 

@@ -2,12 +2,12 @@
 //! on-disk format.
 //!
 //! ```text
-//! file    := MAGIC record*            MAGIC = b"RLSNAP\0\x01" (8 bytes)
+//! file    := MAGIC record*            MAGIC = b"RLSNAP\0\x03" (8 bytes)
 //! record  := len: u32 LE | crc32c(payload): u32 LE | payload (len bytes)
 //! payload := FORMAT_V1 | bincode(SnapRecord)
 //! ```
 //! Records: one `Header` first, then the ledger parts (`Accounts`, `Transfers`, `Idempotency`,
-//! chunked) and the history trees as raw sled rows (`Rows`), then one `End` carrying the record
+//! chunked) and the event blocks as raw sled rows (`Rows`), then one `End` carrying the record
 //! count. A file without its `End`, with a bad CRC, or with bytes after `End` is refused.
 
 use super::codec::{decode, encode, invalid_data};
@@ -20,7 +20,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// First bytes of every snapshot file (name + layout version).
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RLSNAP\x00\x02";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"RLSNAP\x00\x03";
 
 /// Largest record accepted on read: bounds the allocation a corrupt length can cause. Writers
 /// stay far below it (`ROWS_PER_RECORD_MAX` rows of at most a few KiB each).
@@ -69,12 +69,8 @@ impl SnapshotFile {
 /// Which history tree a `Rows` record belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum RowTree {
-    /// `events`.
+    /// `events` (the only history table; the postings index is rebuilt from it).
     Events,
-    /// `postings`.
-    Postings,
-    /// `index_ts`.
-    IndexTs,
 }
 
 /// What the snapshot describes; the first record.

@@ -7,6 +7,7 @@
 //! that records the installed state.
 
 use super::codec::{encode, invalid_data, sled_err};
+use super::history::rebuild_postings;
 use super::keys::meta_key;
 use super::meta::{sync_dir, AppliedMeta, SnapshotPointer};
 use super::ns::NsBatch;
@@ -107,11 +108,13 @@ pub(crate) fn install_blocking(
     trees.write_pointer(meta_key::INSTALLING, None)?;
     trees.flush_durable()?;
     let last_event_seq = verified.ledger.last_event_seq();
+    let postings = rebuild_postings(trees, last_event_seq)?;
     {
         let mut live = shared.live_mut();
         live.ledger = verified.ledger;
         live.last_applied = meta.last_log_id;
         live.membership = meta.last_membership.clone();
+        live.postings = postings;
         live.history_index = index;
     }
     shared.bump_install_generation();
@@ -152,9 +155,7 @@ fn place_file(shared: &Shared, path: &Path, index: u64) -> io::Result<String> {
 /// Empties every data tree and fills them from the snapshot at `path`.
 fn replace_trees(shared: &Shared, path: &Path) -> io::Result<()> {
     let trees = &shared.trees;
-    for tree in [&trees.events, &trees.postings, &trees.index_ts] {
-        tree.clear().map_err(sled_err)?;
-    }
+    trees.events.clear().map_err(sled_err)?;
     let mut reader = RecordReader::open(path)?;
     while let Some(record) = reader.next_record()? {
         // The ledger parts live in memory (restored by `verify`); only history goes to sled.
@@ -163,8 +164,6 @@ fn replace_trees(shared: &Shared, path: &Path) -> io::Result<()> {
         };
         let target = match tree {
             RowTree::Events => &trees.events,
-            RowTree::Postings => &trees.postings,
-            RowTree::IndexTs => &trees.index_ts,
         };
         let mut batch = NsBatch::default();
         for (k, v) in rows {

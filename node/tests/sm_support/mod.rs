@@ -327,3 +327,26 @@ pub fn accounts_in(events: &[Event]) -> BTreeSet<AccountId> {
         .flat_map(|e| e.kind.accounts().into_iter().cloned())
         .collect()
 }
+
+/// Everything a reader can answer, at the current applied index.
+pub fn fingerprint(reader: &LedgerReader) -> impl PartialEq + std::fmt::Debug {
+    let events = all_events(reader);
+    let mut history = Vec::new();
+    for account in accounts_in(&events) {
+        let per_account = reader.account_events(&account, 0, usize::MAX).unwrap();
+        let mut points = Vec::new();
+        for e in events.iter().step_by(7) {
+            points.push(reader.balance_at_time(&account, e.timestamp_us));
+            points.push(reader.balance_at_index(&account, e.index));
+        }
+        history.push((account, per_account, points));
+    }
+    (
+        reader.state_hash(),
+        reader.applied_hash(),
+        reader.all_accounts(),
+        reader.last_timestamp_us(),
+        events,
+        history,
+    )
+}

@@ -1,8 +1,9 @@
 //! Phase 5, time travel: loads `--postings` postings (one deposit per account, then random
 //! transfers) through the batch API across 1000 fresh accounts, keeping each batch's leader
-//! timestamp and log index as samples of the past. Then issues `--queries` balance queries per
-//! mode — `?at=<random past RFC 3339>` and `?at_index=<random>`, each `consistency=stale` and
-//! default (linearizable) — spread over all nodes, and reports p50/p99. Plausibility: every
+//! timestamp and log index as samples of the past. Once every node has applied the load, issues
+//! `--queries` balance queries per mode — `?at=<random past RFC 3339>` and `?at_index=<random>`,
+//! each `consistency=stale` and default (linearizable) — spread over all nodes, and reports
+//! p50/p99. Plausibility: every
 //! answer must be a 200 with a balance; at one random past index and one random past time the
 //! 1000 balances must sum to the money deposited (the accounts only trade among themselves);
 //! at the last index the historical balance must equal the current one.
@@ -33,6 +34,8 @@ const QUERY_CLIENTS: usize = 4;
 const CHECK_CLIENTS: usize = 16;
 /// Timeout of one query.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest the nodes may take to finish applying the load before the queries start.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The loaded data set.
 #[derive(Debug, Clone)]
@@ -313,6 +316,11 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
         !l.samples.is_empty(),
         "--postings must exceed {ACCOUNTS} to have a past to query"
     );
+    // Query the history, not the tail of the load: let every node finish applying it first.
+    let target = ctx.leader_committed().await?;
+    for id in 1..=ctx.urls.len() as u64 {
+        super::failover::wait_applied(ctx, id, target, SETTLE_TIMEOUT).await?;
+    }
     let ((t_lo, t_hi), (i_lo, i_hi)) = (l.time_range(), l.index_range());
     let mut rng = rand::rngs::SmallRng::seed_from_u64(0x7173);
     let q = ctx.args.queries;
