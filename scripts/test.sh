@@ -12,7 +12,7 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p node --all-targets --locked --features sabotage -- -D warnings
 echo "== tests"
-cargo build --locked -p node --bin raftledger
+cargo build --locked -p node --bin raftledger -p readmodel --bin raftledger-readmodel
 # (The chaos sabotage tests build their deliberately broken node themselves; see
 # chaos/tests/common/mod.rs.)
 cargo nextest run --workspace --locked --no-fail-fast

@@ -32,7 +32,8 @@ pub struct RunArgs {
     pub duration: Duration,
     /// Nemeses to schedule, comma separated: kill, pause, partition (= halves, isolate-leader,
     /// ring, one-way), halves, isolate-leader, ring, one-way, delay, drop, membership, wipe,
-    /// transfer-storm, all, none.
+    /// transfer-storm, all, none; with `--readmodel` also nats-kill, postgres-kill,
+    /// readmodel-kill (= readside), which `all` then includes.
     #[arg(long, default_value = "kill,pause,partition", value_delimiter = ',')]
     pub nemesis: Vec<String>,
     /// Seed of the fault schedule and the workload's choices.
@@ -75,6 +76,18 @@ pub struct RunArgs {
     /// Longest the heal phase waits for one leader and equal replicas.
     #[arg(long, default_value_t = 60_000)]
     pub converge_timeout_ms: u64,
+    /// Also run the CQRS read side: a throw-away nats-server and PostgreSQL, nodes relaying
+    /// with `--nats-url`, and `raftledger-readmodel`; adds checkers L7, RYW and RM-lag.
+    #[arg(long)]
+    pub readmodel: bool,
+    /// The `raftledger-readmodel` binary (default: next to the node binary, else next to this
+    /// binary; never built implicitly).
+    #[arg(long)]
+    pub readmodel_bin: Option<PathBuf>,
+    /// Lag bound: after healing, the read model must reach the nodes' last event seq with no
+    /// lag behind the stream head within this many ms (checker RM-lag).
+    #[arg(long, default_value_t = 20_000)]
+    pub readmodel_lag_bound_ms: u64,
 }
 
 impl RunArgs {
@@ -82,7 +95,7 @@ impl RunArgs {
     pub fn nemesis_kinds(&self) -> anyhow::Result<Vec<NemesisKind>> {
         let mut out = Vec::new();
         for name in &self.nemesis {
-            for k in NemesisKind::parse_group(name.trim())? {
+            for k in NemesisKind::parse_group(name.trim(), self.readmodel)? {
                 if !out.contains(&k) {
                     out.push(k);
                 }
@@ -106,6 +119,12 @@ impl RunArgs {
             self.accounts,
             self.clients
         );
+        if self.readmodel {
+            s += &format!(
+                " --readmodel --readmodel-lag-bound-ms {}",
+                self.readmodel_lag_bound_ms
+            );
+        }
         for e in &self.node_env {
             s += &format!(" --node-env {e}");
         }

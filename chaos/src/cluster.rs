@@ -4,6 +4,7 @@
 
 use crate::procs::{Procs, StartMode};
 use crate::proxy::Mesh;
+use crate::readside::ReadSide;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,6 +20,8 @@ pub struct Owned {
     pub procs: Procs,
     /// Link proxies.
     pub mesh: Mesh,
+    /// nats-server, PostgreSQL and the read model (`--readmodel`).
+    pub readside: Option<ReadSide>,
 }
 
 /// The cluster under test.
@@ -32,11 +35,15 @@ pub struct Cluster {
 
 impl Cluster {
     /// A cluster the harness owns.
-    pub fn owned(procs: Procs, mesh: Mesh) -> Self {
+    pub fn owned(procs: Procs, mesh: Mesh, readside: Option<ReadSide>) -> Self {
         let apis = procs.nodes.values().map(|n| (n.id, n.api_url())).collect();
         Self {
             apis,
-            owned: Some(Owned { procs, mesh }),
+            owned: Some(Owned {
+                procs,
+                mesh,
+                readside,
+            }),
             http: http_client(),
         }
     }
@@ -68,6 +75,14 @@ impl Cluster {
     /// Node ids.
     pub fn ids(&self) -> Vec<u64> {
         self.apis.keys().copied().collect()
+    }
+
+    /// The read model's API URL, when the harness runs the read side.
+    pub fn readmodel_url(&self) -> Option<String> {
+        self.owned
+            .as_ref()
+            .and_then(|o| o.readside.as_ref())
+            .map(ReadSide::api_url)
     }
 
     /// Starts node `id` (owned clusters only).

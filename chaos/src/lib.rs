@@ -1,12 +1,17 @@
 //! raftledger chaos harness (issue 3, design.md §7 layer B): real `raftledger node` processes,
 //! every node-to-node Raft link through a harness-owned proxy, a seeded fault schedule, a
-//! Jepsen-style bank workload, checkers for invariants L1–L8 and a per-run report.
+//! Jepsen-style bank workload, checkers for invariants L1–L8 and a per-run report; optionally
+//! (`--readmodel`) the CQRS read side too.
 //!
 //! Modules:
 //! - `cli`      — command-line arguments of `raftledger-chaos run`.
 //! - `proxy`    — one userspace TCP proxy per directed link: cut, blackhole, delay, drop.
+//! - `ports`    — loopback ports, each handed out once per harness process.
 //! - `procs`    — node processes owned by the harness: spawn, SIGKILL, SIGSTOP/SIGCONT, wipe.
 //! - `cluster`  — the cluster under test (owned or `--target`): status, leader, admin calls.
+//! - `launch`   — binaries and start-up of an owned cluster (and its read side).
+//! - `readside` — `--readmodel`: nats-server, PostgreSQL, `raftledger-readmodel`, their
+//!   faults, the read-your-writes/lag probe and the post-heal observation.
 //! - `schedule` — the seed-derived fault schedule (pure).
 //! - `nemesis`  — applies and heals each scheduled fault, recording evidence that it fired.
 //! - `monitor`  — samples every node's role, term and leader while the run goes on.
@@ -21,11 +26,14 @@ pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod history;
+pub mod launch;
 pub mod log;
 pub mod monitor;
 pub mod nemesis;
+pub mod ports;
 pub mod procs;
 pub mod proxy;
+pub mod readside;
 pub mod report;
 pub mod run;
 pub mod schedule;

@@ -87,6 +87,8 @@ pub struct Posting {
 pub struct Replay {
     /// Index at which each account was opened.
     pub opened_at: BTreeMap<String, u64>,
+    /// Event seq at which each account was opened.
+    pub opened_seq: BTreeMap<String, u64>,
     /// Balance changes per account, in log order.
     pub postings: BTreeMap<String, Vec<Posting>>,
     /// `transfer_posted` events per transfer id: (seq, index).
@@ -108,6 +110,7 @@ impl Replay {
                 "account_opened" => {
                     let a = e.data["account"].as_str().unwrap_or("").to_owned();
                     r.opened_at.entry(a.clone()).or_insert(e.index);
+                    r.opened_seq.entry(a.clone()).or_insert(e.seq);
                     bal.entry(a).or_insert(0);
                 }
                 "transfer_posted" => {
@@ -149,6 +152,17 @@ impl Replay {
         }
         let p = self.postings.get(account).map(Vec::as_slice).unwrap_or(&[]);
         let n = p.partition_point(|x| x.index <= index);
+        Some(if n == 0 { 0 } else { p[n - 1].balance })
+    }
+
+    /// Balance of `account` after events `1..=seq` (what a read model at checkpoint `seq`
+    /// must show); None when not yet opened.
+    pub fn balance_at_seq(&self, account: &str, seq: u64) -> Option<i64> {
+        if *self.opened_seq.get(account)? > seq {
+            return None;
+        }
+        let p = self.postings.get(account).map(Vec::as_slice).unwrap_or(&[]);
+        let n = p.partition_point(|x| x.seq <= seq);
         Some(if n == 0 { 0 } else { p[n - 1].balance })
     }
 
@@ -211,6 +225,10 @@ mod tests {
         assert_eq!(r.balance_at_index("b", 1), None);
         assert_eq!(r.balance_at_index("a", 6), Some(-10));
         assert_eq!(r.balance_at_index("b", 7), Some(7));
+        assert_eq!(r.balance_at_seq("b", 1), None);
+        assert_eq!(r.balance_at_seq("b", 2), Some(0));
+        assert_eq!(r.balance_at_seq("b", 3), Some(10));
+        assert_eq!(r.balance_at_seq("a", 4), Some(-7), "replayed by amounts");
         assert_eq!(r.balance_at_time("b", 30, 99), Some(10));
         assert_eq!(r.balance_at_time("b", 29, 99), Some(0));
         assert_eq!(

@@ -1,7 +1,8 @@
 //! Applies the schedule: each fault is applied, held, healed, and recorded with evidence that it
 //! took effect (a process was killed, a signal delivered, a proxy black-holed or severed
-//! connections, a membership change committed, the leader changed). Runs concurrently with the
-//! workload.
+//! connections, a membership change committed, the leader changed, a read-side server refused
+//! connections). Runs concurrently with the workload. Read-side faults live in
+//! `readside::faults`.
 
 use crate::cluster::Cluster;
 use crate::procs::StartMode;
@@ -170,6 +171,17 @@ async fn apply(cluster: &mut Cluster, step: &Step, rng: &mut StdRng) -> (Vec<u64
                 ),
             )
         }
+        NemesisKind::NatsKill | NemesisKind::PostgresKill | NemesisKind::ReadmodelKill => {
+            let http = reqwest::Client::new();
+            match cluster.owned.as_mut().and_then(|o| o.readside.as_mut()) {
+                Some(rs) => {
+                    let (took, evidence) =
+                        crate::readside::faults::apply(rs, step.kind, step.hold_ms, &http).await;
+                    (vec![], took, evidence)
+                }
+                None => (vec![], false, "no read side (needs --readmodel)".into()),
+            }
+        }
         NemesisKind::TransferStorm => {
             let before = cluster.leader().await;
             let deadline = Instant::now() + Duration::from_millis(step.hold_ms);
@@ -321,12 +333,16 @@ async fn link_fault(
     (nodes, took, format!("links faulted={faulty} counts={d:?}"))
 }
 
-/// Heals everything: links, paused and stopped processes, membership. Returns what it did.
+/// Heals everything: links, paused and stopped processes, the read side, membership. Returns
+/// what it did.
 pub async fn heal_all(cluster: &mut Cluster) -> Vec<String> {
     let mut did = Vec::new();
     if let Some(o) = cluster.owned.as_mut() {
         o.mesh.heal();
         o.procs.resume_all();
+        if let Some(rs) = o.readside.as_mut() {
+            did.extend(rs.heal(&reqwest::Client::new()).await);
+        }
     }
     for id in cluster.ids() {
         let running = cluster

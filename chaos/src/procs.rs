@@ -69,8 +69,8 @@ impl Procs {
                 id,
                 NodeProc {
                     id,
-                    api_port: node::local_cluster::free_port()?,
-                    raft_port: node::local_cluster::free_port()?,
+                    api_port: crate::ports::free()?,
+                    raft_port: crate::ports::free()?,
                     data_dir,
                     log_path: dir.join(format!("node-{id}.log")),
                     child: None,

@@ -105,7 +105,9 @@ pub struct LinkProxy {
 impl LinkProxy {
     /// Listens on a free loopback port and forwards to `upstream` (`host:port`).
     pub async fn start(upstream: String) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let std_listener = crate::ports::listener()?;
+        std_listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std_listener)?;
         let port = listener.local_addr()?.port();
         let (mode, _) = watch::channel(LinkMode::default());
         let shared = Arc::new(Shared {

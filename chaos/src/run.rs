@@ -1,16 +1,17 @@
 //! One drill from start to verdict: launch (or attach to) the cluster, set up the bank, run the
-//! workload and the fault schedule side by side with a progress line, heal, wait for
-//! convergence, fetch every node's log, check, and write the report.
+//! workload and the fault schedule (and, with `--readmodel`, the read-model probe) side by side
+//! with a progress line, heal, wait for convergence, fetch every node's log, let the read model
+//! catch up, check, and write the report.
 
 use crate::check::coverage::{self, HealOutcome};
 use crate::check::l6::{self, Applied};
-use crate::check::{self, CheckResult, Inputs, Verdict};
+use crate::check::{self, l7, rm_lag, ryw, CheckResult, Inputs, Verdict};
 use crate::cli::RunArgs;
 use crate::cluster::Cluster;
 use crate::history::{OpKind, Outcome};
+use crate::launch::{launch, node_binary, readmodel_binary};
 use crate::log::{self, LogEvent, Replay};
-use crate::procs::{Procs, StartMode};
-use crate::proxy::Mesh;
+use crate::readside::{self, probe};
 use crate::report::{self, RunRecord};
 use crate::schedule::{self, NemesisKind};
 use crate::workload::{Workload, WorkloadConfig};
@@ -20,18 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Longest wait for the first leader after launching the nodes.
-const FIRST_LEADER_TIMEOUT_MS: u64 = 30_000;
 /// Interval of the progress line.
 const PROGRESS_INTERVAL_MS: u64 = 2_000;
-/// Flags for every node: snapshots (and log purges) happen several times during a drill, so
-/// catch-up by snapshot is exercised too.
-const NODE_ARGS: [&str; 4] = [
-    "--snapshot-every-entries",
-    "2000",
-    "--logs-kept-after-snapshot",
-    "300",
-];
 
 /// Runs one drill; returns the overall verdict.
 pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
@@ -45,6 +36,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
             );
         }
     }
+    anyhow::ensure!(
+        owned || !args.readmodel,
+        "--readmodel starts its own nats-server, PostgreSQL and nodes: not with --target"
+    );
     anyhow::ensure!(
         !owned || (1..=9).contains(&args.nodes),
         "--nodes must be 1..=9"
@@ -61,11 +56,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
     } else {
         None
     };
+    let rm_bin = match (&node_bin, args.readmodel) {
+        (Some(b), true) => Some(readmodel_binary(&args, b)?),
+        _ => None,
+    };
     let mut cluster = if owned {
         launch(
             &args,
             node_bin.as_deref().unwrap_or(Path::new("raftledger")),
             &dir,
+            rm_bin.as_deref(),
         )
         .await?
     } else {
@@ -81,6 +81,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
         owned,
         node_bin.as_deref(),
     );
+    if let (Some(rs), Some(b)) = (
+        cluster.owned.as_ref().and_then(|o| o.readside.as_ref()),
+        &rm_bin,
+    ) {
+        record.readmodel = Some(rs.facts(b, args.readmodel_lag_bound_ms));
+    }
     report::write_json(&dir.join("run.json"), &record)?;
     eprintln!("raftledger-chaos: run dir {}", dir.display());
     eprintln!("reproduce with: {reproduce}");
@@ -102,6 +108,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (samples, monitor) = crate::monitor::spawn(nodes.clone(), started, stop_rx.clone());
+    let rm_url = cluster.readmodel_url();
+    let rm_probe = rm_url
+        .clone()
+        .map(|u| probe::spawn(u, &nodes, workload.clone(), started, stop_rx.clone()));
     let wl = workload.clone();
     let clients = tokio::spawn(async move { wl.run(stop_rx).await });
     let current = Arc::new(Mutex::new(String::new()));
@@ -117,8 +127,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
     progress(&workload, &samples, &current, started, args.duration).await;
     let _ = stop_tx.send(true);
     let _ = clients.await;
+    let rm_samples = match rm_probe {
+        Some((s, task)) => {
+            let _ = task.await;
+            Some(s.lock().map(|s| s.clone()).unwrap_or_default())
+        }
+        None => None,
+    };
     let (mut cluster, records) = nemesis.await.context("nemesis task")?;
     eprintln!("\nraftledger-chaos: healing");
+    let healing = Instant::now();
     let healed = crate::nemesis::heal_all(&mut cluster).await;
     let (heal, positions) = converge(&cluster, &tag, args.converge_timeout_ms).await;
     let mut heal = heal;
@@ -126,6 +144,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
     let logs = fetch_logs(&cluster).await;
     monitor.abort();
     let _ = monitor.await;
+    let accounts = wcfg.account_ids();
+    let rm = match (rm_url, rm_samples) {
+        (Some(url), Some(samples)) => Some(
+            read_side_settle(
+                &mut cluster,
+                &url,
+                &accounts,
+                &tag,
+                &args,
+                (started, healing),
+                samples,
+            )
+            .await,
+        ),
+        _ => None,
+    };
 
     let ops = workload.history.snapshot();
     let (ref_id, reference) = logs
@@ -134,7 +168,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
         .map(|(id, l)| (*id, l.clone()))
         .unwrap_or_default();
     let replay = Replay::build(&reference);
-    let accounts = wcfg.account_ids();
     let inputs = Inputs {
         ops: &ops,
         log: &reference,
@@ -149,8 +182,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
     results.push(l6::check(&positions, &logs));
     results.push(coverage::liveness(&heal, &ops));
     results.push(coverage::coverage(&kinds, &records));
+    if let Some(rm) = &rm {
+        results.push(l7::check(&rm.settle, &replay, &accounts, args.total));
+        results.push(ryw::check(&rm.samples.ryw, &replay));
+        results.push(rm_lag::check(&rm.settle, &rm.crashes, &rm.samples.lag));
+    }
     let verdict = check::overall(&results);
     record.finish(verdict, ref_id, healed);
+    if let (Some(facts), Some(rm)) = (record.readmodel.as_mut(), &rm) {
+        facts["outcome"] = rm.summary();
+    }
     let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
     let bundle = report::Bundle {
         run: &record,
@@ -160,11 +201,41 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
         samples: &samples,
         heal: &heal,
         reference: &reference,
+        readmodel: rm.as_ref(),
     };
     report::write_all(&dir, &bundle)?;
     drop(cluster);
     print_summary(&results, verdict, &dir, &reproduce);
     Ok(verdict)
+}
+
+/// The read side's heal phase: bounded catch-up, the final observation, processor crashes.
+async fn read_side_settle(
+    cluster: &mut Cluster,
+    url: &str,
+    bank: &[String],
+    tag: &str,
+    args: &RunArgs,
+    times: (Instant, Instant),
+    samples: probe::Samples,
+) -> readside::Outcome {
+    eprintln!("raftledger-chaos: waiting for the read model to catch up");
+    let mut checked = bank.to_vec();
+    checked.extend(["@world:USD".to_owned(), format!("{tag}-final")]);
+    let settle =
+        readside::settle::settle(cluster, url, &checked, args.readmodel_lag_bound_ms, times).await;
+    let crashes = match cluster.owned.as_mut().and_then(|o| o.readside.as_mut()) {
+        Some(rs) => {
+            rs.processor.reap_crash();
+            rs.processor.crashes.clone()
+        }
+        None => Vec::new(),
+    };
+    readside::Outcome {
+        samples,
+        settle,
+        crashes,
+    }
 }
 
 fn run_dir(args: &RunArgs) -> PathBuf {
@@ -182,68 +253,6 @@ fn run_dir(args: &RunArgs) -> PathBuf {
         now.second()
     );
     args.out.join(format!("{stamp}-seed{}", args.seed))
-}
-
-/// `--node-bin`, else `raftledger` next to this binary, else built with cargo.
-fn node_binary(args: &RunArgs) -> anyhow::Result<PathBuf> {
-    if let Some(b) = &args.node_bin {
-        anyhow::ensure!(b.exists(), "--node-bin {} does not exist", b.display());
-        return Ok(b.clone());
-    }
-    let me = std::env::current_exe()?;
-    let dir = me.parent().context("exe dir")?;
-    let sibling = dir.join("raftledger");
-    if sibling.exists() {
-        return Ok(sibling);
-    }
-    eprintln!("raftledger-chaos: building the node binary (cargo build -p node --bin raftledger)");
-    let release = dir.ends_with("release");
-    let mut cmd =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "-p", "node", "--bin", "raftledger"]);
-    if release {
-        cmd.arg("--release");
-    }
-    let st = cmd.status().context("run cargo")?;
-    anyhow::ensure!(
-        st.success() && sibling.exists(),
-        "could not build {}",
-        sibling.display()
-    );
-    Ok(sibling)
-}
-
-fn parse_env(kv: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    kv.iter()
-        .map(|s| {
-            s.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| anyhow::anyhow!("--node-env {s:?}: expected KEY=VALUE"))
-        })
-        .collect()
-}
-
-async fn launch(args: &RunArgs, exe: &Path, dir: &Path) -> anyhow::Result<Cluster> {
-    let env = parse_env(&args.node_env)?;
-    let procs = Procs::new(
-        exe,
-        args.nodes,
-        dir,
-        env,
-        NODE_ARGS.iter().map(|s| s.to_string()).collect(),
-    )?;
-    let raft_ports: BTreeMap<u64, u16> =
-        procs.nodes.values().map(|n| (n.id, n.raft_port)).collect();
-    let mesh = Mesh::start(&raft_ports).await?;
-    let mut cluster = Cluster::owned(procs, mesh);
-    for id in cluster.ids() {
-        cluster.start(id, &StartMode::Peers)?;
-    }
-    cluster
-        .wait_leader(Duration::from_millis(FIRST_LEADER_TIMEOUT_MS))
-        .await
-        .context("no leader after launch (see node-*.log in the run dir)")?;
-    Ok(cluster)
 }
 
 async fn progress(

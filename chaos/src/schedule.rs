@@ -43,11 +43,20 @@ pub enum NemesisKind {
     Wipe,
     /// Ask the leader to hand over leadership repeatedly.
     TransferStorm,
+    /// SIGKILL nats-server (JetStream), restart it on the same store after the hold
+    /// (`--readmodel` only).
+    NatsKill,
+    /// Immediate stop of PostgreSQL (SIGQUIT: crash recovery on restart), restart after the
+    /// hold (`--readmodel` only).
+    PostgresKill,
+    /// SIGKILL the `raftledger-readmodel` processor, restart it after the hold
+    /// (`--readmodel` only).
+    ReadmodelKill,
 }
 
 impl NemesisKind {
     /// Every kind.
-    pub const ALL: [NemesisKind; 11] = [
+    pub const ALL: [NemesisKind; 14] = [
         Self::Kill,
         Self::Pause,
         Self::Halves,
@@ -59,11 +68,23 @@ impl NemesisKind {
         Self::Membership,
         Self::Wipe,
         Self::TransferStorm,
+        Self::NatsKill,
+        Self::PostgresKill,
+        Self::ReadmodelKill,
     ];
+
+    /// The read-side kinds (group `readside`), valid only with `--readmodel`.
+    pub const READSIDE: [NemesisKind; 3] =
+        [Self::NatsKill, Self::PostgresKill, Self::ReadmodelKill];
 
     /// Kinds that need the harness to own the processes or the links.
     pub fn needs_ownership(self) -> bool {
         !matches!(self, Self::Membership | Self::TransferStorm)
+    }
+
+    /// Kinds that fault the read side (nats-server, PostgreSQL, the read model).
+    pub fn needs_readmodel(self) -> bool {
+        Self::READSIDE.contains(&self)
     }
 
     /// Name as on the command line.
@@ -80,14 +101,34 @@ impl NemesisKind {
             Self::Membership => "membership",
             Self::Wipe => "wipe",
             Self::TransferStorm => "transfer-storm",
+            Self::NatsKill => "nats-kill",
+            Self::PostgresKill => "postgres-kill",
+            Self::ReadmodelKill => "readmodel-kill",
         }
     }
 
-    /// Parses a name or a group (`partition`, `all`, `none`).
-    pub fn parse_group(name: &str) -> anyhow::Result<Vec<NemesisKind>> {
+    /// Parses a name or a group (`partition`, `readside`, `all`, `none`). `all` includes the
+    /// read-side kinds only when `readmodel` is on; naming one without it is an error.
+    pub fn parse_group(name: &str, readmodel: bool) -> anyhow::Result<Vec<NemesisKind>> {
+        let kinds = match name {
+            "all" => {
+                return Ok(Self::ALL
+                    .into_iter()
+                    .filter(|k| readmodel || !k.needs_readmodel())
+                    .collect())
+            }
+            other => Self::parse_name(other)?,
+        };
+        if let Some(k) = kinds.iter().find(|k| k.needs_readmodel() && !readmodel) {
+            anyhow::bail!("nemesis {} needs --readmodel", k.name());
+        }
+        Ok(kinds)
+    }
+
+    fn parse_name(name: &str) -> anyhow::Result<Vec<NemesisKind>> {
         Ok(match name {
             "none" | "" => vec![],
-            "all" => Self::ALL.to_vec(),
+            "readside" => Self::READSIDE.to_vec(),
             "partition" => vec![Self::Halves, Self::IsolateLeader, Self::Ring, Self::OneWay],
             other => vec![*Self::ALL
                 .iter()
@@ -175,7 +216,12 @@ fn target_for(kind: NemesisKind, ids: &[u64], rng: &mut StdRng) -> Target {
             Target::Groups(a.to_vec(), b.to_vec())
         }
         NemesisKind::IsolateLeader | NemesisKind::OneWay | NemesisKind::Ring => Target::Leader,
-        NemesisKind::Delay | NemesisKind::Drop | NemesisKind::TransferStorm => Target::None,
+        NemesisKind::Delay
+        | NemesisKind::Drop
+        | NemesisKind::TransferStorm
+        | NemesisKind::NatsKill
+        | NemesisKind::PostgresKill
+        | NemesisKind::ReadmodelKill => Target::None,
     }
 }
 
@@ -185,7 +231,7 @@ mod tests {
 
     #[test]
     fn same_seed_same_schedule_and_every_kind_fits() {
-        let kinds = NemesisKind::parse_group("partition").unwrap();
+        let kinds = NemesisKind::parse_group("partition", false).unwrap();
         let a = generate(7, &kinds, 3, 60_000);
         assert_eq!(a, generate(7, &kinds, 3, 60_000));
         assert_ne!(a, generate(8, &kinds, 3, 60_000));
@@ -203,12 +249,19 @@ mod tests {
 
     #[test]
     fn groups() {
-        assert_eq!(NemesisKind::parse_group("all").unwrap().len(), 11);
-        assert!(NemesisKind::parse_group("none").unwrap().is_empty());
-        assert!(NemesisKind::parse_group("meteor").is_err());
+        assert_eq!(NemesisKind::parse_group("all", false).unwrap().len(), 11);
+        assert_eq!(NemesisKind::parse_group("all", true).unwrap().len(), 14);
+        assert!(NemesisKind::parse_group("none", false).unwrap().is_empty());
+        assert!(NemesisKind::parse_group("meteor", false).is_err());
         assert_eq!(
-            NemesisKind::parse_group("one-way").unwrap(),
+            NemesisKind::parse_group("one-way", false).unwrap(),
             vec![NemesisKind::OneWay]
+        );
+        assert!(NemesisKind::parse_group("nats-kill", false).is_err());
+        assert!(NemesisKind::parse_group("readside", false).is_err());
+        assert_eq!(
+            NemesisKind::parse_group("readside", true).unwrap(),
+            NemesisKind::READSIDE.to_vec()
         );
         assert!(generate(1, &[], 3, 60_000).is_empty());
     }

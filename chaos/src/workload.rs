@@ -63,6 +63,18 @@ pub struct Workload {
     next_op: AtomicU64,
     known: Mutex<VecDeque<(u64, String)>>,
     ok_transfers: Mutex<Vec<(TransferReq, u64)>>,
+    latest_ack: Mutex<Option<Ack>>,
+}
+
+/// The most recent acknowledged transfer: what a read-your-writes read asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// Debit account.
+    pub from: String,
+    /// Credit account.
+    pub to: String,
+    /// `last_event_seq` of the acknowledgement (the `min_seq` that must be visible).
+    pub last_event_seq: u64,
 }
 
 /// What one HTTP attempt produced.
@@ -88,7 +100,13 @@ impl Workload {
             next_op: AtomicU64::new(0),
             known: Mutex::new(VecDeque::new()),
             ok_transfers: Mutex::new(Vec::new()),
+            latest_ack: Mutex::new(None),
         })
+    }
+
+    /// The most recent acknowledged transfer, if any.
+    pub fn latest_ack(&self) -> Option<Ack> {
+        self.latest_ack.lock().ok().and_then(|a| a.clone())
     }
 
     fn now_us(&self) -> u64 {
@@ -339,6 +357,18 @@ impl Workload {
                                 k.pop_front();
                             }
                             k.push_back((i, t));
+                        }
+                        let seq = v["last_event_seq"].as_u64().or(v["event_seq"].as_u64());
+                        if let (OpKind::Transfer, Some(seq)) = (op.f, seq) {
+                            if let Ok(mut a) = self.latest_ack.lock() {
+                                if a.as_ref().is_none_or(|a| a.last_event_seq < seq) {
+                                    *a = Some(Ack {
+                                        from: req.from.clone(),
+                                        to: req.to.clone(),
+                                        last_event_seq: seq,
+                                    });
+                                }
+                            }
                         }
                         if op.f == OpKind::Transfer {
                             if let Ok(mut v) = self.ok_transfers.lock() {

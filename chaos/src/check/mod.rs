@@ -10,6 +10,10 @@
 //! - `l6`       — replicas converge to the same state hash; logs agree entry by entry.
 //! - `l8`       — time-travel reads equal the replay.
 //! - `coverage` — requested faults took effect; liveness after healing.
+//! - `l7`       — (`--readmodel`) the read model equals the replay at its checkpoint and the
+//!   nodes' state once caught up.
+//! - `ryw`      — (`--readmodel`) `min_seq` reads reflect acknowledged writes.
+//! - `rm_lag`   — (`--readmodel`) the lag bound after healing; processor crashes.
 
 pub mod bank;
 pub mod coverage;
@@ -17,7 +21,10 @@ pub mod l3;
 pub mod l4;
 pub mod l5;
 pub mod l6;
+pub mod l7;
 pub mod l8;
+pub mod rm_lag;
+pub mod ryw;
 pub mod wgl;
 
 use crate::history::Op;
@@ -167,5 +174,7 @@ pub fn overall(results: &[CheckResult]) -> Verdict {
         .unwrap_or(Verdict::Unknown)
 }
 
+#[cfg(test)]
+mod readside_tests;
 #[cfg(test)]
 mod tests;

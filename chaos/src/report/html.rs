@@ -1,7 +1,8 @@
 //! `report.html`: one self-contained page (inline SVG and CSS, no scripts, no network): verdict
 //! banner with the reproduce command, per-invariant table, a timeline (client lanes coloured by
 //! ok/fail/info, fault bands, leader and term track), latency and throughput per second with
-//! fault shading, total money over time, and the first counterexample as a window of ops.
+//! fault shading, total money over time, read-model lag (`readmodel`), and the first
+//! counterexample as a window of ops.
 
 use super::Bundle;
 use crate::check::Verdict;
@@ -10,9 +11,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Plot width in px.
-const W: f64 = 1100.0;
+pub(super) const W: f64 = 1100.0;
 /// Left margin for lane labels.
-const LEFT: f64 = 60.0;
+pub(super) const LEFT: f64 = 60.0;
 /// Most client lanes drawn (later processes are folded into the last lane).
 const LANES_MAX: usize = 48;
 /// Ops shown around the first counterexample.
@@ -20,19 +21,21 @@ const WINDOW_OPS_MAX: usize = 30;
 /// Half-width of the counterexample window, µs.
 const WINDOW_US: u64 = 300_000;
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-struct Axis {
+/// The time axis shared by every chart.
+pub(super) struct Axis {
     end_us: f64,
 }
 
 impl Axis {
-    fn x(&self, t_us: u64) -> f64 {
+    /// x pixel of `t_us`.
+    pub(super) fn x(&self, t_us: u64) -> f64 {
         LEFT + (t_us as f64 / self.end_us).min(1.0) * (W - LEFT)
     }
 }
@@ -70,6 +73,9 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}code{{background:#
     timeline(&mut h, b, &ax);
     rates(&mut h, b, &ax);
     money(&mut h, b, &ax);
+    if let Some(rm) = b.readmodel {
+        super::readmodel::section(&mut h, b, rm, &ax);
+    }
     counterexample(&mut h, b);
     faults(&mut h, b);
     h.push_str("</body></html>\n");
@@ -98,7 +104,8 @@ fn invariants(h: &mut String, b: &Bundle<'_>) {
     h.push_str("</table>");
 }
 
-fn bands(h: &mut String, b: &Bundle<'_>, ax: &Axis, height: f64) {
+/// Fault bands over a chart of `height` px.
+pub(super) fn bands(h: &mut String, b: &Bundle<'_>, ax: &Axis, height: f64) {
     for r in b.records {
         let (x0, x1) = (ax.x(r.start_us), ax.x(r.end_us));
         let _ = write!(

@@ -1,8 +1,10 @@
-//! The run directory: `run.json` (seed, git sha, versions, schedule, capabilities),
-//! `history.jsonl`, `nemesis.jsonl`, `results.json` (per-invariant verdicts, counts, coverage),
-//! node logs (written there by the nodes), and the self-contained `report.html`.
+//! The run directory: `run.json` (seed, git sha, versions, schedule, capabilities, read-side
+//! facts), `history.jsonl`, `nemesis.jsonl`, `results.json` (per-invariant verdicts, counts,
+//! coverage, read-model lag), node logs (written there by the nodes), and the self-contained
+//! `report.html`.
 
 pub mod html;
+pub mod readmodel;
 
 use crate::check::coverage::HealOutcome;
 use crate::check::{CheckResult, Verdict};
@@ -52,6 +54,8 @@ pub struct RunRecord {
     pub reference_log_node: Option<u64>,
     /// What the heal phase had to do.
     pub heal_actions: Vec<String>,
+    /// `--readmodel`: URLs, binaries, versions, the lag bound; after the run its outcome.
+    pub readmodel: Option<serde_json::Value>,
 }
 
 impl RunRecord {
@@ -72,6 +76,10 @@ impl RunRecord {
             ("netns", false),
             ("membership", true),
             ("transfer_storm", true),
+            ("readmodel", owned && args.readmodel),
+            ("nats_kill", owned && args.readmodel),
+            ("postgres_kill", owned && args.readmodel),
+            ("readmodel_kill", owned && args.readmodel),
         ]);
         Self {
             seed: args.seed,
@@ -94,6 +102,7 @@ impl RunRecord {
             verdict: None,
             reference_log_node: None,
             heal_actions: Vec::new(),
+            readmodel: None,
         }
     }
 
@@ -128,6 +137,8 @@ pub struct Bundle<'a> {
     pub heal: &'a HealOutcome,
     /// Reference log.
     pub reference: &'a [LogEvent],
+    /// The read side's samples and heal phase (`--readmodel`).
+    pub readmodel: Option<&'a crate::readside::Outcome>,
 }
 
 /// Writes pretty JSON.
@@ -171,6 +182,7 @@ pub fn write_all(dir: &Path, b: &Bundle<'_>) -> anyhow::Result<()> {
             "coverage": coverage,
             "heal": b.heal,
             "log_events": b.reference.len(),
+            "readmodel": b.readmodel.map(crate::readside::Outcome::details),
         }),
     )?;
     std::fs::write(dir.join("report.html"), html::render(b))?;

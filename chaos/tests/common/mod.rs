@@ -42,6 +42,22 @@ pub fn node_bin() -> PathBuf {
     b
 }
 
+/// The `raftledger-readmodel` binary next to the harness (built if missing; the harness itself
+/// never builds it and fails when it is absent).
+pub fn readmodel_bin() -> PathBuf {
+    let b = harness().with_file_name("raftledger-readmodel");
+    if !b.exists() {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-p", "readmodel", "--bin", "raftledger-readmodel"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(st.success(), "cargo build -p readmodel failed");
+    }
+    assert!(b.exists(), "{} missing", b.display());
+    b
+}
+
 /// The sabotage build of `raftledger`, kept at `<target>/sabotage/debug/raftledger` so it never
 /// replaces the normal binary: built in the normal target dir (sharing every dependency), copied
 /// aside, then the normal binary is rebuilt (both feature sets stay cached, so that is a relink).
