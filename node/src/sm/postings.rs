@@ -259,7 +259,7 @@ mod tests {
     fn rebuild_refuses_gaps_and_short_histories() {
         let events = run(|_, _| {});
         let n = events.len() as u64;
-        let gap = events.iter().cloned().filter(|e| e.seq != 2).map(Ok);
+        let gap = events.iter().filter(|e| e.seq != 2).cloned().map(Ok);
         assert!(PostingsIndex::rebuild(gap, n).is_err());
         assert!(PostingsIndex::rebuild(events.iter().cloned().map(Ok), n + 1).is_err());
         let short = PostingsIndex::rebuild(events.iter().cloned().map(Ok), 1).unwrap();

@@ -22,6 +22,8 @@ pub struct LocalPostgres {
     bindir: PathBuf,
     ids: Option<(u32, u32)>,
     child: Option<Child>,
+    /// fsync and full-page writes on (a baseline to compare durable systems with).
+    durable: bool,
 }
 
 /// Directory holding `initdb` and `postgres`.
@@ -78,8 +80,19 @@ fn run_as_ids() -> anyhow::Result<Option<(u32, u32)>> {
 }
 
 impl LocalPostgres {
-    /// Creates a cluster under `dir` and starts it.
+    /// Creates a cluster under `dir` and starts it, without fsync (tests and the demo).
     pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(dir, false)
+    }
+
+    /// Creates a cluster under `dir` and starts it with PostgreSQL's durable defaults (fsync,
+    /// full-page writes, synchronous commit): a fair baseline for a system that syncs before it
+    /// acknowledges.
+    pub fn start_durable(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, durable: bool) -> anyhow::Result<Self> {
         let bindir = bindir()?;
         let ids = run_as_ids()?;
         std::fs::create_dir_all(dir)?;
@@ -118,6 +131,7 @@ impl LocalPostgres {
             bindir,
             ids,
             child: None,
+            durable,
         };
         pg.spawn()?;
         Ok(pg)
@@ -144,13 +158,15 @@ impl LocalPostgres {
             .arg(&self.data)
             .args(["-p", &self.port.to_string(), "-k", ""])
             .args(["-c", "listen_addresses=127.0.0.1"])
-            // Test/demo servers: no fsync (the OS page cache survives a server crash; only a
-            // machine crash would lose data, which these throw-away servers never face).
-            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
             .args(["-c", "max_connections=200"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        if !self.durable {
+            // Test/demo servers: no fsync (the OS page cache survives a server crash; only a
+            // machine crash would lose data, which these throw-away servers never face).
+            cmd.args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
+        }
         if let Some((uid, gid)) = self.ids {
             cmd.uid(uid).gid(gid);
         }

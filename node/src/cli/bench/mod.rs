@@ -8,6 +8,8 @@
 //! - `time-travel` — [`timetravel`]: load N postings, then `balance?at=` / `?at_index=`.
 //! - `catchup`     — [`catchup`]: a wiped follower rejoins and catches up.
 //! - `resources`   — [`resources`]: node RSS and disk, per million postings.
+//! - `postgres`    — [`pg_baseline`]: the same transfer transaction on a durable single-node
+//!   PostgreSQL, compared with the single-transfer peak (the aim of that bar).
 //!
 //! Support: [`ctx`] (cluster, leader discovery, account pool), [`http`] (client), [`stats`]
 //! (histograms), [`report`] (table, verdicts, JSON, machine info). Each phase prints as it goes;
@@ -19,6 +21,7 @@ pub mod ctx;
 pub mod failover;
 pub mod http;
 pub mod latency;
+pub mod pg_baseline;
 pub mod report;
 pub mod resources;
 pub mod single;
@@ -89,11 +92,15 @@ pub enum Phase {
     Catchup,
     /// RSS and disk.
     Resources,
+    /// The same transfer transaction on a durable single-node PostgreSQL (the aim of the
+    /// single-transfer bar).
+    #[value(alias = "pg")]
+    Postgres,
 }
 
 impl Phase {
     /// Every phase in run order.
-    pub const ALL: [Phase; 7] = [
+    pub const ALL: [Phase; 8] = [
         Phase::Batch,
         Phase::Single,
         Phase::Latency,
@@ -101,6 +108,7 @@ impl Phase {
         Phase::TimeTravel,
         Phase::Catchup,
         Phase::Resources,
+        Phase::Postgres,
     ];
 
     fn title(self) -> &'static str {
@@ -112,6 +120,7 @@ impl Phase {
             Phase::TimeTravel => "5. time travel",
             Phase::Catchup => "6. catch-up of a wiped node",
             Phase::Resources => "7. resources",
+            Phase::Postgres => "8. PostgreSQL baseline",
         }
     }
 }
@@ -169,6 +178,7 @@ async fn run_phase(p: Phase, ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<
         Phase::TimeTravel => timetravel::run(ctx, rep).await,
         Phase::Catchup => catchup::run(ctx, rep).await,
         Phase::Resources => resources::run(ctx, rep).await,
+        Phase::Postgres => pg_baseline::run(ctx, rep).await,
     }
 }
 

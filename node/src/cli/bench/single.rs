@@ -155,7 +155,7 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
                 r.lat.p999_ms
             ),
             "5,000",
-            "> single-node PostgreSQL (not measured here)",
+            "> single-node PostgreSQL (phase 8)",
             verdict_higher(r.ops_s(), 5_000.0, None),
         );
     }
