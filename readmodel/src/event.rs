@@ -2,6 +2,7 @@
 //! JetStream) into what the projections need. Anything that does not decode is a poison event.
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// A decoded ledger event.
@@ -83,14 +84,17 @@ impl Kind {
     }
 }
 
+/// The envelope; `data` stays raw JSON until the type says what it holds (decoded once, not
+/// through an intermediate `Value`).
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<'a> {
     seq: u64,
     timestamp: String,
     #[serde(rename = "type")]
     kind: String,
     schema_version: u16,
-    data: Value,
+    #[serde(borrow)]
+    data: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -199,8 +203,16 @@ pub fn accounts_of_raw(payload: &[u8]) -> Vec<String> {
         .collect()
 }
 
-fn from<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
-    serde_json::from_value(v).map_err(|e| format!("bad data: {e}"))
+fn from<T: serde::de::DeserializeOwned>(data: &RawValue) -> Result<T, String> {
+    serde_json::from_str(data.get()).map_err(|e| {
+        // Positions within `data` were never part of a parked event's reason: strip them.
+        let msg = e.to_string();
+        let at = format!(" at line {} column {}", e.line(), e.column());
+        format!(
+            "bad data: {}",
+            msg.strip_suffix(at.as_str()).unwrap_or(&msg)
+        )
+    })
 }
 
 /// Parses RFC 3339 into µs since epoch.
@@ -243,5 +255,11 @@ mod tests {
         let unknown = br#"{"seq":4,"timestamp":"2026-11-23T12:33:46Z","type":"martian","schema_version":1,"data":{"account":"x"}}"#;
         assert!(decode(unknown).unwrap_err().contains("martian"));
         assert_eq!(accounts_of_raw(unknown), vec!["x".to_string()]);
+        let short = br#"{"seq":5,"timestamp":"2026-11-23T12:33:46Z","type":"account_opened","schema_version":1,"data":{"account":"x","currency":"USD"}}"#;
+        assert_eq!(
+            decode(short).unwrap_err(),
+            "bad data: missing field `overdraft_limit`",
+            "the same reason as decoding through a Value gave (no position)"
+        );
     }
 }

@@ -95,6 +95,34 @@ pub struct RawEvent {
     pub payload: bytes::Bytes,
 }
 
+/// A message with its payload decoded once, and the accounts it touches (best-effort for
+/// poison).
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The message.
+    pub raw: RawEvent,
+    /// The event, or why it is poison.
+    pub event: Result<WireEvent, String>,
+    /// Accounts it touches.
+    pub accounts: Vec<String>,
+}
+
+impl Decoded {
+    /// Decodes `raw`.
+    pub fn new(raw: RawEvent) -> Self {
+        let event = decode(&raw.payload);
+        let accounts = match &event {
+            Ok(e) => e.kind.accounts().into_iter().map(str::to_owned).collect(),
+            Err(_) => accounts_of_raw(&raw.payload),
+        };
+        Self {
+            raw,
+            event,
+            accounts,
+        }
+    }
+}
+
 /// Everything one batch writes, applied in one transaction with the checkpoint.
 #[derive(Debug, Default)]
 pub struct BatchWrite {
@@ -118,8 +146,11 @@ pub struct BatchWrite {
 pub struct Fold {
     known: HashMap<String, AccountRow>,
     quarantined: HashSet<String>,
-    /// The accumulated writes.
-    pub write: BatchWrite,
+    /// Accounts whose rows changed: copied into `write.accounts` by [`Fold::finish`].
+    changed: HashSet<String>,
+    /// The last UTC day computed: (days since the epoch, `YYYY-MM-DD`).
+    day: (i64, String),
+    write: BatchWrite,
 }
 
 impl Fold {
@@ -128,46 +159,58 @@ impl Fold {
         Self {
             known,
             quarantined,
+            changed: HashSet::new(),
+            day: (i64::MIN, String::new()),
             write: BatchWrite::default(),
         }
     }
 
-    /// Accounts (decodable or best-effort) a batch touches, to load before folding.
-    pub fn touched(batch: &[RawEvent]) -> Vec<String> {
-        let mut set = HashSet::new();
-        for r in batch {
-            match decode(&r.payload) {
-                Ok(e) => set.extend(e.kind.accounts().into_iter().map(str::to_owned)),
-                Err(_) => set.extend(accounts_of_raw(&r.payload)),
+    /// The accumulated writes, with the final rows of the changed accounts.
+    pub fn finish(mut self) -> BatchWrite {
+        for account in self.changed {
+            if let Some(row) = self.known.remove(&account) {
+                self.write.accounts.insert(account, row);
             }
+        }
+        self.write
+    }
+
+    /// Accounts (decodable or best-effort) a batch touches, to load before folding.
+    pub fn touched<'a>(batch: impl IntoIterator<Item = &'a Decoded>) -> Vec<String> {
+        let mut set = HashSet::new();
+        for d in batch {
+            set.extend(d.accounts.iter().cloned());
         }
         set.into_iter().collect()
     }
 
     /// Applies one message: its effects, or parks it and quarantines its accounts.
     pub fn apply(&mut self, raw: &RawEvent) {
+        self.apply_decoded(&Decoded::new(raw.clone()));
+    }
+
+    /// [`Fold::apply`] for a message decoded beforehand (by the projector's reader task).
+    pub fn apply_decoded(&mut self, d: &Decoded) {
+        let raw = &d.raw;
         self.write.last_seq = raw.stream_seq;
-        let (accounts, result) = match decode(&raw.payload) {
+        let result = match &d.event {
             Ok(e) => {
                 self.write.last_ts_us = e.ts_us;
-                let accounts: Vec<String> =
-                    e.kind.accounts().into_iter().map(str::to_owned).collect();
-                let r = if e.seq != raw.stream_seq {
+                if e.seq != raw.stream_seq {
                     Err(format!(
                         "event seq {} at stream seq {}",
                         e.seq, raw.stream_seq
                     ))
-                } else if let Some(q) = accounts.iter().find(|a| self.quarantined.contains(*a)) {
+                } else if let Some(q) = d.accounts.iter().find(|a| self.quarantined.contains(*a)) {
                     Err(format!("account {q} is quarantined"))
                 } else {
-                    self.apply_event(&e)
-                };
-                (accounts, r)
+                    self.apply_event(e)
+                }
             }
-            Err(why) => (accounts_of_raw(&raw.payload), Err(why)),
+            Err(why) => Err(why.clone()),
         };
         if let Err(reason) = result {
-            self.park(raw, accounts, reason);
+            self.park(raw, d.accounts.clone(), reason);
         }
     }
 
@@ -199,8 +242,24 @@ impl Fold {
     }
 
     fn store(&mut self, row: AccountRow) {
-        self.write.accounts.insert(row.account.clone(), row.clone());
-        self.known.insert(row.account.clone(), row);
+        if !self.changed.contains(&row.account) {
+            self.changed.insert(row.account.clone());
+        }
+        match self.known.get_mut(&row.account) {
+            Some(r) => *r = row,
+            None => {
+                self.known.insert(row.account.clone(), row);
+            }
+        }
+    }
+
+    /// [`day_of`], recomputed only when the day changes.
+    fn day_of(&mut self, ts_us: i64) -> String {
+        let day = ts_us.div_euclid(US_PER_DAY);
+        if self.day.0 != day {
+            self.day = (day, day_of(ts_us));
+        }
+        self.day.1.clone()
     }
 
     fn apply_event(&mut self, e: &WireEvent) -> Result<(), String> {
@@ -294,7 +353,7 @@ impl Fold {
     }
 
     fn add_daily(&mut self, ts_us: i64, d: &AccountRow, c: &AccountRow, amount: i64) {
-        let key = (day_of(ts_us), d.currency.clone());
+        let key = (self.day_of(ts_us), d.currency.clone());
         let t = self.write.daily.entry(key).or_default();
         let amount = i128::from(amount);
         t.transfer_count += 1;
@@ -351,6 +410,9 @@ fn release(pending: i64, amount: i64) -> Result<i64, String> {
 pub fn is_system(account: &str) -> bool {
     account.starts_with('@')
 }
+
+/// Microseconds per UTC day.
+const US_PER_DAY: i64 = 86_400_000_000;
 
 /// UTC day (`YYYY-MM-DD`) of a timestamp.
 pub fn day_of(ts_us: i64) -> String {

@@ -1,7 +1,7 @@
 //! Unit tests of the projection fold: money checked against `balance_after`, poison parked
 //! with its (non-system) accounts quarantined, pending reservations, daily totals.
 
-use crate::fold::{Fold, RawEvent};
+use crate::fold::{BatchWrite, Fold, RawEvent};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 
@@ -33,12 +33,12 @@ fn post(seq: u64, d: &str, c: &str, amount: i64, da: i64, ca: i64, from_pending:
     )
 }
 
-fn fold(events: &[RawEvent]) -> Fold {
+fn fold(events: &[RawEvent]) -> BatchWrite {
     let mut f = Fold::new(HashMap::new(), HashSet::new());
     for e in events {
         f.apply(e);
     }
-    f
+    f.finish()
 }
 
 #[test]
@@ -51,18 +51,18 @@ fn postings_move_money_and_record_history() {
         post(4, w, "a", 10, -10, 10, false),
         post(5, "a", "b", 4, 6, 4, false),
     ]);
-    let acc = &f.write.accounts;
+    let acc = &f.accounts;
     assert_eq!((acc["a"].balance, acc["a"].version), (6, 2));
     assert_eq!((acc["b"].balance, acc["b"].version), (4, 1));
     assert_eq!(acc[w].balance, -10);
-    assert_eq!(f.write.history.len(), 4);
-    assert!(f.write.parked.is_empty());
-    let day = &f.write.daily[&("2026-11-23".to_string(), "USD".to_string())];
+    assert_eq!(f.history.len(), 4);
+    assert!(f.parked.is_empty());
+    let day = &f.daily[&("2026-11-23".to_string(), "USD".to_string())];
     assert_eq!(
         (day.transfer_count, day.volume_minor, day.deposits_minor),
         (2, 14, 10)
     );
-    assert_eq!(f.write.last_seq, 5);
+    assert_eq!(f.last_seq, 5);
 }
 
 #[test]
@@ -78,14 +78,13 @@ fn wrong_balance_after_is_parked_and_quarantines_the_account() {
         post(7, "b", "a", 1, 0, 1, false),
         post(8, w, "c", 2, -13, 2, false),
     ]);
-    let parked: Vec<i64> = f.write.parked.iter().map(|p| p.seq).collect();
+    let parked: Vec<i64> = f.parked.iter().map(|p| p.seq).collect();
     assert_eq!(
         parked,
         vec![5, 7],
         "the bad posting and the next one touching `a`"
     );
     let q: Vec<(&str, i64)> = f
-        .write
         .quarantined
         .iter()
         .map(|(a, s, _)| (a.as_str(), *s))
@@ -95,17 +94,11 @@ fn wrong_balance_after_is_parked_and_quarantines_the_account() {
         vec![("a", 5), ("b", 7)],
         "system accounts are never quarantined"
     );
+    assert_eq!(f.accounts["a"].balance, 0, "parked events change nothing");
+    assert_eq!(f.accounts["b"].balance, 1);
+    assert_eq!(f.accounts["c"].balance, 2, "other accounts keep flowing");
     assert_eq!(
-        f.write.accounts["a"].balance, 0,
-        "parked events change nothing"
-    );
-    assert_eq!(f.write.accounts["b"].balance, 1);
-    assert_eq!(
-        f.write.accounts["c"].balance, 2,
-        "other accounts keep flowing"
-    );
-    assert_eq!(
-        f.write.accounts[w].balance, -13,
+        f.accounts[w].balance, -13,
         "system account resynced from the event"
     );
 }
@@ -129,10 +122,10 @@ fn pending_reserves_and_release_or_post_frees() {
     events.push(post(8, "a", "b", 3, 7, 3, true));
     events.push(raw(9, "account_frozen", json!({"account": "b"})));
     let f = fold(&events);
-    assert!(f.write.parked.is_empty(), "{:?}", f.write.parked);
-    assert_eq!(f.write.accounts["a"].pending_debits, 0);
-    assert_eq!(f.write.accounts["a"].balance, 7);
-    assert_eq!(f.write.accounts["b"].status, "frozen");
+    assert!(f.parked.is_empty(), "{:?}", f.parked);
+    assert_eq!(f.accounts["a"].pending_debits, 0);
+    assert_eq!(f.accounts["a"].balance, 7);
+    assert_eq!(f.accounts["b"].status, "frozen");
     let over = fold(&[
         open(1, "a"),
         open(2, "b"),
@@ -143,7 +136,7 @@ fn pending_reserves_and_release_or_post_frees() {
         ),
     ]);
     assert_eq!(
-        over.write.parked.len(),
+        over.parked.len(),
         1,
         "release beyond what is pending is poison"
     );
@@ -159,8 +152,8 @@ fn undecodable_and_mismatched_seq_are_parked() {
         payload: "{".into(),
     };
     let f = fold(&[open(1, "x"), bad, junk]);
-    let reasons: Vec<&str> = f.write.parked.iter().map(|p| p.reason.as_str()).collect();
+    let reasons: Vec<&str> = f.parked.iter().map(|p| p.reason.as_str()).collect();
     assert!(reasons[0].contains("stream seq"), "{reasons:?}");
     assert!(reasons[1].contains("bad json"), "{reasons:?}");
-    assert_eq!(f.write.last_seq, 4);
+    assert_eq!(f.last_seq, 4);
 }

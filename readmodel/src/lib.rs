@@ -6,10 +6,14 @@
 //! - `config`    — flags and environment.
 //! - `event`     — decoding the wire event JSON (poison = does not decode).
 //! - `fold`      — projection logic without I/O: a batch of events -> rows, parking poison.
-//! - `store`     — SQL for one projection schema: load rows, write a batch + checkpoint.
+//! - `store`     — SQL for one projection schema: prepared statements, load rows, write a
+//!   batch + checkpoint (pipelined, COPY for big history batches).
 //! - `schema`    — numbered migrations, projection generations, the atomic swap.
+//! - `cache`     — the writer's in-memory account rows (folds without loading).
+//! - `deferred`  — history indexes dropped while a rebuild bulk-loads, built before the swap.
+//! - `feed`      — the JetStream reader task: reads and decodes ahead of the writer.
 //! - `projector` — the consumer: checkpoint + 1 onwards, batches, contiguity asserted.
-//! - `watermark` — LISTEN/NOTIFY-fed checkpoint of the active schema (for `min_seq`).
+//! - `watermark` — LISTEN/NOTIFY- (and projector-) fed checkpoint of the active schema.
 //! - `manager`   — the live projector and blue/green rebuilds.
 //! - `lag`       — stream head vs checkpoint, in events and ms.
 //! - `api`       — the query HTTP API.
@@ -19,8 +23,11 @@
 
 pub mod api;
 pub mod bench;
+pub mod cache;
 pub mod config;
+pub mod deferred;
 pub mod event;
+pub mod feed;
 pub mod fold;
 #[cfg(test)]
 mod fold_tests;

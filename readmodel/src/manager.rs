@@ -1,9 +1,11 @@
 //! The projection manager: runs the live projector into the active schema and performs
 //! blue/green rebuilds — a second projector fills a new schema from seq 1 while the active one
-//! keeps serving; once it has caught up, the pointer swaps in one transaction, the old
-//! projector stops, and the new one carries on as live. The write side never pauses.
+//! keeps serving; once it has caught up, the history indexes it deferred are built
+//! (`crate::deferred`), and once it has caught up again the pointer swaps in one transaction,
+//! the old projector stops, and the new one carries on as live. The write side never pauses.
 
-use crate::projector::{self, Target};
+use crate::deferred::{self, DeferredIndexes};
+use crate::projector::{self, Progress, Target};
 use crate::schema;
 use crate::store;
 use crate::watermark::{self, ActiveSchema};
@@ -85,6 +87,11 @@ impl Manager {
             nats_url: self.nats_url.clone(),
             schema: schema.into(),
             batch_events_max,
+            cache_accounts_max: crate::cache::CACHE_ACCOUNTS_MAX,
+            progress: Some(Progress {
+                active: self.active.clone(),
+                watermark: self.watermark.clone(),
+            }),
         };
         tokio::spawn(projector::run(target, stop_rx));
         Running {
@@ -113,7 +120,7 @@ impl Manager {
                 duration_ms: None,
             });
         }
-        let new_schema = match self.create_schema().await {
+        let (new_schema, deferred) = match self.create_schema().await {
             Ok(s) => s,
             Err(e) => {
                 self.set_rebuild_state(format!("failed: {e:#}"));
@@ -128,18 +135,16 @@ impl Manager {
         }
         tracing::info!(schema = %new_schema, "readmodel.rebuild_started");
         let me = self.clone();
-        tokio::spawn(async move { me.supervise(building, Instant::now()).await });
+        tokio::spawn(async move { me.supervise(building, deferred, Instant::now()).await });
         Ok(self.rebuild_status().expect("set above"))
     }
 
-    async fn create_schema(&self) -> anyhow::Result<String> {
-        let (mut client, conn) =
-            tokio_postgres::connect(&self.postgres_url, tokio_postgres::NoTls).await?;
-        let t = tokio::spawn(conn);
-        let s = schema::create_next(&mut client).await;
-        drop(client);
-        t.abort();
-        s
+    /// Creates the next generation's schema, its history indexes deferred.
+    async fn create_schema(&self) -> anyhow::Result<(String, DeferredIndexes)> {
+        let mut c = Conn::open(&self.postgres_url).await?;
+        let s = schema::create_next(&mut c.client).await?;
+        let deferred = deferred::drop_indexes(&c.client, &s).await?;
+        Ok((s, deferred))
     }
 
     fn set_rebuild_state(&self, state: String) {
@@ -148,12 +153,17 @@ impl Manager {
         }
     }
 
-    /// Waits until the new schema caught up, swaps, and hands the live role over.
-    async fn supervise(self, building: Running, started: Instant) {
+    /// Waits until the new schema caught up, builds its deferred indexes, waits until it
+    /// caught up again, swaps, and hands the live role over. One connection, reopened after an
+    /// error.
+    async fn supervise(self, building: Running, deferred: DeferredIndexes, started: Instant) {
+        let mut deferred = Some(deferred);
+        let mut conn: Option<Conn> = None;
         loop {
             tokio::time::sleep(Duration::from_millis(SWAP_CHECK_MS)).await;
             let old = self.active.get();
-            match self.try_swap(&old, &building.schema).await {
+            let step = self.step(&mut conn, &old, &building.schema, &mut deferred);
+            match step.await {
                 Ok(Some(seq)) => {
                     self.active.set(&building.schema);
                     watermark::raise(&self.watermark, seq);
@@ -171,27 +181,72 @@ impl Manager {
                     return;
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = format!("{e:#}"), "readmodel.swap_check_failed"),
+                Err(e) => {
+                    conn = None;
+                    tracing::warn!(error = format!("{e:#}"), "readmodel.swap_check_failed");
+                }
             }
         }
     }
 
-    /// Swaps if caught up; returns the new schema's checkpoint when it did.
-    async fn try_swap(&self, old: &str, new: &str) -> anyhow::Result<Option<u64>> {
-        let (mut client, conn) =
-            tokio_postgres::connect(&self.postgres_url, tokio_postgres::NoTls).await?;
-        let t = tokio::spawn(conn);
-        let (old_seq, _) = store::checkpoint(&client, old).await?;
-        let (new_seq, _) = store::checkpoint(&client, new).await?;
-        let result =
-            if new_seq >= old_seq && schema::swap_if_caught_up(&mut client, old, new).await? {
-                Some(store::checkpoint(&client, new).await?.0)
-            } else {
-                None
-            };
-        drop(client);
-        t.abort();
-        Ok(result)
+    /// One supervision step: when `new` has caught up with `old`, builds the deferred indexes
+    /// if still pending, else swaps. Returns the new schema's checkpoint when it swapped.
+    async fn step(
+        &self,
+        conn: &mut Option<Conn>,
+        old: &str,
+        new: &str,
+        deferred: &mut Option<DeferredIndexes>,
+    ) -> anyhow::Result<Option<u64>> {
+        if conn.is_none() {
+            *conn = Some(Conn::open(&self.postgres_url).await?);
+        }
+        let c = &mut conn.as_mut().expect("opened above").client;
+        let (old_seq, _) = store::checkpoint(c, old).await?;
+        let (new_seq, _) = store::checkpoint(c, new).await?;
+        if new_seq < old_seq {
+            return Ok(None);
+        }
+        if let Some(d) = deferred.as_ref() {
+            let t = Instant::now();
+            d.restore(c).await?;
+            tracing::info!(
+                schema = d.schema(),
+                at_seq = new_seq,
+                ms = t.elapsed().as_millis() as u64,
+                "readmodel.indexes_built"
+            );
+            *deferred = None;
+            // The projector waited for the build: catch up again before swapping.
+            return Ok(None);
+        }
+        if schema::swap_if_caught_up(c, old, new).await? {
+            Ok(Some(store::checkpoint(c, new).await?.0))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// A PostgreSQL connection with its driver task, aborted on drop.
+struct Conn {
+    client: tokio_postgres::Client,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Conn {
+    async fn open(url: &str) -> anyhow::Result<Self> {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Self { client, driver })
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.driver.abort();
     }
 }
 

@@ -114,7 +114,9 @@ pub async fn create_next(client: &mut tokio_postgres::Client) -> anyhow::Result<
 }
 
 /// Swaps the active pointer from `old` to `new` iff `new` has caught up with `old` (checked
-/// with `old`'s checkpoint row locked, so `old` cannot move meanwhile). Returns whether it did.
+/// with `old`'s checkpoint row locked, so `old` cannot move meanwhile). Returns whether it did;
+/// errors if `new` is not indexed exactly like `old` (a rebuild whose deferred indexes were
+/// not built again).
 pub async fn swap_if_caught_up(
     client: &mut tokio_postgres::Client,
     old: &str,
@@ -140,6 +142,11 @@ pub async fn swap_if_caught_up(
     if new_seq < old_seq {
         return Ok(false);
     }
+    let (old_ix, new_ix) = (indexes(&tx, old).await?, indexes(&tx, new).await?);
+    anyhow::ensure!(
+        old_ix == new_ix,
+        "{new} is not indexed like {old}: {new_ix:?} vs {old_ix:?}"
+    );
     let gen: i32 = new[3..].parse().context("generation of schema")?;
     tx.execute(
         "UPDATE public.readmodel_active SET schema_name = $1, generation = $2, swapped_at = now()",
@@ -149,6 +156,18 @@ pub async fn swap_if_caught_up(
     tx.commit().await?;
     tracing::info!(old, new, seq = new_seq, "readmodel.swapped");
     Ok(true)
+}
+
+/// The index definitions of `schema` (schema name stripped), sorted: what a swap compares.
+pub async fn indexes(c: &impl GenericClient, schema: &str) -> anyhow::Result<Vec<String>> {
+    let rows = c
+        .query(
+            "SELECT replace(indexdef, schemaname || '.', '') FROM pg_indexes
+             WHERE schemaname = $1 ORDER BY tablename, indexname",
+            &[&schema],
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| r.get(0)).collect())
 }
 
 async fn create(c: &impl GenericClient, schema: &str) -> anyhow::Result<()> {

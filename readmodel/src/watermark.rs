@@ -1,6 +1,7 @@
 //! The watermark: the active schema's checkpoint as last announced by the projector's
 //! `NOTIFY readmodel_progress` (LISTEN on a dedicated connection, re-seeded from the checkpoint
-//! table on every (re)connect and on a swap). `min_seq` reads wait on it.
+//! table on every (re)connect and on a swap), and raised directly by this process's projector
+//! right after each of its commits (`crate::projector::Progress`). `min_seq` reads wait on it.
 
 use crate::store::{self, PROGRESS_CHANNEL};
 use futures::StreamExt;

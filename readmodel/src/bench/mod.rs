@@ -157,7 +157,8 @@ async fn wait_seq(w: &tokio::sync::watch::Sender<u64>, seq: u64) -> anyhow::Resu
 }
 
 /// Publishes at `rate` events/s for `secs`; returns (p50 ms, p99 ms, events) of send -> the
-/// projector's NOTIFY for the commit that contains the event.
+/// watermark reaching the event (raised by the projector right after the commit that contains
+/// it, or by its NOTIFY, whichever comes first): what a `min_seq` reader waits for.
 async fn latency_at(
     js: &jetstream::Context,
     gen: &mut Gen,
