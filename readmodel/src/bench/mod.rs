@@ -40,7 +40,8 @@ pub struct BenchArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let nats = LocalNats::start(&dir.join("nats"))?;
-    let pg = LocalPostgres::start(&dir.join("pg"))?;
+    // Durable PostgreSQL (fsync, full-page writes, synchronous commit), as in production.
+    let pg = LocalPostgres::start_durable(&dir.join("pg"))?;
     let js = jetstream::new(async_nats::connect(nats.url()).await?);
     js.create_stream(stream::Config {
         name: "LEDGER".into(),
