@@ -3,8 +3,9 @@
 //! flowing; the query API's routes, error shapes and `X-Read-Model-Seq`; `min_seq` waiting and
 //! 503; history pagination; balance at T; the daily report; a rebuild that ends equal.
 
-use async_nats::jetstream::{self, message::PublishMessage, stream};
-use readmodel::local::{nats::LocalNats, postgres::LocalPostgres};
+use async_nats::jetstream::{self, message::PublishMessage};
+use readmodel::local::nats::{create_ledger_stream, LocalNats};
+use readmodel::local::postgres::LocalPostgres;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -116,14 +117,7 @@ async fn poison_is_parked_and_the_api_answers() {
     let nats = LocalNats::start(&dir.path().join("nats")).expect("nats-server (install step)");
     let pg = LocalPostgres::start(&dir.path().join("pg")).expect("postgres (install step)");
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    js.create_stream(stream::Config {
-        name: "LEDGER".into(),
-        subjects: vec!["ledger.events.>".into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    create_ledger_stream(&js).await.unwrap();
     let rm = readmodel::start(readmodel::config::ReadModelConfig {
         listen: "127.0.0.1:0".into(),
         nats_url: nats.url(),

@@ -5,9 +5,10 @@
 //! rows; history by UNNEST inside the one batch statement) ends in identical tables and indexes.
 //! Also: the checkpoint move refuses a batch that does not start at the checkpoint.
 
-use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::jetstream::{self, message::PublishMessage};
 use readmodel::fold::BatchWrite;
-use readmodel::local::{nats::LocalNats, postgres::LocalPostgres};
+use readmodel::local::nats::{create_ledger_stream, LocalNats};
+use readmodel::local::postgres::LocalPostgres;
 use readmodel::projector::{self, Target};
 use readmodel::{deferred, schema, store};
 use serde_json::{json, Value};
@@ -165,14 +166,7 @@ async fn bulk_and_small_batch_paths_project_the_same_rows() {
     let nats = LocalNats::start(&dir.path().join("nats")).expect("nats-server (install step)");
     let pg = LocalPostgres::start(&dir.path().join("pg")).expect("postgres (install step)");
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    js.create_stream(stream::Config {
-        name: "LEDGER".into(),
-        subjects: vec!["ledger.events.>".into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    create_ledger_stream(&js).await.unwrap();
     publish_all(&js).await;
 
     let c = connect(&pg.url()).await;

@@ -9,7 +9,7 @@
 mod gen;
 
 use crate::local::{nats::LocalNats, postgres::LocalPostgres};
-use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::jetstream::{self, message::PublishMessage};
 use gen::Gen;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,13 +43,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Durable PostgreSQL (fsync, full-page writes, synchronous commit), as in production.
     let pg = LocalPostgres::start_durable(&dir.join("pg"))?;
     let js = jetstream::new(async_nats::connect(nats.url()).await?);
-    js.create_stream(stream::Config {
-        name: "LEDGER".into(),
-        subjects: vec!["ledger.events.>".into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await?;
+    crate::local::nats::create_ledger_stream(&js).await?;
     let mut gen = Gen::new(args.accounts);
     println!("bench: publishing a backlog of {} events", args.events);
     let t = Instant::now();

@@ -130,3 +130,20 @@ impl Drop for LocalNats {
         self.kill();
     }
 }
+
+/// Creates the `LEDGER` stream as a relay-less fixture (subjects `ledger.events.>`, file
+/// storage) for the bench and tests that publish synthetic events themselves.
+pub async fn create_ledger_stream(
+    js: &async_nats::jetstream::Context,
+) -> anyhow::Result<async_nats::jetstream::stream::Stream> {
+    use async_nats::jetstream::stream;
+    let stream = js
+        .create_stream(stream::Config {
+            name: "LEDGER".into(),
+            subjects: vec!["ledger.events.>".into()],
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+    Ok(stream)
+}
