@@ -94,7 +94,16 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
             .unwrap_or_else(|| format!("http://{raft_addr}")),
     };
 
-    let log_store = LogStore::open(&cfg.data.join("wal")).context("open wal")?;
+    let wal_options = crate::wal::WalOptions {
+        segment_bytes: cfg.wal_segment_bytes,
+        ..Default::default()
+    };
+    let log_store = LogStore::open_with_options(
+        Arc::new(crate::wal::RealFs),
+        &cfg.data.join("wal"),
+        wal_options,
+    )
+    .context("open wal")?;
     let sm = StateMachineStore::open(&cfg.data).context("open state machine")?;
     let net = NetworkFactory::new(cfg.id, &cfg.cluster_secret)
         .with_raft_url_overrides(cfg.peer_raft_overrides()?);

@@ -61,6 +61,11 @@ pub struct NodeConfig {
     /// instead of receiving a full snapshot.
     #[arg(long, default_value_t = 5_000)]
     pub logs_kept_after_snapshot: u64,
+    /// Size of each WAL segment file in bytes (preallocated; at least 64 KiB). Purging the log
+    /// after a snapshot deletes whole segments, so smaller segments free disk sooner and make
+    /// compaction frequent (tests use this to age a cluster quickly).
+    #[arg(long, env = "RAFTLEDGER_WAL_SEGMENT_BYTES", default_value_t = crate::wal::SEGMENT_BYTES_DEFAULT)]
+    pub wal_segment_bytes: u64,
     /// NATS server URL; when set, the leader relays committed events to JetStream stream
     /// `LEDGER` (relay off when unset).
     #[arg(long, env = "RAFTLEDGER_NATS_URL")]
@@ -98,6 +103,11 @@ impl NodeConfig {
         anyhow::ensure!(
             !self.cluster_secret.is_empty(),
             "--cluster-secret must not be empty"
+        );
+        anyhow::ensure!(
+            self.wal_segment_bytes >= crate::wal::SEGMENT_BYTES_MIN,
+            "--wal-segment-bytes must be at least {}",
+            crate::wal::SEGMENT_BYTES_MIN
         );
         self.peer_map()?;
         self.peer_raft_overrides()?;
@@ -153,6 +163,7 @@ impl NodeConfig {
             election_timeout_ms_max = self.election_timeout_ms_max,
             snapshot_every_entries = self.snapshot_every_entries,
             logs_kept_after_snapshot = self.logs_kept_after_snapshot,
+            wal_segment_bytes = self.wal_segment_bytes,
             nats_url = ?self.nats_url,
             nats_stream_bytes_max = self.nats_stream_bytes_max,
             peer_raft_addr = ?self.peer_raft_addr,
@@ -178,6 +189,7 @@ impl NodeConfig {
             election_timeout_ms_max: 700,
             snapshot_every_entries: 50_000,
             logs_kept_after_snapshot: 5_000,
+            wal_segment_bytes: crate::wal::SEGMENT_BYTES_DEFAULT,
             nats_url: None,
             nats_stream_bytes_max: NATS_STREAM_BYTES_MAX_DEFAULT,
             peer_raft_addr: Vec::new(),
