@@ -127,12 +127,25 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     let refuse_votes_until = started_blank.then(|| {
         std::time::Instant::now() + Duration::from_millis(2 * cfg.election_timeout_ms_max)
     });
+    let leader_contact = crate::failover::LeaderContact::default();
+    tasks.push(tokio::spawn(crate::failover::run(
+        raft.clone(),
+        net.clone(),
+        cfg.id,
+        leader_contact.clone(),
+        crate::failover::WatchTiming {
+            heartbeat_ms: cfg.heartbeat_ms,
+            lease_ms: cfg.election_timeout_ms_max,
+        },
+        shutdown_rx.clone(),
+    )));
     let raft_router = raft_server::router(RaftServerState {
         raft: raft.clone(),
         sm: sm.clone(),
         proposer: proposer.clone(),
         secret: cfg.cluster_secret.as_str().into(),
         refuse_votes_until,
+        leader_contact,
     });
     tasks.push(serve(raft_listener, raft_router, shutdown_rx.clone()));
     let state = AppState {

@@ -6,6 +6,7 @@
 //! - `log_store`  — openraft `RaftLogStorage` over the WAL (log entries, vote, committed).
 //! - `sm`         — openraft `RaftStateMachine` over sled: ledger state, indexes, snapshots, reads.
 //! - `network`    — Raft RPC (client + server) on its own listener, cluster-secret authenticated.
+//! - `failover`   — fast failover: campaign once a dead leader's lease ends.
 //! - `proposer`   — write batching, leader stamping, one-hop forwarding to the leader.
 //! - `api`        — the client HTTP API (design.md §5).
 //! - `metrics`    — Prometheus recorder, HTTP latency and Raft gauges.
@@ -22,6 +23,7 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod failover;
 pub mod local_cluster;
 pub mod log_store;
 pub mod metrics;

@@ -93,3 +93,42 @@ pub fn member_addr(raft: &Raft, id: NodeId) -> Option<NodeAddr> {
         .get_node(&id)
         .cloned()
 }
+
+/// What a follower knows of its leader, for the failover watch (`crate::failover`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerView {
+    /// The leader this follower follows.
+    pub leader: NodeId,
+    /// The voters other than that leader, ascending: the candidates if it is gone.
+    pub surviving_voters: Vec<NodeId>,
+}
+
+/// `Some` when `self_id` is a follower and a voter, and knows a leader other than itself.
+pub fn follower_view(raft: &Raft, self_id: NodeId) -> Option<FollowerView> {
+    let m = metrics_of(raft);
+    if !m.state.is_follower() {
+        return None;
+    }
+    let leader = m.current_leader.filter(|l| *l != self_id)?;
+    let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+    if !voters.contains(&self_id) {
+        return None;
+    }
+    let mut surviving_voters: Vec<NodeId> = voters.into_iter().filter(|v| *v != leader).collect();
+    surviving_voters.sort_unstable();
+    Some(FollowerView {
+        leader,
+        surviving_voters,
+    })
+}
+
+/// Asks openraft to start a pre-vote now (the voters still apply every rule: lease, log).
+pub async fn trigger_pre_vote(raft: &Raft) -> Result<(), String> {
+    raft.trigger().elect(true).await.map_err(|e| e.to_string())
+}
+
+/// The node id of the leader an AppendEntries request comes from.
+pub fn append_sender(req: &openraft::raft::AppendEntriesRequest<TypeConfig>) -> NodeId {
+    use openraft::vote::RaftLeaderId;
+    *req.vote.leader_id().node_id()
+}

@@ -288,6 +288,25 @@ async fn leader_sigkill_under_load_loses_nothing() {
 
     let new_leader = tc.leader().await;
     assert_ne!(new_leader, old, "the killed node cannot be leader");
+    // The survivors noticed that the leader's process was gone (its Raft port refused
+    // connections) and campaigned once its lease ended, rather than waiting out a further
+    // election timeout (node::failover).
+    let fast_path: Vec<u64> = tc
+        .lc
+        .nodes
+        .iter()
+        .filter(|n| survivors.contains(&n.id))
+        .filter(|n| {
+            std::fs::read_to_string(&n.log_path)
+                .unwrap_or_default()
+                .contains("failover: pre-vote")
+        })
+        .map(|n| n.id)
+        .collect();
+    assert!(
+        !fast_path.is_empty(),
+        "no survivor campaigned through the failover watch after the leader's SIGKILL"
+    );
     let reader = tc.http(survivors[0]);
     let (barrier, _) = balances(&reader, &["acc0"], "").await;
     tc.phase("checking every acknowledged transfer exists at the index it reported");

@@ -64,16 +64,20 @@ impl NetworkFactory {
         self
     }
 
+    /// The Raft URL this node dials for `target` (its member URL or the override).
+    pub fn raft_url(&self, target: NodeId, node: &NodeAddr) -> String {
+        self.raft_url_overrides
+            .get(&target)
+            .unwrap_or(&node.raft)
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
     /// A connection to `target` outside openraft (used for read-index and write forwarding).
     pub fn connection(&self, target: NodeId, node: &NodeAddr) -> Connection {
         Connection {
             target,
-            base: self
-                .raft_url_overrides
-                .get(&target)
-                .unwrap_or(&node.raft)
-                .trim_end_matches('/')
-                .to_owned(),
+            base: self.raft_url(target, node),
             http: self.http.clone(),
             secret: self.secret.clone(),
             self_id: self.self_id,

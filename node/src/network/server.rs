@@ -38,6 +38,8 @@ pub struct RaftServerState {
     /// and no log (new or wiped). A wiped node forgot whom it voted for; refusing votes for
     /// longer than any election lasts means it cannot vote twice in a term it already voted in.
     pub refuse_votes_until: Option<std::time::Instant>,
+    /// When the leader was last heard from (for the failover watch).
+    pub leader_contact: crate::failover::LeaderContact,
 }
 
 /// Request for a read index from the leader.
@@ -111,8 +113,12 @@ async fn append(State(s): State<RaftServerState>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
+    let sender = crate::raft_types::append_sender(&req);
     match s.raft.append_entries(req).await {
-        Ok(r) => reply(&r),
+        Ok(r) => {
+            s.leader_contact.heard_from(sender);
+            reply(&r)
+        }
         Err(e) => unavailable(e),
     }
 }

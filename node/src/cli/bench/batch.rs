@@ -31,6 +31,7 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
         "  {clients} clients x batches of {size} transfers -> leader node {leader}, {} s",
         ctx.args.duration_s
     );
+    let term_before = ctx.max_term().await;
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::with_capacity(clients);
@@ -99,11 +100,12 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
         total.errors.merge(&t.errors);
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let term_changes = ctx.max_term().await.saturating_sub(term_before);
     ctx.postings_total += total.committed;
     let rate = total.committed as f64 / elapsed;
     let lat = total.lat.summary();
     println!(
-        "  committed {} transfers in {elapsed:.1} s = {}; {} batches ok; batch latency {lat}; rejected {}; errors: {}",
+        "  committed {} transfers in {elapsed:.1} s = {}; {} batches ok; batch latency {lat}; rejected {}; errors: {}; term changes: {term_changes}",
         thousands(total.committed),
         per_s(rate),
         total.batches_ok,
@@ -114,11 +116,14 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
         "batch",
         json!({"clients": clients, "batch_size": size, "elapsed_s": elapsed, "committed": total.committed,
                "rejected": total.rejected, "batches_ok": total.batches_ok, "transfers_per_s": rate,
-               "batch_latency": lat, "errors": total.errors}),
+               "batch_latency": lat, "errors": total.errors, "term_changes": term_changes}),
     );
     rep.row(
         "transfers committed/s via the batch API",
-        format!("{} ({clients} clients x {size})", per_s(rate)),
+        format!(
+            "{} ({clients} clients x {size}; {term_changes} term changes)",
+            per_s(rate)
+        ),
         "20,000",
         "100,000",
         verdict_higher(rate, 20_000.0, Some(100_000.0)),

@@ -199,6 +199,19 @@ impl Ctx {
         }
     }
 
+    /// The highest Raft term any reachable node reports (0 when none answers). Two readings
+    /// around a load phase give the number of elections during it: with a healthy leader and
+    /// no faults it must not change.
+    pub async fn max_term(&self) -> u64 {
+        let mut term = 0;
+        for u in &self.urls {
+            if let Some(s) = self.http.status(u).await {
+                term = term.max(s["term"].as_u64().unwrap_or(0));
+            }
+        }
+        term
+    }
+
     /// The leader's `committed` index.
     pub async fn leader_committed(&self) -> anyhow::Result<u64> {
         let (_, url) = self.leader().await?;

@@ -131,11 +131,13 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
             ctx.args.duration_s
         );
         let tag = format!("s{}{}", ctx.run_id, if leader_only { "l" } else { "r" });
+        let term_before = ctx.max_term().await;
         let r = closed_loop(ctx, pool.clone(), urls, clients, duration, &tag).await?;
+        let term_changes = ctx.max_term().await.saturating_sub(term_before);
         ctx.postings_total += r.ok;
         peak = peak.max(r.ops_s());
         println!(
-            "  {label}: {} ok = {}; latency {}; errors: {}",
+            "  {label}: {} ok = {}; latency {}; errors: {}; term changes: {term_changes}",
             thousands(r.ok),
             per_s(r.ops_s()),
             r.lat,
@@ -143,12 +145,13 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
         );
         results.insert(
             name.into(),
-            json!({"ok": r.ok, "elapsed_s": r.elapsed_s, "ops_per_s": r.ops_s(), "latency": r.lat, "errors": r.errors}),
+            json!({"ok": r.ok, "elapsed_s": r.elapsed_s, "ops_per_s": r.ops_s(), "latency": r.lat,
+                   "errors": r.errors, "term_changes": term_changes}),
         );
         rep.row(
             &format!("single transfers/s over HTTP, {clients} clients, {label}"),
             format!(
-                "{} (p50 {:.2} / p99 {:.2} / p999 {:.2} ms)",
+                "{} (p50 {:.2} / p99 {:.2} / p999 {:.2} ms; {term_changes} term changes)",
                 per_s(r.ops_s()),
                 r.lat.p50_ms,
                 r.lat.p99_ms,
