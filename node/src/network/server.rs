@@ -129,16 +129,8 @@ async fn vote(State(s): State<RaftServerState>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
-    if s.refuse_votes_until
-        .is_some_and(|t| std::time::Instant::now() < t)
-    {
-        let m = crate::raft_types::metrics_of(&s.raft);
-        tracing::info!(candidate = %req.vote, "vote refused: node started without a vote record");
-        return reply(
-            &openraft::raft::VoteResponse::<crate::raft_types::TypeConfig>::new(
-                m.vote, None, false,
-            ),
-        );
+    if let Some(refused) = refuse_vote(&s, &req, "vote") {
+        return refused;
     }
     match s.raft.vote(req).await {
         Ok(r) => reply(&r),
@@ -147,14 +139,41 @@ async fn vote(State(s): State<RaftServerState>, body: Bytes) -> Response {
 }
 
 async fn pre_vote(State(s): State<RaftServerState>, body: Bytes) -> Response {
-    let req = match wire::decode(&body) {
+    let req: openraft::raft::VoteRequest<crate::raft_types::TypeConfig> = match wire::decode(&body)
+    {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
+    // Refused like the vote itself: a candidate that passed the pre-vote here would bump its
+    // term only to be refused the vote, and then wait out a whole lease before trying again;
+    // failing at the pre-vote keeps its term and lets it retry after one election timeout.
+    if let Some(refused) = refuse_vote(&s, &req, "pre-vote") {
+        return refused;
+    }
     match s.raft.pre_vote(req).await {
         Ok(r) => reply(&r),
         Err(e) => unavailable(e),
     }
+}
+
+/// The refusal of a (pre-)vote while this node may not vote: it started without a vote record
+/// (new or wiped) less than the refusal window ago.
+fn refuse_vote(
+    s: &RaftServerState,
+    req: &openraft::raft::VoteRequest<crate::raft_types::TypeConfig>,
+    what: &str,
+) -> Option<Response> {
+    if !s
+        .refuse_votes_until
+        .is_some_and(|t| std::time::Instant::now() < t)
+    {
+        return None;
+    }
+    let m = crate::raft_types::metrics_of(&s.raft);
+    tracing::info!(candidate = %req.vote, what, "refused: node started without a vote record");
+    Some(reply(&openraft::raft::VoteResponse::<
+        crate::raft_types::TypeConfig,
+    >::new(m.vote, None, false)))
 }
 
 async fn transfer_leader(State(s): State<RaftServerState>, body: Bytes) -> Response {
