@@ -116,7 +116,11 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     )
     .await
     .context("start raft")?;
-    let proposer = Proposer::start(raft.clone(), net.clone(), cfg.id);
+    let limits = crate::proposer::ProposerLimits {
+        entry_bytes_max: cfg.entry_bytes_max,
+        write_timeout: Duration::from_millis(cfg.write_timeout_ms),
+    };
+    let proposer = Proposer::start(raft.clone(), net.clone(), cfg.id, limits);
     let metrics = MetricsHandle::install();
     metrics::spawn_raft_sampler(raft.clone(), sm.reader());
 
