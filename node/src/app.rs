@@ -149,6 +149,11 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         metrics,
         http: reqwest::Client::new(),
         self_addr: node_addr.clone(),
+        limits: api::limits::ApiLimits::new(
+            cfg.api_concurrency_max,
+            cfg.events_subscribers_max,
+            Duration::from_millis(cfg.body_read_timeout_ms),
+        ),
     };
     tasks.push(serve(api_listener, api::router(state), shutdown_rx.clone()));
     if let Some(url) = cfg.nats_url.clone() {
