@@ -117,6 +117,11 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert("retry-after", HeaderValue::from(RETRY_AFTER_S));
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be trickling in: close rather than read it.
+            resp.headers_mut()
+                .insert("connection", HeaderValue::from_static("close"));
+        }
         if let Some(i) = self.index {
             resp.headers_mut()
                 .insert("x-ledger-index", HeaderValue::from(i));
