@@ -72,7 +72,20 @@ fn definite(r: &Resp, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_metadata_batches_never_stop_the_leader() {
-    let mut tc = TestCluster::start("entry-bytes-flood", 3, &[], &[]).await;
+    // Longer election timeouts: on a loaded 2-core machine, followers busy decoding 4 MiB
+    // entries may miss 100 ms heartbeats; the point is the entry bound, not elections.
+    let mut tc = TestCluster::start(
+        "entry-bytes-flood",
+        3,
+        &[],
+        &[
+            "--election-timeout-ms-min",
+            "1500",
+            "--election-timeout-ms-max",
+            "2500",
+        ],
+    )
+    .await;
     let leader = tc.leader().await;
     let lh = tc.http(leader);
     let before = leader_term(&lh).await;
