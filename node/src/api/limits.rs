@@ -56,17 +56,6 @@ impl ApiLimits {
     }
 }
 
-impl Default for ApiLimits {
-    fn default() -> Self {
-        use crate::config as c;
-        Self::new(
-            c::API_CONCURRENCY_MAX_DEFAULT,
-            c::EVENTS_SUBSCRIBERS_MAX_DEFAULT,
-            Duration::from_millis(c::BODY_READ_TIMEOUT_MS_DEFAULT),
-        )
-    }
-}
-
 /// Middleware: runs the request while holding one of `--api-concurrency-max` slots, or answers
 /// 503 `overloaded` at once when none is free.
 pub async fn shed_load(State(s): State<AppState>, req: Request, next: Next) -> Response {

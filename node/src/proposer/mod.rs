@@ -105,15 +105,6 @@ pub struct ProposerLimits {
     pub write_timeout: Duration,
 }
 
-impl Default for ProposerLimits {
-    fn default() -> Self {
-        Self {
-            entry_bytes_max: ENTRY_BYTES_MAX_DEFAULT,
-            write_timeout: Duration::from_millis(crate::config::WRITE_TIMEOUT_MS_DEFAULT),
-        }
-    }
-}
-
 /// Handle used by the API to propose commands (cheap to clone).
 #[derive(Clone)]
 pub struct Proposer {
