@@ -106,6 +106,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     .context("open wal")?;
     let sm = StateMachineStore::open(&cfg.data).context("open state machine")?;
     let net = NetworkFactory::new(cfg.id, &cfg.cluster_secret)
+        .with_pool_idle_timeout(server_limits(&cfg).client_pool_idle())
         .with_raft_url_overrides(cfg.peer_raft_overrides()?);
     let raft = Raft::new(
         cfg.id,
@@ -116,7 +117,11 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     )
     .await
     .context("start raft")?;
-    let proposer = Proposer::start(raft.clone(), net.clone(), cfg.id);
+    let limits = crate::proposer::ProposerLimits {
+        entry_bytes_max: cfg.entry_bytes_max,
+        write_timeout: Duration::from_millis(cfg.write_timeout_ms),
+    };
+    let proposer = Proposer::start(raft.clone(), net.clone(), cfg.id, limits);
     let metrics = MetricsHandle::install();
     metrics::spawn_raft_sampler(raft.clone(), sm.reader());
 
@@ -146,8 +151,9 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         secret: cfg.cluster_secret.as_str().into(),
         refuse_votes_until,
         leader_contact,
+        body_read_timeout: Duration::from_millis(cfg.body_read_timeout_ms),
     });
-    tasks.push(serve(raft_listener, raft_router, shutdown_rx.clone()));
+    tasks.push(serve(raft_listener, raft_router, &cfg, shutdown_rx.clone()));
     let state = AppState {
         node_id: cfg.id,
         raft: raft.clone(),
@@ -156,10 +162,23 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         net,
         admin_token: cfg.admin_token.as_deref().map(Into::into),
         metrics,
-        http: reqwest::Client::new(),
+        http: reqwest::Client::builder()
+            .pool_idle_timeout(server_limits(&cfg).client_pool_idle())
+            .build()
+            .context("http client")?,
         self_addr: node_addr.clone(),
+        limits: api::limits::ApiLimits::new(
+            cfg.api_concurrency_max,
+            cfg.events_subscribers_max,
+            Duration::from_millis(cfg.body_read_timeout_ms),
+        ),
     };
-    tasks.push(serve(api_listener, api::router(state), shutdown_rx.clone()));
+    tasks.push(serve(
+        api_listener,
+        api::router(state),
+        &cfg,
+        shutdown_rx.clone(),
+    ));
     if let Some(url) = cfg.nats_url.clone() {
         let relay_cfg = crate::relay::RelayConfig {
             nats_url: url,
@@ -193,30 +212,20 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     })
 }
 
+/// Serves `router` on `listener` with the listener limits of `cfg` until `stop`.
 fn serve(
     listener: TcpListener,
     router: axum::Router,
-    mut stop: watch::Receiver<bool>,
+    cfg: &NodeConfig,
+    stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        // TCP_NODELAY: responses are small and latency-bound; Nagle + delayed ACK would add
-        // up to 40 ms per request on both the client and the Raft listener.
-        use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "set TCP_NODELAY failed");
-            }
-        });
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "server stopped");
-        }
-    })
+    crate::http_server::spawn(listener, router, server_limits(cfg), stop)
+}
+
+fn server_limits(cfg: &NodeConfig) -> crate::http_server::ServerLimits {
+    crate::http_server::ServerLimits {
+        header_read_timeout: Duration::from_millis(cfg.header_read_timeout_ms),
+    }
 }
 
 /// Initializes from `--peers` (smallest id, never-initialized node only) or joins via `--join`.

@@ -11,6 +11,25 @@ pub const DEV_CLUSTER_SECRET: &str = "raftledger-dev-secret";
 /// Default size bound of the JetStream stream `LEDGER`: 1 GiB, several million events.
 pub const NATS_STREAM_BYTES_MAX_DEFAULT: i64 = 1 << 30;
 
+/// Default `--write-timeout-ms`: well above a commit on a healthy cluster (milliseconds), well
+/// below client timeouts, so a stuck write is answered rather than abandoned.
+pub const WRITE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Default `--api-concurrency-max`: a few thousand waiting requests cost a few MiB; beyond that
+/// queueing only adds latency, so the excess is shed.
+pub const API_CONCURRENCY_MAX_DEFAULT: usize = 4096;
+/// Default `--events-subscribers-max`: each stream holds a buffered chunk of events and a
+/// connection for as long as it follows.
+pub const EVENTS_SUBSCRIBERS_MAX_DEFAULT: usize = 256;
+/// Default `--header-read-timeout-ms` (also the idle keep-alive timeout).
+pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Default `--body-read-timeout-ms`: a 1 MiB body at 100 KiB/s.
+pub const BODY_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+
+/// Shortest accepted timeout flag: below it ordinary requests on a loaded machine would fail.
+const TIMEOUT_MS_MIN: u64 = 100;
+/// Longest accepted timeout flag: ten minutes; longer is a typo or an unbounded wait.
+const TIMEOUT_MS_MAX: u64 = 600_000;
+
 /// Configuration of one node process.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodeConfig {
@@ -81,6 +100,32 @@ pub struct NodeConfig {
     /// uses it to route every directed link through its own fault-injecting proxy.
     #[arg(long, env = "RAFTLEDGER_PEER_RAFT_ADDR", value_delimiter = ',')]
     pub peer_raft_addr: Vec<String>,
+    // ----- Limits: bounds on client-shaped work and load shedding (README, "Limits"). -----
+    /// Largest encoded size of one Raft entry, in bytes. Concurrent requests are coalesced into
+    /// entries up to this size; one request whose commands alone exceed it is refused with 413
+    /// `entry_too_large`. At most 6 MiB, below the WAL's 8 MiB record limit.
+    #[arg(long, env = "RAFTLEDGER_ENTRY_BYTES_MAX", default_value_t = crate::proposer::ENTRY_BYTES_MAX_DEFAULT)]
+    pub entry_bytes_max: u64,
+    /// Server-side deadline of a write, from arrival to commit. Past it the client gets 503
+    /// `write_outcome_unknown`: the command may still commit, and retrying with the same id is
+    /// safe. Also the timeout of a write forwarded from a follower to the leader.
+    #[arg(long, env = "RAFTLEDGER_WRITE_TIMEOUT_MS", default_value_t = WRITE_TIMEOUT_MS_DEFAULT)]
+    pub write_timeout_ms: u64,
+    /// Client API requests handled at once; more are shed with 503 `overloaded` + Retry-After.
+    /// `/healthz`, `/readyz`, `/metrics` and `/cluster/status` are never shed.
+    #[arg(long, env = "RAFTLEDGER_API_CONCURRENCY_MAX", default_value_t = API_CONCURRENCY_MAX_DEFAULT)]
+    pub api_concurrency_max: usize,
+    /// Open `GET /v1/events` streams at once; more are refused with 503 `too_many_subscribers`.
+    #[arg(long, env = "RAFTLEDGER_EVENTS_SUBSCRIBERS_MAX", default_value_t = EVENTS_SUBSCRIBERS_MAX_DEFAULT)]
+    pub events_subscribers_max: usize,
+    /// Longest a client may take to send a request's headers, on the API and the Raft
+    /// listener; also how long an idle keep-alive connection is kept. Stops slowloris clients.
+    #[arg(long, env = "RAFTLEDGER_HEADER_READ_TIMEOUT_MS", default_value_t = HEADER_READ_TIMEOUT_MS_DEFAULT)]
+    pub header_read_timeout_ms: u64,
+    /// API: longest a client may take to send a whole request body (408 `body_read_timeout`).
+    /// Raft listener: longest pause between two chunks of a body (snapshots stream for longer).
+    #[arg(long, env = "RAFTLEDGER_BODY_READ_TIMEOUT_MS", default_value_t = BODY_READ_TIMEOUT_MS_DEFAULT)]
+    pub body_read_timeout_ms: u64,
 }
 
 impl NodeConfig {
@@ -108,6 +153,27 @@ impl NodeConfig {
             self.wal_segment_bytes >= crate::wal::SEGMENT_BYTES_MIN,
             "--wal-segment-bytes must be at least {}",
             crate::wal::SEGMENT_BYTES_MIN
+        );
+        anyhow::ensure!(
+            (crate::proposer::ENTRY_BYTES_MAX_MIN..=crate::proposer::ENTRY_BYTES_MAX_LIMIT)
+                .contains(&self.entry_bytes_max),
+            "--entry-bytes-max must be in {}..={}",
+            crate::proposer::ENTRY_BYTES_MAX_MIN,
+            crate::proposer::ENTRY_BYTES_MAX_LIMIT
+        );
+        for (flag, ms) in [
+            ("--write-timeout-ms", self.write_timeout_ms),
+            ("--header-read-timeout-ms", self.header_read_timeout_ms),
+            ("--body-read-timeout-ms", self.body_read_timeout_ms),
+        ] {
+            anyhow::ensure!(
+                (TIMEOUT_MS_MIN..=TIMEOUT_MS_MAX).contains(&ms),
+                "{flag} must be in {TIMEOUT_MS_MIN}..={TIMEOUT_MS_MAX}"
+            );
+        }
+        anyhow::ensure!(
+            self.api_concurrency_max >= 1 && self.events_subscribers_max >= 1,
+            "--api-concurrency-max and --events-subscribers-max must be at least 1"
         );
         self.peer_map()?;
         self.peer_raft_overrides()?;
@@ -167,6 +233,12 @@ impl NodeConfig {
             nats_url = ?self.nats_url,
             nats_stream_bytes_max = self.nats_stream_bytes_max,
             peer_raft_addr = ?self.peer_raft_addr,
+            entry_bytes_max = self.entry_bytes_max,
+            write_timeout_ms = self.write_timeout_ms,
+            api_concurrency_max = self.api_concurrency_max,
+            events_subscribers_max = self.events_subscribers_max,
+            header_read_timeout_ms = self.header_read_timeout_ms,
+            body_read_timeout_ms = self.body_read_timeout_ms,
             "node.config"
         );
     }
@@ -193,6 +265,12 @@ impl NodeConfig {
             nats_url: None,
             nats_stream_bytes_max: NATS_STREAM_BYTES_MAX_DEFAULT,
             peer_raft_addr: Vec::new(),
+            entry_bytes_max: crate::proposer::ENTRY_BYTES_MAX_DEFAULT,
+            write_timeout_ms: WRITE_TIMEOUT_MS_DEFAULT,
+            api_concurrency_max: API_CONCURRENCY_MAX_DEFAULT,
+            events_subscribers_max: EVENTS_SUBSCRIBERS_MAX_DEFAULT,
+            header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
+            body_read_timeout_ms: BODY_READ_TIMEOUT_MS_DEFAULT,
         }
     }
 }

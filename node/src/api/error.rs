@@ -1,5 +1,5 @@
 //! The one HTTP error shape: `{"error": {"code", "message", "details"}}` with 400 (malformed),
-//! 404, 409, 413, 422 (business rejection) or 503 + `Retry-After`.
+//! 404, 408, 409, 413, 422 (business rejection) or 503 + `Retry-After`.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -117,6 +117,11 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert("retry-after", HeaderValue::from(RETRY_AFTER_S));
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be trickling in: close rather than read it.
+            resp.headers_mut()
+                .insert("connection", HeaderValue::from_static("close"));
+        }
         if let Some(i) = self.index {
             resp.headers_mut()
                 .insert("x-ledger-index", HeaderValue::from(i));
@@ -142,12 +147,31 @@ impl From<ledger::ValidationError> for ApiError {
 impl From<crate::proposer::ProposeError> for ApiError {
     fn from(e: crate::proposer::ProposeError) -> Self {
         use crate::proposer::ProposeError as P;
-        let code = match e {
-            P::NoLeader => "no_leader",
-            P::LeaderUnavailable(_) => "leader_unavailable",
-            P::Fatal(_) => "not_ready",
-        };
-        Self::unavailable(code, format!("{e}; retry with the same id, it is safe"))
+        match e {
+            P::TooLarge { bytes, max } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "entry_too_large",
+                format!("{e}; split the request (nothing was applied)"),
+            )
+            .with_details(json!({"bytes": bytes, "entry_bytes_max": max})),
+            P::Overloaded => Self::unavailable(
+                "overloaded",
+                format!("{e}; nothing was applied, retry after the Retry-After delay"),
+            ),
+            P::Timeout { timeout_ms } => Self::unavailable(
+                "write_outcome_unknown",
+                format!("{e}; retry with the same id, it is safe"),
+            )
+            .with_details(json!({"write_timeout_ms": timeout_ms})),
+            P::NoLeader | P::LeaderUnavailable(_) | P::Fatal(_) => {
+                let code = match e {
+                    P::NoLeader => "no_leader",
+                    P::LeaderUnavailable(_) => "leader_unavailable",
+                    _ => "not_ready",
+                };
+                Self::unavailable(code, format!("{e}; retry with the same id, it is safe"))
+            }
+        }
     }
 }
 

@@ -1,7 +1,10 @@
-//! Request extraction with the JSON error shape: bodies are size-limited (413), must be JSON
-//! (400), and unknown fields are refused (400) so typos never silently change meaning.
+//! Request extraction with the JSON error shape: bodies are size-limited (413), read within
+//! `--body-read-timeout-ms` (408, so a client trickling its body cannot hold a request slot),
+//! must be JSON (400), and unknown fields are refused (400) so typos never silently change
+//! meaning.
 
 use super::error::ApiError;
+use super::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -14,11 +17,21 @@ pub const BODY_BYTES_MAX: usize = 1024 * 1024;
 /// JSON body extractor with typed errors.
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let timeout = state.limits.body_read_timeout;
+        let read = tokio::time::timeout(timeout, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_read_timeout",
+                    format!("the request body was not received within {timeout:?}"),
+                )
+            })?;
+        let bytes = read.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,

@@ -7,6 +7,7 @@
 //! - `cluster`  — admin: init, learners, membership, leader transfer, status, health.
 //! - `render`   — JSON renderings and RFC 3339 time.
 //! - `error`    — the JSON error shape.
+//! - `limits`   — load shedding: concurrent requests and event streams are bounded (503).
 
 pub mod cluster;
 pub mod commands;
@@ -14,6 +15,7 @@ pub mod consistency;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod limits;
 pub mod queries;
 pub mod render;
 
@@ -49,6 +51,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// This node's own addresses (used by `/cluster/init` without members).
     pub self_addr: crate::raft_types::NodeAddr,
+    /// Concurrency, subscriber and body-read bounds.
+    pub limits: limits::ApiLimits,
 }
 
 /// Builds the client API router.
@@ -80,6 +84,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(cluster::metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(extract::BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::shed_load,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             stamp_index,

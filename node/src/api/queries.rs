@@ -73,11 +73,15 @@ pub async fn balance_at(
         ));
     }
     barrier(&s, &p).await?;
-    let applied = s.reader.applied_index();
-    let found = match (at_us, q.at_index) {
-        (Some(t), _) => s.reader.balance_at_time(&id, t),
-        (None, Some(i)) => s.reader.balance_at_index(&id, i),
-        (None, None) => s.reader.balance_at_index(&id, applied),
+    // The label and the data come from one view. (An `at_index` balance is history at an
+    // index the barrier already waited for, so any later applied index labels it truthfully.)
+    let (applied, found) = match (at_us, q.at_index) {
+        (Some(t), _) => s.reader.balance_at_time_view(&id, t),
+        (None, Some(i)) => (s.reader.applied_index(), s.reader.balance_at_index(&id, i)),
+        (None, None) => {
+            let applied = s.reader.applied_index();
+            (applied, s.reader.balance_at_index(&id, applied))
+        }
     };
     match found {
         Some(b) => Ok(with_index(
@@ -126,15 +130,14 @@ pub async fn account_events(
         },
     )
     .await?;
-    let applied = s.reader.applied_index();
-    if s.reader.account(&id).1.is_none() {
+    let limit = q.limit.unwrap_or(100).clamp(1, EVENTS_PAGE_MAX);
+    let (applied, events) = s.reader.account_events_view(&id, q.after_seq, limit)?;
+    let Some(events) = events else {
         return Err(
             ApiError::not_found("account_not_found", format!("no account {id}"))
                 .with_index(applied),
         );
-    }
-    let limit = q.limit.unwrap_or(100).clamp(1, EVENTS_PAGE_MAX);
-    let events = s.reader.account_events(&id, q.after_seq, limit)?;
+    };
     let next = events.last().map(|e| e.seq);
     let rendered: Vec<_> = events.iter().map(render::event).collect();
     Ok(with_index(

@@ -44,18 +44,20 @@ pub struct NetworkFactory {
 impl NetworkFactory {
     /// A factory for node `self_id` authenticating with `secret`.
     pub fn new(self_id: NodeId, secret: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(POOL_IDLE_PER_HOST_MAX)
-            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         Self {
-            http,
+            http: http_client(None),
             secret: secret.into(),
             self_id,
             raft_url_overrides: Arc::default(),
         }
+    }
+
+    /// Expire pooled connections idle for `idle`: keep it below the peers' header read
+    /// timeout, which closes idle keep-alive connections server-side, so a request never goes
+    /// out on a connection the peer is closing.
+    pub fn with_pool_idle_timeout(mut self, idle: Duration) -> Self {
+        self.http = http_client(Some(idle));
+        self
     }
 
     /// Dial `url` instead of a peer's member Raft URL, per peer id (`--peer-raft-addr`).
@@ -83,6 +85,17 @@ impl NetworkFactory {
             self_id: self.self_id,
         }
     }
+}
+
+fn http_client(pool_idle: Option<Duration>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .pool_max_idle_per_host(POOL_IDLE_PER_HOST_MAX)
+        .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+        .tcp_nodelay(true);
+    if let Some(idle) = pool_idle {
+        b = b.pool_idle_timeout(idle);
+    }
+    b.build().unwrap_or_else(|_| reqwest::Client::new())
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {

@@ -1,13 +1,18 @@
 //! Inbound Raft RPC: the axum router served on the Raft listener. Every route requires the
 //! cluster secret. Besides openraft's RPCs it serves read-index (so followers can serve
 //! linearizable reads) and propose (write forwarding from followers).
+//!
+//! Bounds: bodies are size-limited ([`RPC_BODY_BYTES_MAX`]) and must arrive within
+//! `--body-read-timeout-ms` (a snapshot, which streams for longer, may not pause for longer
+//! than that between chunks); headers are bounded by the listener (`http_server`). A proposal
+//! forwarded by a follower goes through the same proposer bounds as a local client's.
 
 use super::wire::{self, path, SECRET_HEADER};
 use crate::proposer::{ProposeError, Proposed, Proposer};
 use crate::raft_types::{Raft, Snapshot, SnapshotMeta, Vote};
 use crate::sm::{SnapshotFile, StateMachineStore};
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,10 +23,12 @@ use ledger::Command;
 use openraft::ReadPolicy;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-/// Largest AppendEntries/propose body accepted: a full batch entry group is a few MiB.
-const RPC_BODY_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Largest AppendEntries/propose body accepted: an AppendEntries carries at most 32 entries of
+/// at most `--entry-bytes-max` (6 MiB) each, under 200 MiB.
+pub const RPC_BODY_BYTES_MAX: usize = 256 * 1024 * 1024;
 
 /// Shared state of the Raft listener.
 #[derive(Clone)]
@@ -40,6 +47,30 @@ pub struct RaftServerState {
     pub refuse_votes_until: Option<std::time::Instant>,
     /// When the leader was last heard from (for the failover watch).
     pub leader_contact: crate::failover::LeaderContact,
+    /// Longest a peer may take to send a whole request body (for a snapshot: the longest
+    /// pause between two chunks).
+    pub body_read_timeout: Duration,
+}
+
+/// A request body read within the state's `body_read_timeout` (408 otherwise) and within
+/// [`RPC_BODY_BYTES_MAX`] (413 otherwise).
+struct Payload(Bytes);
+
+impl FromRequest<RaftServerState> for Payload {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, s: &RaftServerState) -> Result<Self, Response> {
+        match tokio::time::timeout(s.body_read_timeout, Bytes::from_request(req, s)).await {
+            Ok(Ok(b)) => Ok(Payload(b)),
+            Ok(Err(e)) => Err(e.into_response()),
+            Err(_) => Err((
+                StatusCode::REQUEST_TIMEOUT,
+                [(axum::http::header::CONNECTION, "close")],
+                "request body not received in time",
+            )
+                .into_response()),
+        }
+    }
 }
 
 /// Request for a read index from the leader.
@@ -108,7 +139,7 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
 }
 
-async fn append(State(s): State<RaftServerState>, body: Bytes) -> Response {
+async fn append(State(s): State<RaftServerState>, Payload(body): Payload) -> Response {
     let req = match wire::decode(&body) {
         Ok(r) => r,
         Err(e) => return bad(e),
@@ -123,7 +154,7 @@ async fn append(State(s): State<RaftServerState>, body: Bytes) -> Response {
     }
 }
 
-async fn vote(State(s): State<RaftServerState>, body: Bytes) -> Response {
+async fn vote(State(s): State<RaftServerState>, Payload(body): Payload) -> Response {
     let req: openraft::raft::VoteRequest<crate::raft_types::TypeConfig> = match wire::decode(&body)
     {
         Ok(r) => r,
@@ -138,7 +169,7 @@ async fn vote(State(s): State<RaftServerState>, body: Bytes) -> Response {
     }
 }
 
-async fn pre_vote(State(s): State<RaftServerState>, body: Bytes) -> Response {
+async fn pre_vote(State(s): State<RaftServerState>, Payload(body): Payload) -> Response {
     let req: openraft::raft::VoteRequest<crate::raft_types::TypeConfig> = match wire::decode(&body)
     {
         Ok(r) => r,
@@ -176,7 +207,7 @@ fn refuse_vote(
     >::new(m.vote, None, false)))
 }
 
-async fn transfer_leader(State(s): State<RaftServerState>, body: Bytes) -> Response {
+async fn transfer_leader(State(s): State<RaftServerState>, Payload(body): Payload) -> Response {
     let req = match wire::decode(&body) {
         Ok(r) => r,
         Err(e) => return bad(e),
@@ -187,7 +218,7 @@ async fn transfer_leader(State(s): State<RaftServerState>, body: Bytes) -> Respo
     }
 }
 
-async fn read_index(State(s): State<RaftServerState>, body: Bytes) -> Response {
+async fn read_index(State(s): State<RaftServerState>, Payload(body): Payload) -> Response {
     let req: ReadIndexRequest = match wire::decode(&body) {
         Ok(r) => r,
         Err(e) => return bad(e),
@@ -214,7 +245,7 @@ pub async fn leader_read_index(raft: &Raft, lease: bool) -> Result<u64, ReadInde
     }
 }
 
-async fn propose(State(s): State<RaftServerState>, body: Bytes) -> Response {
+async fn propose(State(s): State<RaftServerState>, Payload(body): Payload) -> Response {
     let commands: Vec<Command> = match wire::decode(&body) {
         Ok(r) => r,
         Err(e) => return bad(e),
@@ -248,7 +279,11 @@ async fn receive_snapshot(s: &RaftServerState, body: Body) -> Result<(Vote, Snap
         .await
         .map_err(|e| e.to_string())?;
     let mut header: Option<(Vote, SnapshotMeta)> = None;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let next = tokio::time::timeout(s.body_read_timeout, stream.next())
+            .await
+            .map_err(|_| "snapshot stream stalled".to_owned())?;
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| e.to_string())?;
         if header.is_some() {
             file.write_all(&chunk).await.map_err(|e| e.to_string())?;

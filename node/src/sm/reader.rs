@@ -109,6 +109,18 @@ impl LedgerReader {
         self.shared.live().postings.balance_at_time(account, ts_us)
     }
 
+    /// [`Self::balance_at_time`] together with the applied index it was read at, under one
+    /// lock: the balance never includes an entry after the returned index.
+    pub fn balance_at_time_view(
+        &self,
+        account: &AccountId,
+        ts_us: TimestampUs,
+    ) -> (u64, Option<BalanceAt>) {
+        let live = self.shared.live();
+        let balance = live.postings.balance_at_time(account, ts_us);
+        (live.applied_index(), balance)
+    }
+
     /// Balance of `account` after applying log index `index` (L8); None if the account was not
     /// open yet. O(log n). Only meaningful for `index <= applied_index()`.
     pub fn balance_at_index(&self, account: &AccountId, index: u64) -> Option<BalanceAt> {
@@ -133,6 +145,34 @@ impl LedgerReader {
             .postings
             .seqs_after(account, after_seq, limit);
         history::events_with_seqs(&self.shared.trees, &seqs)
+    }
+
+    /// [`Self::account_events`] together with the applied index it was read at, under one
+    /// lock (None when the account does not exist at that index): no returned event comes from
+    /// an entry after the returned index.
+    pub fn account_events_view(
+        &self,
+        account: &AccountId,
+        after_seq: u64,
+        limit: usize,
+    ) -> io::Result<(u64, Option<Vec<Event>>)> {
+        // Gate before state lock, as in `account_events`.
+        let _gate = self.shared.history_gate();
+        let (index, seqs) = {
+            let live = self.shared.live();
+            let seqs = live.ledger.account(account).map(|_| {
+                let limit = limit.min(super::EVENTS_PAGE_MAX);
+                live.postings.seqs_after(account, after_seq, limit)
+            });
+            (live.applied_index(), seqs)
+        };
+        match seqs {
+            Some(seqs) => Ok((
+                index,
+                Some(history::events_with_seqs(&self.shared.trees, &seqs)?),
+            )),
+            None => Ok((index, None)),
+        }
     }
 
     /// Global events with seq >= `from_seq` (inclusive), in order, at most `limit` (capped at
