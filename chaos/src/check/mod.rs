@@ -121,6 +121,15 @@ impl CheckResult {
         }
     }
 
+    /// Withholds the verdict: `unknown` with `why`, whatever was found (for results that
+    /// compared against data that is missing, so their violations would be artifacts).
+    pub fn withhold(&mut self, why: &str) {
+        self.verdict = Verdict::Unknown;
+        self.violations = 0;
+        self.first = None;
+        self.note = why.to_owned();
+    }
+
     /// Marks the result unknown (unless already invalid).
     pub fn unknown(&mut self, why: &str) {
         self.verdict = self.verdict.max(Verdict::Unknown);
@@ -151,10 +160,16 @@ pub struct Inputs<'a> {
     pub wgl_time_limit_ms: u64,
 }
 
+/// Why log-based verdicts are withheld when no node's log could be fetched.
+pub const NO_LOG: &str =
+    "no node's log could be fetched after healing (cluster down): not decided without a log";
+
 /// Runs the history checkers (L1–L5, L8, WGL). L6, coverage and liveness are run by `run`
-/// with cluster observations.
+/// with cluster observations. When no node's log could be fetched (the cluster stayed down),
+/// L3, L4, L5 and L8, which compare the history with the log, are withheld as `unknown`
+/// rather than reporting every acknowledged write as lost; liveness reports the outage.
 pub fn check_history(inp: &Inputs<'_>) -> Vec<CheckResult> {
-    vec![
+    let mut results = vec![
         bank::check_l1(inp),
         bank::check_l2(inp),
         l3::check(inp),
@@ -162,7 +177,16 @@ pub fn check_history(inp: &Inputs<'_>) -> Vec<CheckResult> {
         l5::check(inp),
         wgl::check(inp),
         l8::check(inp),
-    ]
+    ];
+    if inp.node_logs.is_empty() {
+        for r in results
+            .iter_mut()
+            .filter(|r| ["L3", "L4", "L5", "L8"].contains(&r.id.as_str()))
+        {
+            r.withhold(NO_LOG);
+        }
+    }
+    results
 }
 
 /// Overall verdict of a set of results.
