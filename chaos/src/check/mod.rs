@@ -10,12 +10,15 @@
 //! - `l6`       — replicas converge to the same state hash; logs agree entry by entry.
 //! - `l8`       — time-travel reads equal the replay.
 //! - `coverage` — requested faults took effect; liveness after healing.
+//! - `compaction` — evidence that nodes compacted their logs (demanded with
+//!   `--compaction aggressive`).
 //! - `l7`       — (`--readmodel`) the read model equals the replay at its checkpoint and the
 //!   nodes' state once caught up.
 //! - `ryw`      — (`--readmodel`) `min_seq` reads reflect acknowledged writes.
 //! - `rm_lag`   — (`--readmodel`) the lag bound after healing; processor crashes.
 
 pub mod bank;
+pub mod compaction;
 pub mod coverage;
 pub mod l3;
 pub mod l4;
