@@ -1,5 +1,6 @@
 //! Command-line arguments of `raftledger-chaos run`, with durations like `60s`, `2m`, `500ms`.
 
+use crate::compaction::Compaction;
 use crate::schedule::NemesisKind;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,10 +31,10 @@ pub struct RunArgs {
     /// How long the workload and the fault schedule run (before the heal phase).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Nemeses to schedule, comma separated: kill, pause, partition (= halves, isolate-leader,
-    /// ring, one-way), halves, isolate-leader, ring, one-way, delay, drop, membership, wipe,
-    /// transfer-storm, all, none; with `--readmodel` also nats-kill, postgres-kill,
-    /// readmodel-kill (= readside), which `all` then includes.
+    /// Nemeses to schedule, comma separated: kill, kill-all, pause, partition (= halves,
+    /// isolate-leader, ring, one-way), halves, isolate-leader, ring, one-way, delay, drop,
+    /// membership, wipe, transfer-storm, all, none; with `--readmodel` also nats-kill,
+    /// postgres-kill, readmodel-kill (= readside), which `all` then includes.
     #[arg(long, default_value = "kill,pause,partition", value_delimiter = ',')]
     pub nemesis: Vec<String>,
     /// Seed of the fault schedule and the workload's choices.
@@ -84,6 +85,12 @@ pub struct RunArgs {
     /// binary; never built implicitly).
     #[arg(long)]
     pub readmodel_bin: Option<PathBuf>,
+    /// How often the launched nodes compact their log: `default`, or `aggressive` (64 KiB WAL
+    /// segments, a snapshot every 200 entries, 50 entries kept, a 256-byte memo on every
+    /// transfer: every node deletes WAL segments many times, and the `compaction` checker
+    /// demands evidence that it did). Not with `--target`.
+    #[arg(long, value_enum, default_value_t = Compaction::Default)]
+    pub compaction: Compaction,
     /// Lag bound: after healing, the read model must reach the nodes' last event seq with no
     /// lag behind the stream head within this many ms (checker RM-lag).
     #[arg(long, default_value_t = 20_000)]
@@ -119,6 +126,9 @@ impl RunArgs {
             self.accounts,
             self.clients
         );
+        if self.target.is_empty() {
+            s += &format!(" --compaction {}", self.compaction.name());
+        }
         if self.readmodel {
             s += &format!(
                 " --readmodel --readmodel-lag-bound-ms {}",
@@ -164,5 +174,44 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("7h").is_err());
         assert!(parse_duration("x").is_err());
+    }
+
+    fn parse(line: &str) -> RunArgs {
+        let argv = std::iter::once("raftledger-chaos").chain(line.split_whitespace());
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Run(a),
+            }) => a,
+            Err(e) => panic!("{line}: {e}"),
+        }
+    }
+
+    #[test]
+    fn compaction_flag_and_kill_all_round_trip_through_the_reproduce_command() {
+        let a = parse("run --nemesis kill-all,kill --compaction aggressive --seed 9");
+        assert_eq!(a.compaction, Compaction::Aggressive);
+        assert_eq!(
+            a.nemesis_kinds().unwrap(),
+            vec![NemesisKind::KillAll, NemesisKind::Kill]
+        );
+        let line = a.reproduce_command();
+        assert!(line.contains(" --compaction aggressive"), "{line}");
+        assert!(line.contains(" --nemesis kill-all,kill"), "{line}");
+        let again = parse(line.trim_start_matches("raftledger-chaos "));
+        assert_eq!(again.compaction, a.compaction);
+        assert_eq!(again.nemesis, a.nemesis);
+        assert_eq!(again.seed, 9);
+        assert_eq!(again.reproduce_command(), line);
+    }
+
+    #[test]
+    fn compaction_defaults_and_rejects_unknown_values() {
+        let a = parse("run");
+        assert_eq!(a.compaction, Compaction::Default);
+        assert!(a.reproduce_command().contains(" --compaction default"));
+        let t = parse("run --target http://127.0.0.1:1 --nemesis membership");
+        assert!(!t.reproduce_command().contains("--compaction"));
+        let argv = ["raftledger-chaos", "run", "--compaction", "extreme"];
+        assert!(Cli::try_parse_from(argv).is_err());
     }
 }

@@ -15,14 +15,6 @@ use std::time::Duration;
 
 /// Longest wait for the first leader after launching the nodes.
 const FIRST_LEADER_TIMEOUT_MS: u64 = 30_000;
-/// Flags for every node: snapshots (and log purges) happen several times during a drill, so
-/// catch-up by snapshot is exercised too.
-const NODE_ARGS: [&str; 4] = [
-    "--snapshot-every-entries",
-    "2000",
-    "--logs-kept-after-snapshot",
-    "300",
-];
 /// File name of the read-model binary.
 const READMODEL_BIN: &str = "raftledger-readmodel";
 
@@ -104,7 +96,9 @@ pub async fn launch(
         })?),
         None => None,
     };
-    let mut node_args: Vec<String> = NODE_ARGS.iter().map(|s| s.to_string()).collect();
+    // Snapshots (and log purges) happen during every drill, so catch-up by snapshot is
+    // exercised too; `--compaction aggressive` makes them frequent and deletes WAL segments.
+    let mut node_args = args.compaction.node_args();
     if let Some(rs) = &readside {
         node_args.extend(["--nats-url".to_owned(), rs.nats.url()]);
     }

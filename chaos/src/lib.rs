@@ -10,6 +10,8 @@
 //! - `procs`    — node processes owned by the harness: spawn, SIGKILL, SIGSTOP/SIGCONT, wipe.
 //! - `cluster`  — the cluster under test (owned or `--target`): status, leader, admin calls.
 //! - `launch`   — binaries and start-up of an owned cluster (and its read side).
+//! - `compaction` — `--compaction default|aggressive`: the snapshot and WAL flags of launched nodes.
+//! - `wal_watch` — samples each owned node's WAL directory: segment deletions as evidence.
 //! - `readside` — `--readmodel`: nats-server, PostgreSQL, `raftledger-readmodel`, their
 //!   faults, the read-your-writes/lag probe and the post-heal observation.
 //! - `schedule` — the seed-derived fault schedule (pure).
@@ -25,6 +27,7 @@
 pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod compaction;
 pub mod history;
 pub mod launch;
 pub mod log;
@@ -37,4 +40,5 @@ pub mod readside;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod wal_watch;
 pub mod workload;

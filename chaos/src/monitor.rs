@@ -1,5 +1,5 @@
-//! Samples every node's `/cluster/status` (role, term, leader, applied) while the drill runs,
-//! for the report's leader/term track and the progress line.
+//! Samples every node's `/cluster/status` (role, term, leader, applied, snapshot) while the drill
+//! runs, for the report's leader/term track, the progress line and the compaction evidence.
 
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,8 @@ pub struct Sample {
     pub leader: Option<u64>,
     /// Applied index.
     pub applied: u64,
+    /// Index of the node's current snapshot, if it has one.
+    pub snapshot: Option<u64>,
 }
 
 /// Samples until `stop`; returns the shared sample list.
@@ -59,6 +61,7 @@ pub fn spawn(
                             term: v["term"].as_u64().unwrap_or(0),
                             leader: v["leader"].as_u64(),
                             applied: v["applied"].as_u64().unwrap_or(0),
+                            snapshot: v["snapshot"].as_u64(),
                         },
                         None => Sample {
                             t_us,
@@ -67,6 +70,7 @@ pub fn spawn(
                             term: 0,
                             leader: None,
                             applied: 0,
+                            snapshot: None,
                         },
                     }
                 }

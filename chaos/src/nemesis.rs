@@ -1,8 +1,8 @@
 //! Applies the schedule: each fault is applied, held, healed, and recorded with evidence that it
-//! took effect (a process was killed, a signal delivered, a proxy black-holed or severed
-//! connections, a membership change committed, the leader changed, a read-side server refused
-//! connections). Runs concurrently with the workload. Read-side faults live in
-//! `readside::faults`.
+//! took effect (a process was killed; every process was killed and the cluster came back; a
+//! signal delivered, a proxy black-holed or severed connections, a membership change committed,
+//! the leader changed, a read-side server refused connections). Runs concurrently with the
+//! workload. Read-side faults live in `readside::faults`.
 
 use crate::cluster::Cluster;
 use crate::procs::StartMode;
@@ -23,6 +23,9 @@ const DELAY_FAULT_MS: u64 = 80;
 const DROP_FAULT_PER_MILLE: u32 = 400;
 /// Interval between leader-transfer requests in a storm.
 const STORM_INTERVAL_MS: u64 = 400;
+/// Longest wait, after `kill-all` restarted every node, for all of them to answer and agree
+/// on a leader (the fault took effect only if the cluster came back).
+const KILL_ALL_RECOVERY_TIMEOUT_MS: u64 = 20_000;
 
 /// One fault as it actually happened.
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +119,7 @@ async fn apply(cluster: &mut Cluster, step: &Step, rng: &mut StdRng) -> (Vec<u64
                 format!("sigkill delivered={killed} restarted={restarted}"),
             )
         }
+        NemesisKind::KillAll => kill_all(cluster, step).await,
         NemesisKind::Pause => {
             let id = resolve(cluster, &step.target, rng).await;
             let Some(o) = cluster.owned.as_mut() else {
@@ -213,6 +217,36 @@ async fn apply(cluster: &mut Cluster, step: &Step, rng: &mut StdRng) -> (Vec<u64
             )
         }
     }
+}
+
+/// SIGKILLs every node at once, holds, restarts them all and waits for the cluster to come
+/// back. Took effect when every node was running and then gone, all restarted, and all answer
+/// with one agreed leader.
+async fn kill_all(cluster: &mut Cluster, step: &Step) -> (Vec<u64>, bool, String) {
+    let ids = cluster.ids();
+    let Some(o) = cluster.owned.as_mut() else {
+        return (ids, false, "not owned".into());
+    };
+    let killed = o.procs.kill_all();
+    let all_down = ids.iter().all(|id| !o.procs.is_running(*id));
+    hold(step).await;
+    let restarted = ids
+        .iter()
+        .filter(|id| cluster.start(**id, &StartMode::Peers).is_ok())
+        .count();
+    let t0 = Instant::now();
+    let leader = cluster
+        .wait_leader(Duration::from_millis(KILL_ALL_RECOVERY_TIMEOUT_MS))
+        .await;
+    let back_ms = t0.elapsed().as_millis();
+    (
+        ids.clone(),
+        killed == ids && all_down && restarted == ids.len() && leader.is_some(),
+        format!(
+            "sigkill delivered to {killed:?} all_down={all_down} restarted={restarted}/{} agreed_leader={leader:?} after {back_ms} ms",
+            ids.len()
+        ),
+    )
 }
 
 /// A node's member addresses: from the processes when owned, else from the membership as the

@@ -1,5 +1,6 @@
 //! Node processes owned by the harness: spawn `raftledger node` with per-node flags (each node
-//! routes every peer through its own link proxies), SIGKILL, SIGSTOP/SIGCONT, wipe, restart.
+//! routes every peer through its own link proxies), SIGKILL (of one node or all at once),
+//! SIGSTOP/SIGCONT, wipe, restart.
 //! Children are killed when `Procs` is dropped.
 
 use std::collections::BTreeMap;
@@ -147,6 +148,29 @@ impl Procs {
         alive
     }
 
+    /// SIGKILLs every running node with one `kill` call, so none outlives another by more
+    /// than signal delivery, then reaps them; returns the ids that were running.
+    pub fn kill_all(&mut self) -> Vec<u64> {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        let alive: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.is_running(*id))
+            .collect();
+        let pids: Vec<String> = alive
+            .iter()
+            .filter_map(|id| self.nodes.get(id)?.child.as_ref().map(Child::id))
+            .map(|p| p.to_string())
+            .collect();
+        if !pids.is_empty() {
+            let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+        }
+        for id in ids {
+            self.kill(id);
+        }
+        alive
+    }
+
     fn signal(&mut self, id: u64, sig: &str) -> bool {
         let Some(pid) = self
             .nodes
@@ -200,13 +224,19 @@ impl Procs {
         }
     }
 
-    /// Ids of slots whose process exited on its own (crash, abort), with the exit status.
+    /// Ids of slots whose process exited on its own (crash, abort, refusing to start), with the
+    /// exit status and the error report the node wrote last, if any.
     pub fn exited(&mut self) -> Vec<(u64, String)> {
         let mut out = Vec::new();
         for n in self.nodes.values_mut() {
             if let Some(c) = n.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
-                    out.push((n.id, st.to_string()));
+                    let log = std::fs::read_to_string(&n.log_path).unwrap_or_default();
+                    let why = match last_error_report(&log) {
+                        Some(e) => format!("{st}: {e}"),
+                        None => st.to_string(),
+                    };
+                    out.push((n.id, why));
                 }
             }
         }
@@ -222,6 +252,23 @@ impl Procs {
     }
 }
 
+/// The last `Error:` report of a node log (what `main` prints when the node fails), up to its
+/// backtrace, on one line.
+pub fn last_error_report(log: &str) -> Option<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let at = lines.iter().rposition(|l| l.starts_with("Error:"))?;
+    Some(
+        lines[at..]
+            .iter()
+            .map(|l| l.trim())
+            .take_while(|l| !l.starts_with("Stack backtrace") && !l.starts_with("0:"))
+            .filter(|l| !l.is_empty())
+            .take(8)
+            .collect::<Vec<_>>()
+            .join(" | "),
+    )
+}
+
 impl Drop for Procs {
     fn drop(&mut self) {
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
@@ -229,5 +276,20 @@ impl Drop for Procs {
             self.resume(id);
             self.kill(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_error_report;
+
+    #[test]
+    fn error_report_of_a_node_that_refused_to_start() {
+        let log = "INFO started\nError: open wal\n\nCaused by:\n    wal corrupt at x:87: entry 183\n\nStack backtrace:\n   0: anyhow\n";
+        assert_eq!(
+            last_error_report(log).as_deref(),
+            Some("Error: open wal | Caused by: | wal corrupt at x:87: entry 183")
+        );
+        assert_eq!(last_error_report("INFO fine\n"), None);
     }
 }

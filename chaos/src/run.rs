@@ -3,11 +3,13 @@
 //! with a progress line, heal, wait for convergence, fetch every node's log, let the read model
 //! catch up, check, and write the report.
 
+use crate::check::compaction;
 use crate::check::coverage::{self, HealOutcome};
 use crate::check::l6::{self, Applied};
 use crate::check::{self, l7, rm_lag, ryw, CheckResult, Inputs, Verdict};
 use crate::cli::RunArgs;
 use crate::cluster::Cluster;
+use crate::compaction::Compaction;
 use crate::history::{OpKind, Outcome};
 use crate::launch::{launch, node_binary, readmodel_binary};
 use crate::log::{self, LogEvent, Replay};
@@ -39,6 +41,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
     anyhow::ensure!(
         owned || !args.readmodel,
         "--readmodel starts its own nats-server, PostgreSQL and nodes: not with --target"
+    );
+    anyhow::ensure!(
+        owned || args.compaction == Compaction::Default,
+        "--compaction sets flags of the nodes the harness launches: not with --target"
     );
     anyhow::ensure!(
         !owned || (1..=9).contains(&args.nodes),
@@ -100,8 +106,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
         op_deadline_ms: args.op_deadline_ms,
         think_ms: args.think_ms,
         seed: args.seed,
+        memo_bytes: args.compaction.transfer_memo_bytes(),
     };
     let nodes: Vec<(u64, String)> = cluster.apis.iter().map(|(k, v)| (*k, v.clone())).collect();
+    // Sampled until the heal phase is over: kill-all and heal restarts open the WALs too.
+    let (wal_stop, wal_stop_rx) = tokio::sync::watch::channel(false);
+    let wal_watch = crate::wal_watch::spawn(wal_dirs(&cluster), wal_stop_rx);
     let started = Instant::now();
     let workload = Workload::new(wcfg.clone(), nodes.clone(), started);
     workload.setup().await.context("bank setup")?;
@@ -141,6 +151,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
     let (heal, positions) = converge(&cluster, &tag, args.converge_timeout_ms).await;
     let mut heal = heal;
     heal.crashed = crashed(&mut cluster, &dir);
+    let _ = wal_stop.send(true);
+    let wal = wal_watch.await.unwrap_or_default();
     let logs = fetch_logs(&cluster).await;
     monitor.abort();
     let _ = monitor.await;
@@ -182,6 +194,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
     results.push(l6::check(&positions, &logs));
     results.push(coverage::liveness(&heal, &ops));
     results.push(coverage::coverage(&kinds, &records));
+    let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    results.push(compaction::check(args.compaction, &wal, &samples));
     if let Some(rm) = &rm {
         results.push(l7::check(&rm.settle, &replay, &accounts, args.total));
         results.push(ryw::check(&rm.samples.ryw, &replay));
@@ -189,10 +203,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Verdict> {
     }
     let verdict = check::overall(&results);
     record.finish(verdict, ref_id, healed);
+    record.compaction["evidence"] = serde_json::to_value(&wal)?;
     if let (Some(facts), Some(rm)) = (record.readmodel.as_mut(), &rm) {
         facts["outcome"] = rm.summary();
     }
-    let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
     let bundle = report::Bundle {
         run: &record,
         ops: &ops,
@@ -236,6 +250,16 @@ async fn read_side_settle(
         settle,
         crashes,
     }
+}
+
+/// Each owned node's WAL directory (none with `--target`).
+fn wal_dirs(cluster: &Cluster) -> BTreeMap<u64, PathBuf> {
+    cluster
+        .owned
+        .iter()
+        .flat_map(|o| o.procs.nodes.values())
+        .map(|n| (n.id, n.data_dir.join("wal")))
+        .collect()
 }
 
 fn run_dir(args: &RunArgs) -> PathBuf {

@@ -22,6 +22,9 @@ const GAP_MS_MAX: u64 = 3_000;
 pub enum NemesisKind {
     /// SIGKILL a node, restart it after the hold.
     Kill,
+    /// SIGKILL every node at once (a power cut of the whole cluster), restart them all after
+    /// the hold: the cluster must come back from its WALs and snapshots alone.
+    KillAll,
     /// SIGSTOP a node, SIGCONT after the hold.
     Pause,
     /// Two random halves cannot reach each other.
@@ -56,8 +59,9 @@ pub enum NemesisKind {
 
 impl NemesisKind {
     /// Every kind.
-    pub const ALL: [NemesisKind; 14] = [
+    pub const ALL: [NemesisKind; 15] = [
         Self::Kill,
+        Self::KillAll,
         Self::Pause,
         Self::Halves,
         Self::IsolateLeader,
@@ -91,6 +95,7 @@ impl NemesisKind {
     pub fn name(self) -> &'static str {
         match self {
             Self::Kill => "kill",
+            Self::KillAll => "kill-all",
             Self::Pause => "pause",
             Self::Halves => "halves",
             Self::IsolateLeader => "isolate-leader",
@@ -216,7 +221,8 @@ fn target_for(kind: NemesisKind, ids: &[u64], rng: &mut StdRng) -> Target {
             Target::Groups(a.to_vec(), b.to_vec())
         }
         NemesisKind::IsolateLeader | NemesisKind::OneWay | NemesisKind::Ring => Target::Leader,
-        NemesisKind::Delay
+        NemesisKind::KillAll
+        | NemesisKind::Delay
         | NemesisKind::Drop
         | NemesisKind::TransferStorm
         | NemesisKind::NatsKill
@@ -249,8 +255,11 @@ mod tests {
 
     #[test]
     fn groups() {
-        assert_eq!(NemesisKind::parse_group("all", false).unwrap().len(), 11);
-        assert_eq!(NemesisKind::parse_group("all", true).unwrap().len(), 14);
+        assert_eq!(NemesisKind::parse_group("all", false).unwrap().len(), 12);
+        assert_eq!(NemesisKind::parse_group("all", true).unwrap().len(), 15);
+        assert!(NemesisKind::parse_group("all", false)
+            .unwrap()
+            .contains(&NemesisKind::KillAll));
         assert!(NemesisKind::parse_group("none", false).unwrap().is_empty());
         assert!(NemesisKind::parse_group("meteor", false).is_err());
         assert_eq!(
@@ -264,5 +273,23 @@ mod tests {
             NemesisKind::READSIDE.to_vec()
         );
         assert!(generate(1, &[], 3, 60_000).is_empty());
+    }
+
+    #[test]
+    fn kill_all_hits_the_whole_cluster_and_needs_ownership() {
+        let k = NemesisKind::parse_group("kill-all", false).unwrap();
+        assert_eq!(k, vec![NemesisKind::KillAll]);
+        assert_eq!(NemesisKind::KillAll.name(), "kill-all");
+        assert!(NemesisKind::KillAll.needs_ownership());
+        assert!(!NemesisKind::KillAll.needs_readmodel());
+        let kinds = [NemesisKind::Kill, NemesisKind::KillAll, NemesisKind::Pause];
+        let steps = generate(3, &kinds, 3, 60_000);
+        let all: Vec<&Step> = steps
+            .iter()
+            .filter(|s| s.kind == NemesisKind::KillAll)
+            .collect();
+        assert!(!all.is_empty(), "kill-all scheduled within 60 s");
+        assert!(all.iter().all(|s| s.target == Target::None));
+        assert_eq!(steps, generate(3, &kinds, 3, 60_000));
     }
 }

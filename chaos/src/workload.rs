@@ -41,6 +41,9 @@ pub struct WorkloadConfig {
     pub think_ms: u64,
     /// Seed of the clients' choices.
     pub seed: u64,
+    /// Length of a filler memo on every transfer (0: none): bulkier log entries fill WAL
+    /// segments sooner (`--compaction aggressive`). The checkers ignore memos.
+    pub memo_bytes: usize,
 }
 
 impl WorkloadConfig {
@@ -324,7 +327,10 @@ impl Workload {
     }
 
     async fn transfer(&self, op: &mut Op, first_node: usize, req: TransferReq) {
-        let body = json!({"id": req.id, "from": req.from, "to": req.to, "amount": req.amount});
+        let mut body = json!({"id": req.id, "from": req.from, "to": req.to, "amount": req.amount});
+        if self.cfg.memo_bytes > 0 {
+            body["memo"] = json!("m".repeat(self.cfg.memo_bytes));
+        }
         op.transfer = Some(req.clone());
         let deadline = Instant::now() + Duration::from_millis(self.cfg.op_deadline_ms);
         let mut node = first_node;

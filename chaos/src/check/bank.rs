@@ -29,6 +29,10 @@ pub fn check_l1(inp: &Inputs<'_>) -> CheckResult {
             );
         }
     }
+    if inp.node_logs.is_empty() {
+        r.unknown(super::NO_LOG);
+        return r;
+    }
     let last = inp.replay.last_index;
     r.checked += 1;
     let final_sum: i64 = inp

@@ -51,6 +51,15 @@ pub fn liveness(h: &HealOutcome, ops: &[Op]) -> CheckResult {
         "after healing: one leader, writes commit, replicas converge",
     );
     r.checked = 3;
+    // A node that exited on its own (e.g. refusing to reopen its data) is the likelier cause of
+    // everything below, so it is the first counterexample.
+    for (id, status) in &h.crashed {
+        r.violation(
+            format!("node {id} exited on its own: {status}"),
+            vec![],
+            None,
+        );
+    }
     if h.leader.is_none() {
         r.violation("no agreed leader after healing".into(), vec![], None);
     }
@@ -60,13 +69,6 @@ pub fn liveness(h: &HealOutcome, ops: &[Op]) -> CheckResult {
     if !h.converged {
         r.violation(
             "replicas did not converge after healing".into(),
-            vec![],
-            None,
-        );
-    }
-    for (id, status) in &h.crashed {
-        r.violation(
-            format!("node {id} exited on its own: {status}"),
             vec![],
             None,
         );

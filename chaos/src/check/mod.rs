@@ -10,12 +10,15 @@
 //! - `l6`       — replicas converge to the same state hash; logs agree entry by entry.
 //! - `l8`       — time-travel reads equal the replay.
 //! - `coverage` — requested faults took effect; liveness after healing.
+//! - `compaction` — evidence that nodes compacted their logs (demanded with
+//!   `--compaction aggressive`).
 //! - `l7`       — (`--readmodel`) the read model equals the replay at its checkpoint and the
 //!   nodes' state once caught up.
 //! - `ryw`      — (`--readmodel`) `min_seq` reads reflect acknowledged writes.
 //! - `rm_lag`   — (`--readmodel`) the lag bound after healing; processor crashes.
 
 pub mod bank;
+pub mod compaction;
 pub mod coverage;
 pub mod l3;
 pub mod l4;
@@ -121,6 +124,15 @@ impl CheckResult {
         }
     }
 
+    /// Withholds the verdict: `unknown` with `why`, whatever was found (for results that
+    /// compared against data that is missing, so their violations would be artifacts).
+    pub fn withhold(&mut self, why: &str) {
+        self.verdict = Verdict::Unknown;
+        self.violations = 0;
+        self.first = None;
+        self.note = why.to_owned();
+    }
+
     /// Marks the result unknown (unless already invalid).
     pub fn unknown(&mut self, why: &str) {
         self.verdict = self.verdict.max(Verdict::Unknown);
@@ -151,10 +163,16 @@ pub struct Inputs<'a> {
     pub wgl_time_limit_ms: u64,
 }
 
+/// Why log-based verdicts are withheld when no node's log could be fetched.
+pub const NO_LOG: &str =
+    "no node's log could be fetched after healing (cluster down): not decided without a log";
+
 /// Runs the history checkers (L1–L5, L8, WGL). L6, coverage and liveness are run by `run`
-/// with cluster observations.
+/// with cluster observations. When no node's log could be fetched (the cluster stayed down),
+/// L3, L4, L5 and L8, which compare the history with the log, are withheld as `unknown`
+/// rather than reporting every acknowledged write as lost; liveness reports the outage.
 pub fn check_history(inp: &Inputs<'_>) -> Vec<CheckResult> {
-    vec![
+    let mut results = vec![
         bank::check_l1(inp),
         bank::check_l2(inp),
         l3::check(inp),
@@ -162,7 +180,16 @@ pub fn check_history(inp: &Inputs<'_>) -> Vec<CheckResult> {
         l5::check(inp),
         wgl::check(inp),
         l8::check(inp),
-    ]
+    ];
+    if inp.node_logs.is_empty() {
+        for r in results
+            .iter_mut()
+            .filter(|r| ["L3", "L4", "L5", "L8"].contains(&r.id.as_str()))
+        {
+            r.withhold(NO_LOG);
+        }
+    }
+    results
 }
 
 /// Overall verdict of a set of results.

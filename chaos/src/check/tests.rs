@@ -159,3 +159,44 @@ fn l6_flags_diverging_hashes_and_logs() {
     let behind = l6::check(&[(1, at(5, "aa")), (2, at(4, "cc"))].into(), &same);
     assert_eq!(behind.verdict, Verdict::Unknown);
 }
+
+#[test]
+fn without_any_node_log_log_based_checks_are_withheld_not_invalid() {
+    let ops = vec![
+        transfer(1, "t-x", Outcome::Ok, Some(5), (0, 10)),
+        read_all(2, 5, 40, 60, (20, 30)),
+    ];
+    let accounts = accounts();
+    let replay = Replay::build(&[]);
+    let no_logs = BTreeMap::new();
+    let rs = check_history(&Inputs {
+        ops: &ops,
+        log: &[],
+        replay: &replay,
+        node_logs: &no_logs,
+        accounts: &accounts,
+        total: 100,
+        tag: TAG,
+        wgl_time_limit_ms: 5_000,
+    });
+    assert!(invalid(&rs).is_empty(), "{:?}", verdicts(&rs));
+    for id in ["L1", "L3", "L4", "L5", "L8"] {
+        let r = rs.iter().find(|r| r.id == id).expect("result");
+        assert_eq!(r.verdict, Verdict::Unknown, "{id}");
+        assert!(r.note.contains("no node's log"), "{id}: {}", r.note);
+    }
+    assert_eq!(overall(&rs), Verdict::Unknown);
+    // A snapshot read that lost money is still a violation: it needs no log.
+    let lost = [read_all(0, 5, 40, 50, (0, 1))];
+    let rs = check_history(&Inputs {
+        ops: &lost,
+        log: &[],
+        replay: &replay,
+        node_logs: &no_logs,
+        accounts: &accounts,
+        total: 100,
+        tag: TAG,
+        wgl_time_limit_ms: 5_000,
+    });
+    assert!(invalid(&rs).contains(&"L1".into()), "{:?}", verdicts(&rs));
+}

@@ -1,7 +1,7 @@
 //! The run directory: `run.json` (seed, git sha, versions, schedule, capabilities, read-side
-//! facts), `history.jsonl`, `nemesis.jsonl`, `results.json` (per-invariant verdicts, counts,
-//! coverage, read-model lag), node logs (written there by the nodes), and the self-contained
-//! `report.html`.
+//! facts, compaction mode and evidence), `history.jsonl`, `nemesis.jsonl`, `results.json`
+//! (per-invariant verdicts, counts, coverage, read-model lag, compaction evidence), node logs
+//! (written there by the nodes), and the self-contained `report.html`.
 
 pub mod html;
 pub mod readmodel;
@@ -56,6 +56,9 @@ pub struct RunRecord {
     pub heal_actions: Vec<String>,
     /// `--readmodel`: URLs, binaries, versions, the lag bound; after the run its outcome.
     pub readmodel: Option<serde_json::Value>,
+    /// `--compaction`: the mode and the node flags it implies; after the run, each node's WAL
+    /// evidence (segment-deletion events).
+    pub compaction: serde_json::Value,
 }
 
 impl RunRecord {
@@ -71,6 +74,8 @@ impl RunRecord {
         let capabilities = BTreeMap::from([
             ("owned_processes", owned),
             ("kill", owned),
+            ("kill_all", owned),
+            ("compaction_flags", owned),
             ("pause", owned),
             ("link_proxy", owned),
             ("netns", false),
@@ -98,11 +103,17 @@ impl RunRecord {
                 "accounts": args.accounts, "total": args.total, "clients": args.clients,
                 "op_deadline_ms": args.op_deadline_ms, "think_ms": args.think_ms,
                 "wgl_time_limit_ms": args.wgl_time_limit_ms,
+                "transfer_memo_bytes": args.compaction.transfer_memo_bytes(),
             }),
             verdict: None,
             reference_log_node: None,
             heal_actions: Vec::new(),
             readmodel: None,
+            compaction: serde_json::json!({
+                "mode": args.compaction,
+                "node_args": if owned { args.compaction.node_args() } else { Vec::new() },
+                "deletion_events_min_per_node": args.compaction.deletion_events_min(),
+            }),
         }
     }
 
@@ -183,6 +194,7 @@ pub fn write_all(dir: &Path, b: &Bundle<'_>) -> anyhow::Result<()> {
             "heal": b.heal,
             "log_events": b.reference.len(),
             "readmodel": b.readmodel.map(crate::readside::Outcome::details),
+            "compaction": b.run.compaction,
         }),
     )?;
     std::fs::write(dir.join("report.html"), html::render(b))?;

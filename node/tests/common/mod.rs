@@ -1,6 +1,7 @@
 //! Shared helpers for the cluster and API tests: a `TestCluster` of real `raftledger node`
 //! processes in a private tempdir (node logs dumped and the dir kept when a test panics), a raw
-//! HTTP client that exposes headers, retrying writes, and bounded polling.
+//! HTTP client that exposes headers, retrying writes, bounded polling, and a watcher that counts
+//! WAL segment deletions (evidence of compaction).
 //!
 //! Every wait here has a deadline; nothing asserts on timing except generous liveness bounds.
 
@@ -8,10 +9,13 @@
 
 mod cluster;
 mod http;
+mod segments;
 
 #[allow(unused_imports)] // not every test binary uses every helper
 pub use cluster::{log_panics, TestCluster};
 pub use http::{Http, Resp};
+#[allow(unused_imports)] // only the aging test watches WAL segments
+pub use segments::{SegmentWatch, WalSegments};
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
