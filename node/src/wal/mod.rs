@@ -35,7 +35,6 @@ pub use sim_fs::{PowerCut, SimFs};
 use crate::raft_types::{Entry, LogId, Vote};
 use flusher::{Completion, Effect, Flusher, FlusherConfig, Request};
 use record::EncodedRecord;
-use segment::SEGMENT_HEADER_BYTES_MAX;
 use shared::{Shared, State};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -59,7 +58,8 @@ pub const ENTRY_CACHE_MAX_DEFAULT: usize = 512;
 /// WAL settings.
 #[derive(Debug, Clone)]
 pub struct WalOptions {
-    /// Size of new segment files (preallocated). At least [`SEGMENT_BYTES_MIN`].
+    /// Size of new segment files (preallocated). At least [`SEGMENT_BYTES_MIN`]. A segment
+    /// started for a record larger than this is sized to fit that record.
     pub segment_bytes: u64,
     /// Written entries kept in memory for reads.
     pub entry_cache_max: usize,
@@ -132,8 +132,6 @@ pub struct Wal {
     /// Queue to the flusher; `None` only while dropping.
     tx: Option<mpsc::Sender<Request>>,
     flusher: Option<JoinHandle<()>>,
-    /// Largest frame accepted (must fit in a segment after its header).
-    frame_bytes_max: u64,
 }
 
 fn closed() -> io::Error {
@@ -198,7 +196,6 @@ impl Wal {
             shared,
             tx: Some(tx),
             flusher: Some(handle),
-            frame_bytes_max: options.segment_bytes - SEGMENT_HEADER_BYTES_MAX,
         })
     }
 
@@ -236,22 +233,17 @@ impl Wal {
 
     /// Appends entries, which must directly follow the log. They are readable when this returns;
     /// `on_durable` fires once they (and every earlier write) are synced, or with the error.
+    ///
+    /// Any entry up to the record size limit is accepted, whatever the segment size: one that
+    /// does not fit in a segment of the configured size gets a segment sized to fit it.
     pub async fn append<F>(&self, entries: Vec<Entry>, on_durable: F) -> io::Result<()>
     where
         F: FnOnce(io::Result<()>) + Send + 'static,
     {
         let mut records = Vec::with_capacity(entries.len());
         for entry in &entries {
-            let record = EncodedRecord::entry(entry)?;
-            if record.frame_len() > self.frame_bytes_max {
-                let msg = format!(
-                    "entry {} of {} bytes does not fit in a segment",
-                    entry.log_id.index,
-                    record.frame_len()
-                );
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
-            }
-            records.push(record);
+            // Refuses only an entry above the record size limit.
+            records.push(EncodedRecord::entry(entry)?);
         }
         self.submit(Some(Box::new(on_durable)), move |st| {
             check_follows(st, &entries)?;
