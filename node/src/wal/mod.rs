@@ -7,6 +7,7 @@
 //!
 //! Modules, one concept each:
 //! - `file`     — [`WalFs`]/[`WalFile`], the narrow storage interface, and [`RealFs`].
+//! - `dir`      — [`create_dir_all_durable`]: new directories that survive a power cut.
 //! - `sim_fs`   — [`SimFs`], in-memory storage with power cuts, for tests and simulation.
 //! - `record`   — record framing, encoding, checking.
 //! - `segment`  — segment naming, creation, scanning.
@@ -19,6 +20,7 @@
 //! and one thread, so writes reach the disk in submission order; a completion fires only after
 //! the `fdatasync` that covers its records (and those of every earlier write) returned.
 
+mod dir;
 mod file;
 mod flusher;
 mod index;
@@ -28,6 +30,7 @@ mod segment;
 mod shared;
 mod sim_fs;
 
+pub use dir::create_dir_all_durable;
 pub use file::{RealFs, WalFile, WalFs};
 pub use segment::{SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN};
 pub use sim_fs::{PowerCut, SimFs};
