@@ -74,7 +74,8 @@ fn raft_config(cfg: &NodeConfig) -> anyhow::Result<Arc<openraft::Config>> {
 pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     cfg.validate()?;
     cfg.log_effective();
-    std::fs::create_dir_all(&cfg.data).with_context(|| format!("create {}", cfg.data.display()))?;
+    crate::wal::create_dir_all_durable(&crate::wal::RealFs, &cfg.data)
+        .with_context(|| format!("create {}", cfg.data.display()))?;
     let api_listener = TcpListener::bind(&cfg.api)
         .await
         .with_context(|| format!("bind api {}", cfg.api))?;

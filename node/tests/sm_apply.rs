@@ -18,7 +18,7 @@ async fn blank_and_membership_entries_advance_applied_state() {
     assert_eq!(store.applied_state().await.unwrap().0, None);
     apply(
         &mut store,
-        vec![blank(1), membership(2, &[1, 2, 3]), blank(3)],
+        vec![blank(0), blank(1), membership(2, &[1, 2, 3]), blank(3)],
     )
     .await;
     let (applied, mem) = store.applied_state().await.unwrap();
@@ -31,7 +31,7 @@ async fn blank_and_membership_entries_advance_applied_state() {
     assert_eq!(store.reader().applied_index(), 3);
     assert_eq!(*store.reader().watch_applied().borrow(), 3);
     drop(store);
-    let log = vec![blank(1), membership(2, &[1, 2, 3]), blank(3)];
+    let log = vec![blank(0), blank(1), membership(2, &[1, 2, 3]), blank(3)];
     let mut store = reopen_and_replay(dir.path(), &log).await;
     let (applied2, mem2) = store.applied_state().await.unwrap();
     assert_eq!(
@@ -77,6 +77,7 @@ async fn commands_apply_and_results_are_readable() {
     apply(
         &mut store,
         vec![
+            blank(0),
             normal(1, vec![open("o1", "alice"), open("o2", "bob")]),
             normal(2, vec![deposit, transfer("t1", 30)]),
             normal(3, vec![transfer("t2", 1_000)]),
@@ -123,7 +124,7 @@ async fn reopen_restores_identical_state() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = StateMachineStore::open(dir.path()).unwrap();
     let mut w = Workload::new(7, 8, 1);
-    let mut entries = vec![w.opening_entry()];
+    let mut entries = vec![blank(0), w.opening_entry()];
     for i in 0..300 {
         entries.push(if i % 50 == 0 {
             w.blank_entry()
@@ -155,8 +156,8 @@ async fn reopen_restores_identical_state() {
     let reopened = StateMachineStore::open(dir.path()).unwrap();
     assert_eq!(
         reopened.reader().applied_index(),
-        4 * 37,
-        "a reopened store starts at its snapshot"
+        4 * 37 - 1,
+        "a reopened store starts at its snapshot (entries 0..4 * 37)"
     );
     drop(reopened);
     let mut store = reopen_and_replay(dir.path(), &entries).await;
@@ -180,7 +181,7 @@ async fn replaying_the_same_log_on_two_stores_gives_the_same_hash() {
     let mut s1 = StateMachineStore::open(d1.path()).unwrap();
     let mut s2 = StateMachineStore::open(d2.path()).unwrap();
     let mut w = Workload::new(11, 5, 1);
-    let mut entries = vec![w.opening_entry()];
+    let mut entries = vec![blank(0), w.opening_entry()];
     entries.extend((0..120).map(|_| w.next_entry()));
     apply(&mut s1, entries.clone()).await;
     for e in entries {
@@ -196,7 +197,7 @@ async fn reapplying_an_applied_index_is_refused() {
     let mut store = StateMachineStore::open(dir.path()).unwrap();
     let mut w = Workload::new(3, 2, 1);
     let e = w.opening_entry();
-    apply(&mut store, vec![e.clone()]).await;
+    apply(&mut store, vec![blank(0), e.clone()]).await;
     let items = vec![Ok((e, None))];
     let res = store.apply(futures::stream::iter(items)).await;
     assert!(

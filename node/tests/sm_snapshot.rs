@@ -7,7 +7,7 @@ mod sm_support;
 use node::raft_types::SnapshotMeta;
 use node::sm::{SnapshotFile, StateMachineStore};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
-use sm_support::{apply, fingerprint, membership, Workload};
+use sm_support::{apply, blank, fingerprint, membership, Workload};
 
 async fn workload_store(
     seed: u64,
@@ -16,7 +16,7 @@ async fn workload_store(
     let dir = tempfile::tempdir().unwrap();
     let mut store = StateMachineStore::open(dir.path()).unwrap();
     let mut w = Workload::new(seed, 6, 2);
-    let mut batch = vec![membership(1, &[1, 2, 3]), w.opening_entry()];
+    let mut batch = vec![blank(0), membership(1, &[1, 2, 3]), w.opening_entry()];
     batch.extend((0..entries).map(|_| w.next_entry()));
     apply(&mut store, batch).await;
     (dir, store, w)

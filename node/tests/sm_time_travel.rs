@@ -7,7 +7,7 @@ mod sm_support;
 use node::sm::StateMachineStore;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sm_support::{accounts_in, all_events, apply, replay_balance, Workload};
+use sm_support::{accounts_in, all_events, apply, blank, replay_balance, Workload};
 
 #[tokio::test]
 async fn balance_at_time_and_index_match_replay() {
@@ -15,7 +15,12 @@ async fn balance_at_time_and_index_match_replay() {
     let mut store = StateMachineStore::open(dir.path()).unwrap();
     let mut w = Workload::new(42, 6, 1);
     // A few entries before the accounts exist, so early points read as "not found".
-    let mut entries = vec![w.blank_entry(), w.blank_entry(), w.opening_entry()];
+    let mut entries = vec![
+        blank(0),
+        w.blank_entry(),
+        w.blank_entry(),
+        w.opening_entry(),
+    ];
     for i in 0..400 {
         entries.push(if i % 97 == 0 {
             w.blank_entry()
@@ -72,7 +77,7 @@ async fn account_events_pages_cover_the_account_history() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = StateMachineStore::open(dir.path()).unwrap();
     let mut w = Workload::new(5, 4, 1);
-    let mut entries = vec![w.opening_entry()];
+    let mut entries = vec![blank(0), w.opening_entry()];
     entries.extend((0..200).map(|_| w.next_entry()));
     apply(&mut store, entries).await;
     let reader = store.reader();

@@ -52,8 +52,8 @@ impl WalFile for SlowFile {
 }
 
 impl WalFs for SlowFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.sim.create_dir_all(dir)
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        self.sim.create_dir(dir)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         self.sim.list(dir)

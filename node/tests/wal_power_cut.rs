@@ -104,8 +104,8 @@ impl WalFile for CutFile {
 }
 
 impl WalFs for CutAtSync {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.sim.create_dir_all(dir)
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        self.sim.create_dir(dir)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         self.sim.list(dir)

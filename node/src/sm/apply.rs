@@ -1,15 +1,23 @@
-//! Applying committed entries: execute each command against the in-memory ledger, extend the
-//! in-memory postings index, gather the chunk's event blocks in a `WriteSet`, commit them with the applied meta in one atomic batch,
-//! and only then answer the clients and publish the new applied index.
+//! Applying committed entries: check their order, execute each command against the in-memory
+//! ledger, extend the in-memory postings index, gather the chunk's event blocks in a `WriteSet`,
+//! commit them with the applied meta in one atomic batch, and only then answer the clients and
+//! publish the new applied index.
 //!
 //! After a restart the ledger starts from the last snapshot and openraft replays the log from
 //! there; entries whose events sled already holds (`Live::history_index`) are executed in
 //! memory only (ledger and postings index).
+//!
+//! Order: a chunk must continue exactly after the last applied entry (index 0 on a store that
+//! applied nothing, the entry after the snapshot's last log id after an install or a restart),
+//! one index at a time. Anything else means the log and the state machine disagree; skipping an
+//! entry would silently lose its money movements, applying one twice would double them. The
+//! whole chunk is refused before anything in it is executed, with an `Err` that openraft treats
+//! as a storage failure: it stops the Raft core.
 
 use super::meta::AppliedMeta;
 use super::shared::{Live, Shared};
 use super::write_set::WriteSet;
-use crate::raft_types::{Entry, EntryPayload, LedgerResponse, StoredMembership, TypeConfig};
+use crate::raft_types::{Entry, EntryPayload, LedgerResponse, LogId, StoredMembership, TypeConfig};
 use openraft::storage::ApplyResponder;
 use std::io;
 
@@ -38,12 +46,55 @@ pub(crate) fn entry_weight(entry: &Entry) -> usize {
 /// One entry to apply with the responder of the client waiting for it, if any.
 pub(crate) type Pending = (Entry, Option<ApplyResponder<TypeConfig>>);
 
+/// Which entry indexes apply accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApplyOrder {
+    /// Exactly the entry after the last applied one (index 0 first): every real store.
+    Contiguous,
+    /// TEST ONLY: any index above the last applied one (see
+    /// `StateMachineStore::open_accepting_apply_gaps_for_tests`).
+    Increasing,
+}
+
+/// Checks that `entries` may be applied after `last_applied` under `order`.
+fn check_order(
+    last_applied: Option<LogId>,
+    entries: &[Pending],
+    order: ApplyOrder,
+) -> io::Result<()> {
+    let mut prev = last_applied;
+    for (entry, _) in entries {
+        let index = entry.log_id.index;
+        let next = prev.map_or(0, |p| p.index + 1);
+        let fits = match order {
+            ApplyOrder::Contiguous => index == next,
+            ApplyOrder::Increasing => index >= next,
+        };
+        if !fits {
+            let last = last_applied.map_or_else(|| "none".to_owned(), |l| l.to_string());
+            let msg = format!(
+                "apply out of order: entry {} where index {next} is expected (last applied \
+                 {last}): the log and the state machine disagree",
+                entry.log_id
+            );
+            tracing::error!(%msg, "sm: refusing to apply");
+            return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
+        }
+        prev = Some(entry.log_id);
+    }
+    Ok(())
+}
+
 /// Applies `entries` in order and commits their writes in one sled transaction, then sends
 /// each entry's response and publishes the new applied index and event sequence.
 ///
 /// An `Err` means storage failed (or the stored state is corrupt), never a business rejection:
 /// rejections are results inside the `LedgerResponse`.
-pub(crate) fn apply_chunk(shared: &Shared, entries: Vec<Pending>) -> io::Result<()> {
+pub(crate) fn apply_chunk(
+    shared: &Shared,
+    entries: Vec<Pending>,
+    order: ApplyOrder,
+) -> io::Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -51,6 +102,7 @@ pub(crate) fn apply_chunk(shared: &Shared, entries: Vec<Pending>) -> io::Result<
     let (applied_index, last_event_seq) = {
         // Held through the commit: readers never see an index whose rows sled does not have.
         let mut live = shared.live_mut();
+        check_order(live.last_applied, &entries, order)?;
         let mut writes = WriteSet::default();
         for (entry, responder) in entries {
             let response = apply_entry(&mut live, &mut writes, entry)?;
@@ -78,21 +130,6 @@ fn apply_entry(live: &mut Live, writes: &mut WriteSet, entry: Entry) -> io::Resu
     let index = log_id.index;
     let response = match entry.payload {
         EntryPayload::Normal(request) => {
-            if live
-                .last_applied
-                .as_ref()
-                .is_some_and(|prev| prev.index >= index)
-            {
-                // Applying a command twice would be absorbed by idempotency, but it means the
-                // log and the state machine disagree: refuse rather than guess.
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "entry {log_id} is not after last applied {}",
-                        live.applied_index()
-                    ),
-                ));
-            }
             // Replaying below the history mark: sled already holds these rows.
             let record = index > live.history_index;
             let mut results = Vec::with_capacity(request.commands.len());

@@ -11,6 +11,7 @@ use super::postings::PostingsIndex;
 use super::shared::{Live, Shared};
 use super::snapshot_file::SnapshotFile;
 use super::snapshot_install::{install_blocking, verify};
+use crate::wal::{create_dir_all_durable, RealFs};
 use ledger::LedgerState;
 use std::fs;
 use std::io;
@@ -26,8 +27,10 @@ use std::sync::Arc;
 pub(crate) fn open_shared(dir: &Path) -> io::Result<Arc<Shared>> {
     let sled_dir = dir.join("sm");
     let snapshot_dir = dir.join("snapshots");
-    fs::create_dir_all(&sled_dir)?;
-    fs::create_dir_all(&snapshot_dir)?;
+    // Durable in their parents, or a power cut could take the directories (and what is synced
+    // inside them) away.
+    create_dir_all_durable(&RealFs, &sled_dir)?;
+    create_dir_all_durable(&RealFs, &snapshot_dir)?;
     remove_files(&snapshot_dir, |name| name.ends_with(".tmp"))?;
     let trees = Trees::open(&sled_dir)?;
     let installing = trees.read_pointer(meta_key::INSTALLING)?;

@@ -44,6 +44,17 @@ fn entries(range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
         .collect()
 }
 
+/// Entries `0..=last`: the blank entry 0 every log starts with, then `entries(1..=last)`.
+fn log_to(last: u64) -> Vec<Entry> {
+    let blank = Entry {
+        log_id: openraft::testing::log_id::<TypeConfig>(1, 1, 0),
+        payload: EntryPayload::Blank,
+    };
+    let mut log = vec![blank];
+    log.extend(entries(1..=last));
+    log
+}
+
 async fn apply(store: &mut StateMachineStore, entries: Vec<Entry>) {
     let items = entries.into_iter().map(|e| Ok((e, None)));
     store.apply(futures::stream::iter(items)).await.unwrap();
@@ -63,7 +74,7 @@ fn plant(store: &StateMachineStore, snap: &crate::raft_types::Snapshot) -> Snaps
 async fn interrupted_install_is_resumed_on_open() {
     let d1 = tempfile::tempdir().unwrap();
     let mut leader = StateMachineStore::open(d1.path()).unwrap();
-    apply(&mut leader, entries(1..=40)).await;
+    apply(&mut leader, log_to(40)).await;
     let snap = leader
         .get_snapshot_builder()
         .await
@@ -73,7 +84,7 @@ async fn interrupted_install_is_resumed_on_open() {
 
     let d2 = tempfile::tempdir().unwrap();
     let mut follower = StateMachineStore::open(d2.path()).unwrap();
-    apply(&mut follower, entries(1..=5)).await;
+    apply(&mut follower, log_to(5)).await;
     // Crash point: marker durable, trees half replaced.
     let ptr = plant(&follower, &snap);
     let trees = &follower.shared.trees;
@@ -110,7 +121,7 @@ async fn interrupted_install_is_resumed_on_open() {
 async fn sled_behind_its_snapshot_is_restored_from_the_snapshot() {
     let d1 = tempfile::tempdir().unwrap();
     let mut full = StateMachineStore::open(d1.path()).unwrap();
-    apply(&mut full, entries(1..=30)).await;
+    apply(&mut full, log_to(30)).await;
     let snap = full
         .get_snapshot_builder()
         .await
@@ -121,7 +132,7 @@ async fn sled_behind_its_snapshot_is_restored_from_the_snapshot() {
     // A store whose sled holds only a prefix (lost writes) but whose snapshot pointer survived.
     let d2 = tempfile::tempdir().unwrap();
     let mut lossy = StateMachineStore::open(d2.path()).unwrap();
-    apply(&mut lossy, entries(1..=12)).await;
+    apply(&mut lossy, log_to(12)).await;
     let ptr = plant(&lossy, &snap);
     lossy
         .shared
@@ -147,6 +158,7 @@ async fn sled_behind_its_snapshot_is_restored_from_the_snapshot() {
 async fn reopen_starts_at_the_snapshot_and_replay_skips_stored_history() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = StateMachineStore::open(dir.path()).unwrap();
+    apply(&mut store, log_to(0)).await;
     for i in 1..=10 {
         apply(&mut store, entries(i..=i)).await;
     }

@@ -6,8 +6,8 @@
 //!
 //! Durability contract, the same for both implementations:
 //! - a write is durable only after a later [`WalFile::sync_data`] on that file returned `Ok`;
-//! - a file's creation or removal is durable only after [`WalFs::sync_dir`] on its directory
-//!   returned `Ok`.
+//! - a file's or directory's creation or removal is durable only after [`WalFs::sync_dir`] on
+//!   the directory holding it returned `Ok` (see [`create_dir_all_durable`](super::create_dir_all_durable)).
 
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
@@ -31,8 +31,9 @@ pub trait WalFile: Send + Sync + Debug {
 
 /// Directory-level operations, and the factory for [`WalFile`]s.
 pub trait WalFs: Send + Sync + Debug {
-    /// Creates `dir` and its parents if missing.
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Creates the directory `dir`, whose parent must exist (not durable until its parent is
+    /// synced). Fails with `AlreadyExists` if `dir` exists, `NotFound` if its parent does not.
+    fn create_dir(&self, dir: &Path) -> io::Result<()>;
     /// Names (not paths) of the regular files directly inside `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Creates a new, empty file; fails if it already exists.
@@ -81,8 +82,8 @@ impl WalFile for RealFile {
 }
 
 impl WalFs for RealFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

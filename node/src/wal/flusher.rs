@@ -16,7 +16,7 @@ use super::file::WalFs;
 use super::index::Loc;
 use super::record::{write_frame, EncodedRecord, FrameMeta};
 use super::recovery::SegmentInfo;
-use super::segment::{create_segment, segment_path};
+use super::segment::{create_segment, segment_path, SEGMENT_HEADER_BYTES_MAX};
 use super::Shared;
 use crate::raft_types::{LogId, Vote};
 use std::io;
@@ -55,7 +55,7 @@ pub(crate) enum Effect {
 pub(crate) struct FlusherConfig {
     pub fs: Arc<dyn WalFs>,
     pub dir: PathBuf,
-    /// Size of new segments.
+    /// Size of new segments (larger for a record that needs more).
     pub segment_bytes: u64,
     /// Test-only: skip every sync (see `WalOptions::unsafe_skip_sync_for_tests`).
     pub skip_sync: bool,
@@ -108,7 +108,8 @@ impl Flusher {
             Some(seg) => (seg, false),
             None => {
                 next_seq += 1;
-                (new_segment(&cfg, &shared, next_seq - 1)?, true)
+                let bytes = cfg.segment_bytes;
+                (new_segment(&cfg, &shared, next_seq - 1, bytes)?, true)
             }
         };
         let active_bytes = active.file.size_bytes()?;
@@ -234,15 +235,18 @@ impl Flusher {
     }
 
     /// Frames `record` into the round buffer, rotating to a new segment first if it does not fit.
+    /// The new segment has the configured size, or more if that is needed to hold its header and
+    /// this record (a record larger than a segment gets a segment of its own size).
     fn frame(&mut self, record: &EncodedRecord, meta: FrameMeta) -> io::Result<Loc> {
         let len = record.frame_len();
         if self.active.end + self.buf.len() as u64 + len > self.active_bytes {
-            self.rotate()?;
+            self.rotate(SEGMENT_HEADER_BYTES_MAX + len)?;
             if self.active.end + self.buf.len() as u64 + len > self.active_bytes {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("record of {len} bytes exceeds a segment"),
-                ));
+                // The header outgrew SEGMENT_HEADER_BYTES_MAX: a bug, not a full disk.
+                return Err(io::Error::other(format!(
+                    "record of {len} bytes does not fit in a new segment of {} bytes",
+                    self.active_bytes
+                )));
             }
         }
         let loc = Loc {
@@ -292,11 +296,13 @@ impl Flusher {
     }
 
     /// Closes the active segment (written and synced, so it is wholly durable before the next
-    /// one exists) and starts a new one.
-    fn rotate(&mut self) -> io::Result<()> {
+    /// one exists) and starts a new one of at least `min_bytes` (and at least the configured
+    /// size).
+    fn rotate(&mut self, min_bytes: u64) -> io::Result<()> {
         self.write_buf()?;
         self.sync_active()?;
-        let seg = new_segment(&self.cfg, &self.shared, self.next_seq)?;
+        let bytes = self.cfg.segment_bytes.max(min_bytes);
+        let seg = new_segment(&self.cfg, &self.shared, self.next_seq, bytes)?;
         self.next_seq += 1;
         self.active_bytes = seg.file.size_bytes()?;
         let closed = std::mem::replace(&mut self.active, seg);
@@ -361,9 +367,14 @@ impl Flusher {
     }
 }
 
-/// Creates segment `seq` (durably, unless syncs are skipped) and makes it readable.
-fn new_segment(cfg: &FlusherConfig, shared: &Shared, seq: u64) -> io::Result<SegmentInfo> {
-    let file = create_segment(&*cfg.fs, &cfg.dir, seq, cfg.segment_bytes, !cfg.skip_sync)?;
+/// Creates segment `seq` of `bytes` (durably, unless syncs are skipped) and makes it readable.
+fn new_segment(
+    cfg: &FlusherConfig,
+    shared: &Shared,
+    seq: u64,
+    bytes: u64,
+) -> io::Result<SegmentInfo> {
+    let file = create_segment(&*cfg.fs, &cfg.dir, seq, bytes, !cfg.skip_sync)?;
     shared.add_file(seq, file.clone());
     Ok(SegmentInfo {
         seq,

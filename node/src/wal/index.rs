@@ -49,6 +49,9 @@ pub(crate) struct LogIndex {
     uncached_prefix: usize,
     /// Most written entries kept cached.
     cache_max: usize,
+    /// Replay only: the highest index replay jumped over (see [`LogIndex::replay`]); the final
+    /// purge point must reach it.
+    skipped_upto: Option<u64>,
 }
 
 impl LogIndex {
@@ -61,6 +64,7 @@ impl LogIndex {
             cached: 0,
             uncached_prefix: 0,
             cache_max,
+            skipped_upto: None,
         }
     }
 
@@ -111,8 +115,13 @@ impl LogIndex {
             }
             _ => {}
         }
+        self.push_unchecked(slot);
+        Ok(())
+    }
+
+    fn push_unchecked(&mut self, slot: Slot) {
         if self.slots.is_empty() {
-            self.first = index;
+            self.first = slot.log_id.index;
             self.uncached_prefix = 0;
         }
         if slot.entry.is_some() {
@@ -121,25 +130,33 @@ impl LogIndex {
             debug_assert!(slot.loc.is_some(), "an uncached slot must have a location");
         }
         self.slots.push_back(slot);
-        Ok(())
     }
 
-    /// Replay variant of [`LogIndex::push`]: entries at or below the purged index are skipped
-    /// (their segment outlived the purge), and an empty log accepts any index because segments
-    /// holding earlier, purged entries may be gone. Holes elsewhere are errors.
+    /// Replay variant of [`LogIndex::push`]. Entries at or below the purged index are skipped
+    /// (their segment outlived the purge). While no entry is live, a later index than the next
+    /// one is accepted: the segments holding the entries in between may be gone, deleted after a
+    /// purge whose record comes later in the replay (a segment header repeats the purge point of
+    /// the time the segment was created, not the final one). That such a purge does cover them
+    /// is checked once replay is done ([`LogIndex::check_contiguous`]). A hole between live
+    /// entries is an error at once.
     pub fn replay(&mut self, log_id: LogId, loc: Loc) -> Result<(), String> {
         if self.purged.is_some_and(|p| log_id.index <= p.index) {
             return Ok(());
         }
-        if self.slots.is_empty() {
-            self.first = log_id.index;
-        }
-        self.push(Slot {
+        let slot = Slot {
             log_id,
             loc: Some(loc),
             entry: None,
             write_id: 0,
-        })
+        };
+        if !self.slots.is_empty() {
+            return self.push(slot);
+        }
+        if self.next_index().is_some_and(|next| next < log_id.index) {
+            self.skipped_upto = self.skipped_upto.max(Some(log_id.index - 1));
+        }
+        self.push_unchecked(slot);
+        Ok(())
     }
 
     /// Drops every entry after `last` (all of them for `None`).
@@ -211,13 +228,24 @@ impl LogIndex {
         }
     }
 
-    /// Checks the replayed log against its purge boundary: the first live entry must directly
-    /// follow the purged one.
+    /// Checks the replayed log against its purge boundary: every index replay jumped over must
+    /// be purged, and the first live entry must directly follow the purged one. Together with
+    /// [`LogIndex::replay`] refusing holes between live entries, this refuses every hole that no
+    /// purge covers (e.g. a segment missing from the middle of the WAL).
     pub fn check_contiguous(&self) -> Result<(), String> {
-        match (self.purged, self.slots.front()) {
-            (Some(p), Some(front)) if front.log_id.index != p.index + 1 => Err(format!(
-                "hole in the log: purged up to {} but first entry is {}",
-                p.index, front.log_id.index
+        let purged = self.purged.map(|p| p.index);
+        if let Some(skipped) = self.skipped_upto {
+            if purged.is_none_or(|p| p < skipped) {
+                return Err(format!(
+                    "hole in the log: entries up to {skipped} are missing, purged only up to \
+                     {purged:?}"
+                ));
+            }
+        }
+        match (purged, self.slots.front()) {
+            (Some(p), Some(front)) if front.log_id.index != p + 1 => Err(format!(
+                "hole in the log: purged up to {p} but first entry is {}",
+                front.log_id.index
             )),
             _ => Ok(()),
         }
@@ -291,6 +319,48 @@ mod tests {
         log.truncate_after(None);
         assert_eq!(log.next_index(), Some(2));
         assert_eq!(log.cached(), 0);
+    }
+
+    fn replay_all(log: &mut LogIndex, indexes: std::ops::Range<u64>) -> Result<(), String> {
+        indexes
+            .map(|i| slot(i, false))
+            .try_for_each(|s| log.replay(s.log_id, s.loc.unwrap()))
+    }
+
+    #[test]
+    fn replay_jumps_to_entries_whose_predecessors_a_later_purge_covers() {
+        // A header said "purged 500"; segments with 501..5230 were deleted by purge 5500.
+        let mut log = LogIndex::new(0);
+        log.purge(log_id::<TypeConfig>(1, 1, 500));
+        replay_all(&mut log, 5231..6000).unwrap();
+        assert!(log.check_contiguous().is_err(), "not covered yet");
+        log.purge(log_id::<TypeConfig>(1, 1, 5500));
+        log.check_contiguous().unwrap();
+        assert_eq!(log.live_range(), 5501..6000);
+        assert_eq!(log.next_index(), Some(6000));
+    }
+
+    #[test]
+    fn replay_refuses_holes_no_purge_covers() {
+        // Between live entries: at once.
+        let mut log = LogIndex::new(0);
+        replay_all(&mut log, 0..10).unwrap();
+        assert!(replay_all(&mut log, 11..12).is_err());
+
+        // A jump on an empty log that the final purge does not reach, even if truncation
+        // leaves no live entry to compare with the purge point.
+        let mut log = LogIndex::new(0);
+        log.purge(log_id::<TypeConfig>(1, 1, 5));
+        replay_all(&mut log, 20..30).unwrap();
+        log.purge(log_id::<TypeConfig>(1, 1, 15));
+        log.truncate_after(Some(15));
+        assert!(log.live_range().is_empty());
+        assert!(log.check_contiguous().is_err());
+
+        // With no purge ever seen, the log may start anywhere.
+        let mut log = LogIndex::new(0);
+        replay_all(&mut log, 7..9).unwrap();
+        log.check_contiguous().unwrap();
     }
 
     #[test]

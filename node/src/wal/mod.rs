@@ -7,6 +7,7 @@
 //!
 //! Modules, one concept each:
 //! - `file`     — [`WalFs`]/[`WalFile`], the narrow storage interface, and [`RealFs`].
+//! - `dir`      — [`create_dir_all_durable`]: new directories that survive a power cut.
 //! - `sim_fs`   — [`SimFs`], in-memory storage with power cuts, for tests and simulation.
 //! - `record`   — record framing, encoding, checking.
 //! - `segment`  — segment naming, creation, scanning.
@@ -19,6 +20,7 @@
 //! and one thread, so writes reach the disk in submission order; a completion fires only after
 //! the `fdatasync` that covers its records (and those of every earlier write) returned.
 
+mod dir;
 mod file;
 mod flusher;
 mod index;
@@ -28,6 +30,7 @@ mod segment;
 mod shared;
 mod sim_fs;
 
+pub use dir::create_dir_all_durable;
 pub use file::{RealFs, WalFile, WalFs};
 pub use segment::{SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN};
 pub use sim_fs::{PowerCut, SimFs};
@@ -35,7 +38,6 @@ pub use sim_fs::{PowerCut, SimFs};
 use crate::raft_types::{Entry, LogId, Vote};
 use flusher::{Completion, Effect, Flusher, FlusherConfig, Request};
 use record::EncodedRecord;
-use segment::SEGMENT_HEADER_BYTES_MAX;
 use shared::{Shared, State};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -59,7 +61,8 @@ pub const ENTRY_CACHE_MAX_DEFAULT: usize = 512;
 /// WAL settings.
 #[derive(Debug, Clone)]
 pub struct WalOptions {
-    /// Size of new segment files (preallocated). At least [`SEGMENT_BYTES_MIN`].
+    /// Size of new segment files (preallocated). At least [`SEGMENT_BYTES_MIN`]. A segment
+    /// started for a record larger than this is sized to fit that record.
     pub segment_bytes: u64,
     /// Written entries kept in memory for reads.
     pub entry_cache_max: usize,
@@ -132,8 +135,6 @@ pub struct Wal {
     /// Queue to the flusher; `None` only while dropping.
     tx: Option<mpsc::Sender<Request>>,
     flusher: Option<JoinHandle<()>>,
-    /// Largest frame accepted (must fit in a segment after its header).
-    frame_bytes_max: u64,
 }
 
 fn closed() -> io::Error {
@@ -198,7 +199,6 @@ impl Wal {
             shared,
             tx: Some(tx),
             flusher: Some(handle),
-            frame_bytes_max: options.segment_bytes - SEGMENT_HEADER_BYTES_MAX,
         })
     }
 
@@ -236,22 +236,17 @@ impl Wal {
 
     /// Appends entries, which must directly follow the log. They are readable when this returns;
     /// `on_durable` fires once they (and every earlier write) are synced, or with the error.
+    ///
+    /// Any entry up to the record size limit is accepted, whatever the segment size: one that
+    /// does not fit in a segment of the configured size gets a segment sized to fit it.
     pub async fn append<F>(&self, entries: Vec<Entry>, on_durable: F) -> io::Result<()>
     where
         F: FnOnce(io::Result<()>) + Send + 'static,
     {
         let mut records = Vec::with_capacity(entries.len());
         for entry in &entries {
-            let record = EncodedRecord::entry(entry)?;
-            if record.frame_len() > self.frame_bytes_max {
-                let msg = format!(
-                    "entry {} of {} bytes does not fit in a segment",
-                    entry.log_id.index,
-                    record.frame_len()
-                );
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
-            }
-            records.push(record);
+            // Refuses only an entry above the record size limit.
+            records.push(EncodedRecord::entry(entry)?);
         }
         self.submit(Some(Box::new(on_durable)), move |st| {
             check_follows(st, &entries)?;

@@ -16,6 +16,7 @@
 //! Known limit (shared with etcd): a bit flip inside the last, synced round is indistinguishable
 //! from a torn write and is dropped as one.
 
+use super::dir::create_dir_all_durable;
 use super::file::{WalFile, WalFs};
 use super::index::{Loc, LogIndex};
 use super::record::{FrameMeta, Record};
@@ -151,7 +152,7 @@ impl Replay {
 
 /// Scans and replays the WAL in `dir`, repairing a torn tail (zero-filling it, durably).
 pub(crate) fn recover(fs: &dyn WalFs, dir: &Path, cache_max: usize) -> Result<Recovered, WalError> {
-    fs.create_dir_all(dir)?;
+    create_dir_all_durable(fs, dir)?;
     let seqs = list_segments(fs, dir)?;
     let mut replay = Replay {
         log: LogIndex::new(cache_max),

@@ -3,6 +3,9 @@
 //! A segment is `wal-<seq:020>.log`, where `seq` is a sequence number that only grows (never
 //! reused, so a segment removed by truncation or purge cannot be confused with a new one). Its
 //! first record is `SegmentStart(seq)`; records follow back to back; the rest is zero fill.
+//!
+//! Segments have the configured size, except one started for a record too large for it, which
+//! is sized to hold its header and that record; recovery takes each segment at its own length.
 
 use super::file::{WalFile, WalFs};
 use super::record::{decode_record, parse_frame, FrameMeta, Parsed, Record};
@@ -20,7 +23,8 @@ pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 pub const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
 
 /// Room kept at the start of a segment for its header records (`SegmentStart`, vote, committed,
-/// purged): a record larger than `segment size - this` can never fit and is refused.
+/// purged; about 100 bytes in practice): a segment started for a record is sized to hold this
+/// plus the record.
 pub(crate) const SEGMENT_HEADER_BYTES_MAX: u64 = 1024;
 
 const PREFIX: &str = "wal-";

@@ -4,16 +4,18 @@
 //! - each file (inode) has its visible content and its durable content; writes and `set_len` go
 //!   to the visible content and are queued as pending; `sync_data` applies the pending operations
 //!   to the durable content;
-//! - the directory namespace (path -> inode) has a visible and a durable copy; `sync_dir` makes
-//!   the directory's current entries durable. A file created but not dir-synced vanishes on a
-//!   power cut; one removed but not dir-synced comes back;
+//! - the directory namespace (path -> inode, and the set of directories) has a visible and a
+//!   durable copy; `sync_dir` makes the directory's current entries (files and subdirectories)
+//!   durable. A file or directory created but not dir-synced vanishes on a power cut, and so
+//!   does everything inside a directory that vanished; a file removed but not dir-synced comes
+//!   back;
 //! - [`SimFs::power_cut`] replaces the visible state by the durable one (optionally keeping some
 //!   unsynced bytes, see [`PowerCut`]) and bumps a generation: every handle opened before the cut
 //!   fails from then on, as a process that lost power would. Open the WAL again to recover.
 //!
-//! Directories themselves are durable as soon as they are created (the WAL creates its directory
-//! once, before any segment).
+//! The roots (`/`, and `.` for relative paths) always exist.
 
+use super::dir::parent_dir;
 use super::file::{WalFile, WalFs};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -54,8 +56,10 @@ pub struct SimFs {
 struct SimState {
     /// Bumped by each power cut; handles from an older generation fail.
     generation: u64,
-    /// Directories that exist.
+    /// Directories that exist (roots are implicit).
     dirs: BTreeSet<PathBuf>,
+    /// Directories whose entry in their parent is durable (as of the parent's last `sync_dir`).
+    durable_dirs: BTreeSet<PathBuf>,
     /// Visible namespace: path -> inode number.
     names: BTreeMap<PathBuf, u64>,
     /// Namespace as of the last `sync_dir` of each directory.
@@ -144,6 +148,20 @@ impl SimFs {
             PowerCut::TornPrefix { seed } | PowerCut::TornPages { seed } => seed,
         };
         let mut rng = SplitMix(seed);
+        // A directory survives if its entry, and its parent's, up to a root, are durable.
+        let durable_dirs = st.durable_dirs.clone();
+        let survives = |dir: &Path| {
+            dir.ancestors()
+                .all(|d| is_root(d) || durable_dirs.contains(d))
+        };
+        st.dirs = durable_dirs
+            .iter()
+            .filter(|d| survives(d))
+            .cloned()
+            .collect();
+        st.durable_dirs = st.dirs.clone();
+        let in_dir = |path: &PathBuf| parent_dir(path).is_some_and(|p| survives(&p));
+        st.durable_names.retain(|path, _| in_dir(path));
         let reachable: BTreeSet<u64> = st.durable_names.values().copied().collect();
         st.inodes.retain(|ino, _| reachable.contains(ino));
         for inode in st.inodes.values_mut() {
@@ -236,6 +254,11 @@ fn keep_pages(pending: &[Op], content: &mut Vec<u8>, rng: &mut SplitMix) {
     }
 }
 
+/// Whether `dir` is a root, which always exists.
+fn is_root(dir: &Path) -> bool {
+    dir.parent().is_none() || dir == Path::new(".")
+}
+
 fn stale_handle() -> io::Error {
     io::Error::other("simulated power cut: handle opened before the cut")
 }
@@ -315,24 +338,38 @@ impl WalFile for SimFile {
     }
 }
 
+impl SimState {
+    fn dir_exists(&self, dir: &Path) -> bool {
+        is_root(dir) || self.dirs.contains(dir)
+    }
+}
+
 impl WalFs for SimFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        for ancestor in dir.ancestors() {
-            st.dirs.insert(ancestor.to_path_buf());
+        if st.dir_exists(dir) || st.names.contains_key(dir) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists", dir.display()),
+            ));
         }
+        let parent = parent_dir(dir).ok_or_else(|| not_found(dir))?;
+        if !st.dir_exists(&parent) {
+            return Err(not_found(&parent));
+        }
+        st.dirs.insert(dir.to_path_buf());
         Ok(())
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let st = self.lock();
-        if !st.dirs.contains(dir) {
+        if !st.dir_exists(dir) {
             return Err(not_found(dir));
         }
         let names = st
             .names
             .keys()
-            .filter(|path| path.parent() == Some(dir))
+            .filter(|path| parent_dir(path).as_deref() == Some(dir))
             .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
             .collect();
         Ok(names)
@@ -340,11 +377,11 @@ impl WalFs for SimFs {
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
         let mut st = self.lock();
-        let parent = path.parent().ok_or_else(|| not_found(path))?;
-        if !st.dirs.contains(parent) {
-            return Err(not_found(parent));
+        let parent = parent_dir(path).ok_or_else(|| not_found(path))?;
+        if !st.dir_exists(&parent) {
+            return Err(not_found(&parent));
         }
-        if st.names.contains_key(path) {
+        if st.names.contains_key(path) || st.dir_exists(path) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("{} exists", path.display()),
@@ -383,18 +420,21 @@ impl WalFs for SimFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        if !st.dirs.contains(dir) {
+        if !st.dir_exists(dir) {
             return Err(not_found(dir));
         }
-        st.durable_names
-            .retain(|path, _| path.parent() != Some(dir));
+        let inside = |path: &PathBuf| parent_dir(path).as_deref() == Some(dir);
+        st.durable_names.retain(|path, _| !inside(path));
         let entries: Vec<(PathBuf, u64)> = st
             .names
             .iter()
-            .filter(|(path, _)| path.parent() == Some(dir))
+            .filter(|(path, _)| inside(path))
             .map(|(path, ino)| (path.clone(), *ino))
             .collect();
         st.durable_names.extend(entries);
+        st.durable_dirs.retain(|d| !inside(d));
+        let subdirs: Vec<PathBuf> = st.dirs.iter().filter(|d| inside(d)).cloned().collect();
+        st.durable_dirs.extend(subdirs);
         Ok(())
     }
 }

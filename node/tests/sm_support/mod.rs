@@ -50,16 +50,22 @@ pub async fn apply(store: &mut StateMachineStore, entries: Vec<Entry>) {
         .expect("apply");
 }
 
+/// Applies `entries` like [`apply`], returning the state machine's answer (an `Err` is the
+/// storage error that stops openraft's core).
+pub async fn try_apply(store: &mut StateMachineStore, entries: Vec<Entry>) -> std::io::Result<()> {
+    let items = entries.into_iter().map(|e| Ok((e, None)));
+    store.apply(futures::stream::iter(items)).await
+}
+
 /// Reopens the store under `dir` and replays `log` after the applied state it reports, the way
 /// openraft brings a restarted state machine forward (the ledger itself is only persisted in
 /// snapshots; the durable log is replayed on top).
 pub async fn reopen_and_replay(dir: &std::path::Path, log: &[Entry]) -> StateMachineStore {
     let mut store = StateMachineStore::open(dir).expect("reopen");
     let applied = store.applied_state().await.expect("applied state").0;
-    let from = applied.map_or(0, |l| l.index);
     let rest: Vec<Entry> = log
         .iter()
-        .filter(|e| e.log_id.index > from)
+        .filter(|e| applied.is_none_or(|a| e.log_id.index > a.index))
         .cloned()
         .collect();
     apply(&mut store, rest).await;
