@@ -82,7 +82,8 @@ pub struct NodeConfig {
     pub logs_kept_after_snapshot: u64,
     /// Size of each WAL segment file in bytes (preallocated; at least 64 KiB). Purging the log
     /// after a snapshot deletes whole segments, so smaller segments free disk sooner and make
-    /// compaction frequent (tests use this to age a cluster quickly).
+    /// compaction frequent (tests use this to age a cluster quickly). An entry larger than a
+    /// segment gets a segment sized to fit it.
     #[arg(long, env = "RAFTLEDGER_WAL_SEGMENT_BYTES", default_value_t = crate::wal::SEGMENT_BYTES_DEFAULT)]
     pub wal_segment_bytes: u64,
     /// NATS server URL; when set, the leader relays committed events to JetStream stream

@@ -194,9 +194,8 @@ fn refuse_vote(
     req: &openraft::raft::VoteRequest<crate::raft_types::TypeConfig>,
     what: &str,
 ) -> Option<Response> {
-    if !s
-        .refuse_votes_until
-        .is_some_and(|t| std::time::Instant::now() < t)
+    if s.refuse_votes_until
+        .is_none_or(|t| std::time::Instant::now() >= t)
     {
         return None;
     }
