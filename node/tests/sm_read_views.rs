@@ -7,7 +7,7 @@ mod sm_support;
 
 use ledger::{CommandBody, Currency};
 use node::sm::StateMachineStore;
-use sm_support::{acct, apply, cmd, normal};
+use sm_support::{acct, apply, blank, cmd, normal};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -25,7 +25,12 @@ async fn views_never_hold_data_newer_than_their_index() {
         overdraft_limit: 0,
         metadata: "{}".into(),
     };
-    apply(&mut store, vec![normal(1, vec![cmd("open", 1, open)])]).await;
+    // A fresh state machine applies from index 0 (openraft's first entry).
+    apply(
+        &mut store,
+        vec![blank(0), normal(1, vec![cmd("open", 1, open)])],
+    )
+    .await;
 
     let reader = store.reader();
     let stop = Arc::new(AtomicBool::new(false));
