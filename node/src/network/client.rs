@@ -220,7 +220,19 @@ impl RaftNetworkV2<TypeConfig> for Connection {
                 .hard_ttl()
                 .max(Duration::from_millis(APPEND_WITH_ENTRIES_TIMEOUT_MS))
         };
-        self.call(path::APPEND, &rpc, ttl)
+        let body = if rpc.entries.is_empty() {
+            wire::encode(&rpc)
+        } else {
+            // Entries may weigh megabytes: encode them off the runtime threads (see
+            // `wire::INLINE_CODEC_BYTES_MAX`), which also serve heartbeats.
+            tokio::task::spawn_blocking(move || wire::encode(&rpc))
+                .await
+                .map_err(|e| format!("encode task failed: {e}"))
+                .and_then(|r| r)
+        };
+        let body =
+            body.map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, CallError::Other(e)))?;
+        self.call_body(path::APPEND, reqwest::Body::from(body), ttl)
             .await
             .map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, e))
     }

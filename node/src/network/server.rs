@@ -140,7 +140,7 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 }
 
 async fn append(State(s): State<RaftServerState>, Payload(body): Payload) -> Response {
-    let req = match wire::decode(&body) {
+    let req = match decode_append(body).await {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
@@ -152,6 +152,20 @@ async fn append(State(s): State<RaftServerState>, Payload(body): Payload) -> Res
         }
         Err(e) => unavailable(e),
     }
+}
+
+/// Decodes an AppendEntries body; a large one (many entries of up to a few MiB) on the blocking
+/// pool, so decoding it cannot hold up the runtime threads that serve heartbeats: a follower whose
+/// heartbeat answers are late lets the leader's lease lapse, and the leader then refuses writes.
+async fn decode_append(
+    body: Bytes,
+) -> Result<openraft::raft::AppendEntriesRequest<crate::raft_types::TypeConfig>, String> {
+    if body.len() < wire::INLINE_CODEC_BYTES_MAX {
+        return wire::decode(&body);
+    }
+    tokio::task::spawn_blocking(move || wire::decode(&body))
+        .await
+        .map_err(|e| format!("decode task failed: {e}"))?
 }
 
 async fn vote(State(s): State<RaftServerState>, Payload(body): Payload) -> Response {

@@ -30,6 +30,10 @@ pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
     bincode::serde::encode_to_vec(v, bincode::config::standard()).map_err(|e| e.to_string())
 }
 
+/// Largest body encoded or decoded on a runtime thread; larger AppendEntries bodies are
+/// (de)coded on the blocking pool. 256 KiB takes well under a millisecond.
+pub const INLINE_CODEC_BYTES_MAX: usize = 256 * 1024;
+
 /// Decodes a value from the wire.
 pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
     bincode::serde::decode_from_slice(b, bincode::config::standard())
