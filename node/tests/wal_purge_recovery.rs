@@ -3,104 +3,19 @@
 //! past the header's purge point. That must open (and reopen, and take appends at the right
 //! index), while a segment missing from the middle of the WAL is still refused as corruption.
 
-use ledger::{AccountId, Command, CommandBody};
+mod wal_support;
+
 use node::log_store::LogStore;
-use node::raft_types::{Entry, EntryPayload, IOFlushed, LedgerRequest, LogId, TypeConfig};
-use node::wal::{RealFs, WalOptions, SEGMENT_BYTES_MIN};
-use openraft::storage::{RaftLogReader, RaftLogStorage};
-use openraft::type_config::TypeConfigExt;
+use node::raft_types::{IOFlushed, LogId};
+use openraft::storage::RaftLogStorage;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use wal_support::{
+    all_entries, append_durable, append_range, bounds, entries, entry_with_memo, log_id, open,
+    segment_paths,
+};
 
 /// Memo bytes of a "large" entry: two such entries never share a 64 KiB segment.
 const LARGE_MEMO_BYTES: usize = 40 * 1024;
-
-fn log_id(term: u64, index: u64) -> LogId {
-    openraft::testing::log_id::<TypeConfig>(term, 1, index)
-}
-
-fn entry_with_memo(term: u64, index: u64, memo_bytes: usize) -> Entry {
-    let command = Command {
-        id: format!("t-{term}-{index}"),
-        timestamp_us: index,
-        body: CommandBody::Transfer {
-            from: AccountId::parse("alice").unwrap(),
-            to: AccountId::parse("bob").unwrap(),
-            amount: 1 + index as i64,
-            pending: false,
-            timeout_s: None,
-            memo: Some("p".repeat(memo_bytes)),
-        },
-    };
-    Entry {
-        log_id: log_id(term, index),
-        payload: EntryPayload::Normal(LedgerRequest {
-            commands: vec![command],
-        }),
-    }
-}
-
-/// An ordinary entry of ~200-250 bytes: a 64 KiB segment holds about 300.
-fn entry(term: u64, index: u64) -> Entry {
-    entry_with_memo(term, index, 120 + (index % 50) as usize)
-}
-
-fn entries(term: u64, indexes: std::ops::Range<u64>) -> Vec<Entry> {
-    indexes.map(|i| entry(term, i)).collect()
-}
-
-fn open(dir: &Path) -> io::Result<LogStore> {
-    let options = WalOptions {
-        segment_bytes: SEGMENT_BYTES_MIN,
-        entry_cache_max: 16,
-        ..WalOptions::default()
-    };
-    LogStore::open_with_options(Arc::new(RealFs), dir, options)
-}
-
-async fn append_durable(store: &mut LogStore, batch: Vec<Entry>) {
-    let (tx, rx) = TypeConfig::oneshot();
-    store.append(batch, IOFlushed::signal(tx)).await.unwrap();
-    rx.await.unwrap().unwrap();
-}
-
-/// Appends `term` entries for `indexes`, 100 per durable append.
-async fn append_range(store: &mut LogStore, term: u64, indexes: std::ops::Range<u64>) {
-    let mut start = indexes.start;
-    while start < indexes.end {
-        let end = (start + 100).min(indexes.end);
-        append_durable(store, entries(term, start..end)).await;
-        start = end;
-    }
-}
-
-async fn all_entries(store: &mut LogStore) -> Vec<Entry> {
-    store
-        .get_log_reader()
-        .await
-        .try_get_log_entries(0..)
-        .await
-        .unwrap()
-}
-
-async fn bounds(store: &mut LogStore) -> (Option<LogId>, Option<LogId>) {
-    let state = store.get_log_state().await.unwrap();
-    (state.last_purged_log_id, state.last_log_id)
-}
-
-fn segment_paths(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("wal-"))
-        })
-        .collect();
-    paths.sort();
-    paths
-}
 
 /// Purges up to `upto` and checks that at least one segment file went away.
 async fn purge_deleting_segments(store: &mut LogStore, upto: LogId) {

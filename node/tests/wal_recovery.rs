@@ -1,72 +1,13 @@
 //! WAL recovery on the real file system: whatever was acknowledged is there after reopening;
 //! the vote never regresses; truncation and purge survive a restart; purged segments go away.
 
-use ledger::{AccountId, Command, CommandBody};
+mod wal_support;
+
 use node::log_store::LogStore;
-use node::raft_types::{Entry, EntryPayload, IOFlushed, LedgerRequest, LogId, TypeConfig, Vote};
-use node::wal::{RealFs, WalOptions, SEGMENT_BYTES_MIN};
+use node::raft_types::{IOFlushed, Vote};
 use openraft::storage::{RaftLogReader, RaftLogStorage};
-use openraft::type_config::TypeConfigExt;
 use std::path::Path;
-use std::sync::Arc;
-
-fn log_id(term: u64, index: u64) -> LogId {
-    openraft::testing::log_id::<TypeConfig>(term, 1, index)
-}
-
-/// A realistic entry: one transfer command, with a memo that makes entries differ in size.
-fn entry(term: u64, index: u64) -> Entry {
-    let command = Command {
-        id: format!("transfer-{term}-{index}"),
-        timestamp_us: 1_700_000_000_000_000 + index,
-        body: CommandBody::Transfer {
-            from: AccountId::parse("alice").unwrap(),
-            to: AccountId::parse("bob").unwrap(),
-            amount: index as i64 + 1,
-            pending: false,
-            timeout_s: None,
-            memo: Some("x".repeat((index % 50) as usize)),
-        },
-    };
-    Entry {
-        log_id: log_id(term, index),
-        payload: EntryPayload::Normal(LedgerRequest {
-            commands: vec![command],
-        }),
-    }
-}
-
-fn entries(term: u64, indexes: std::ops::Range<u64>) -> Vec<Entry> {
-    indexes.map(|i| entry(term, i)).collect()
-}
-
-/// Appends and waits for the durability callback.
-async fn append_durable(store: &mut LogStore, batch: Vec<Entry>) {
-    let (tx, rx) = TypeConfig::oneshot();
-    store.append(batch, IOFlushed::signal(tx)).await.unwrap();
-    rx.await.unwrap().unwrap();
-}
-
-async fn all_entries(store: &mut LogStore) -> Vec<Entry> {
-    store
-        .get_log_reader()
-        .await
-        .try_get_log_entries(0..)
-        .await
-        .unwrap()
-}
-
-fn small_segments() -> WalOptions {
-    WalOptions {
-        segment_bytes: SEGMENT_BYTES_MIN,
-        entry_cache_max: 16,
-        ..WalOptions::default()
-    }
-}
-
-fn open_small(dir: &Path) -> LogStore {
-    LogStore::open_with_options(Arc::new(RealFs), dir, small_segments()).unwrap()
-}
+use wal_support::{all_entries, append_durable, entries, entry, log_id, open};
 
 fn segment_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
@@ -115,7 +56,7 @@ async fn the_vote_never_regresses_across_restarts() {
     let mut last = None;
     let mut next_index = 0;
     for term in 1..=6u64 {
-        let mut store = open_small(dir.path());
+        let mut store = open(dir.path()).unwrap();
         let reader_vote = store.get_log_reader().await.read_vote().await.unwrap();
         assert_eq!(reader_vote, last, "vote after restart {term}");
         // Alternate: a vote alone, and a vote after appends.
@@ -133,26 +74,26 @@ async fn the_vote_never_regresses_across_restarts() {
 async fn truncate_after_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut store = open_small(dir.path());
+        let mut store = open(dir.path()).unwrap();
         append_durable(&mut store, entries(1, 1..300)).await;
         store.truncate_after(Some(log_id(1, 120))).await.unwrap();
         append_durable(&mut store, entries(2, 121..150)).await;
         // Truncate again, below the first truncation, and to an empty tail.
         store.truncate_after(Some(log_id(2, 140))).await.unwrap();
     }
-    let mut store = open_small(dir.path());
+    let mut store = open(dir.path()).unwrap();
     let mut expected = entries(1, 1..121);
     expected.extend(entries(2, 121..141));
     assert_eq!(all_entries(&mut store).await, expected);
     append_durable(&mut store, entries(3, 141..145)).await;
     drop(store);
-    let mut store = open_small(dir.path());
+    let mut store = open(dir.path()).unwrap();
     expected.extend(entries(3, 141..145));
     assert_eq!(all_entries(&mut store).await, expected);
 
     store.truncate_after(None).await.unwrap();
     drop(store);
-    let mut store = open_small(dir.path());
+    let mut store = open(dir.path()).unwrap();
     assert!(all_entries(&mut store).await.is_empty());
     assert_eq!(store.get_log_state().await.unwrap().last_log_id, None);
 }
@@ -162,7 +103,7 @@ async fn purge_survives_reopen_and_deletes_whole_segments() {
     let dir = tempfile::tempdir().unwrap();
     let vote = Vote::new_committed(1, 1);
     {
-        let mut store = open_small(dir.path());
+        let mut store = open(dir.path()).unwrap();
         // The vote is written once, in the first segment, which the purge below deletes: it
         // must survive through the header of a later segment.
         store.save_vote(&vote).await.unwrap();
@@ -184,7 +125,7 @@ async fn purge_survives_reopen_and_deletes_whole_segments() {
         );
         assert_eq!(segment_files(dir.path()) as u64, after);
     }
-    let mut store = open_small(dir.path());
+    let mut store = open(dir.path()).unwrap();
     assert_eq!(all_entries(&mut store).await, entries(1, 2501..3000));
     let state = store.get_log_state().await.unwrap();
     assert_eq!(
@@ -201,7 +142,7 @@ async fn purge_survives_reopen_and_deletes_whole_segments() {
 async fn purge_past_the_last_entry_then_append_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut store = open_small(dir.path());
+        let mut store = open(dir.path()).unwrap();
         append_durable(&mut store, entries(1, 0..10)).await;
         // As after installing a snapshot: the log restarts after the snapshot's last entry.
         store.purge(log_id(2, 50)).await.unwrap();
@@ -211,7 +152,7 @@ async fn purge_past_the_last_entry_then_append_survives_reopen() {
         );
         append_durable(&mut store, entries(3, 51..60)).await;
     }
-    let mut store = open_small(dir.path());
+    let mut store = open(dir.path()).unwrap();
     assert_eq!(all_entries(&mut store).await, entries(3, 51..60));
     assert_eq!(
         store.get_log_state().await.unwrap().last_purged_log_id,
@@ -222,7 +163,7 @@ async fn purge_past_the_last_entry_then_append_survives_reopen() {
 #[tokio::test]
 async fn appends_that_leave_a_hole_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open_small(dir.path());
+    let mut store = open(dir.path()).unwrap();
     append_durable(&mut store, entries(1, 0..5)).await;
     let err = store
         .append(entries(1, 6..8), IOFlushed::noop())
@@ -238,7 +179,7 @@ async fn appends_that_leave_a_hole_are_refused() {
 #[tokio::test]
 async fn evicted_entries_are_read_back_from_disk_identically() {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open_small(dir.path());
+    let mut store = open(dir.path()).unwrap();
     let expected = entries(4, 1..1000);
     for chunk in expected.chunks(64) {
         append_durable(&mut store, chunk.to_vec()).await;

@@ -8,54 +8,13 @@
 //! The tests walk frames with the documented layout: `[len u32 LE][crc32c u32 LE][payload]`,
 //! payload = `[version][kind][group_seq u64][flags][body]`.
 
-use ledger::{AccountId, Command, CommandBody};
+mod wal_support;
+
 use node::log_store::LogStore;
-use node::raft_types::{Entry, EntryPayload, IOFlushed, LedgerRequest, LogId, TypeConfig};
-use node::wal::{RealFs, WalOptions, SEGMENT_BYTES_MIN};
-use openraft::storage::{RaftLogReader, RaftLogStorage};
-use openraft::type_config::TypeConfigExt;
+use openraft::storage::RaftLogStorage;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-fn log_id(term: u64, index: u64) -> LogId {
-    openraft::testing::log_id::<TypeConfig>(term, 1, index)
-}
-
-fn entry(term: u64, index: u64) -> Entry {
-    let command = Command {
-        id: format!("deposit-{term}-{index}"),
-        timestamp_us: index,
-        body: CommandBody::Deposit {
-            account: AccountId::parse("carol").unwrap(),
-            amount: 100 + index as i64,
-        },
-    };
-    Entry {
-        log_id: log_id(term, index),
-        payload: EntryPayload::Normal(LedgerRequest {
-            commands: vec![command],
-        }),
-    }
-}
-
-fn entries(term: u64, indexes: std::ops::Range<u64>) -> Vec<Entry> {
-    indexes.map(|i| entry(term, i)).collect()
-}
-
-fn open(dir: &Path) -> io::Result<LogStore> {
-    let options = WalOptions {
-        segment_bytes: SEGMENT_BYTES_MIN,
-        ..WalOptions::default()
-    };
-    LogStore::open_with_options(Arc::new(RealFs), dir, options)
-}
-
-async fn append_durable(store: &mut LogStore, batch: Vec<Entry>) {
-    let (tx, rx) = TypeConfig::oneshot();
-    store.append(batch, IOFlushed::signal(tx)).await.unwrap();
-    rx.await.unwrap().unwrap();
-}
+use std::path::Path;
+use wal_support::{all_entries, append_durable, entries, entry, log_id, open, segment_paths};
 
 /// Writes `0..n`, one commit round (one fsync) per entry, and closes the store.
 async fn write_one_round_per_entry(dir: &Path, n: u64) {
@@ -63,24 +22,6 @@ async fn write_one_round_per_entry(dir: &Path, n: u64) {
     for i in 0..n {
         append_durable(&mut store, vec![entry(1, i)]).await;
     }
-}
-
-async fn all_entries(store: &mut LogStore) -> Vec<Entry> {
-    store
-        .get_log_reader()
-        .await
-        .try_get_log_entries(0..)
-        .await
-        .unwrap()
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    paths
 }
 
 /// `(offset, frame length)` of every record of a segment file.
@@ -123,7 +64,7 @@ fn assert_refused(result: io::Result<LogStore>) {
 async fn a_record_cut_short_at_the_tail_is_dropped_and_earlier_entries_remain() {
     let dir = tempfile::tempdir().unwrap();
     write_one_round_per_entry(dir.path(), 10).await;
-    let path = segments(dir.path()).pop().unwrap();
+    let path = segment_paths(dir.path()).pop().unwrap();
     let (offset, len) = *frames(&path).last().unwrap();
     // The last few bytes of the last record never reached the disk.
     patch(&path, offset + len - 3, &[0, 0, 0]);
@@ -148,7 +89,7 @@ async fn a_record_cut_short_at_the_tail_is_dropped_and_earlier_entries_remain() 
 async fn a_garbled_header_at_the_tail_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     write_one_round_per_entry(dir.path(), 6).await;
-    let path = segments(dir.path()).pop().unwrap();
+    let path = segment_paths(dir.path()).pop().unwrap();
     let (offset, _) = *frames(&path).last().unwrap();
     // A length pointing far past the end of the segment: the write was torn in its header.
     patch(&path, offset, &0x00ff_ff00u32.to_le_bytes());
@@ -165,7 +106,7 @@ async fn damage_in_the_last_round_drops_the_round_from_the_damage_on() {
         append_durable(&mut store, entries(1, 0..5)).await;
         append_durable(&mut store, entries(1, 5..15)).await;
     }
-    let path = segments(dir.path()).pop().unwrap();
+    let path = segment_paths(dir.path()).pop().unwrap();
     let all = frames(&path);
     // Records: segment start, then entries 0..15. Damage entry 8 (the round of 5..15), as if
     // its page never reached the disk while later pages of the same round did.
@@ -184,7 +125,7 @@ async fn rounds_written_after_a_repaired_tail_are_judged_against_a_closed_round(
         append_durable(&mut store, entries(1, 0..5)).await;
         append_durable(&mut store, entries(1, 5..10)).await;
     }
-    let path = segments(dir.path()).pop().unwrap();
+    let path = segment_paths(dir.path()).pop().unwrap();
     // Records: segment start, entries 0..10. Tear the second round at entry 7.
     let (torn_at, _) = frames(&path)[1 + 7];
     patch(&path, torn_at + 9, &[0x77]);
@@ -210,7 +151,7 @@ async fn rounds_written_after_a_repaired_tail_are_judged_against_a_closed_round(
 async fn damage_followed_by_a_later_synced_round_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     write_one_round_per_entry(dir.path(), 10).await;
-    let path = segments(dir.path()).pop().unwrap();
+    let path = segment_paths(dir.path()).pop().unwrap();
     let (offset, len) = frames(&path)[1 + 3];
     patch(&path, offset + len - 2, &[0x55]);
     assert_refused(open(dir.path()));
@@ -222,7 +163,7 @@ async fn damage_followed_by_a_round_that_skips_one_is_refused() {
     // entry 8's round was synced before entry 9's was written.
     let dir = tempfile::tempdir().unwrap();
     write_one_round_per_entry(dir.path(), 10).await;
-    let path = segments(dir.path()).pop().unwrap();
+    let path = segment_paths(dir.path()).pop().unwrap();
     let (offset, _) = frames(&path)[1 + 8];
     patch(&path, offset + 9, &[0x77]);
     assert_refused(open(dir.path()));
@@ -239,7 +180,7 @@ async fn damage_followed_by_the_rest_of_its_round_and_a_later_round_is_refused()
             append_durable(&mut store, entries(1, start..start + 2)).await;
         }
     }
-    let path = segments(dir.path()).pop().unwrap();
+    let path = segment_paths(dir.path()).pop().unwrap();
     let (offset, _) = frames(&path)[1 + 4];
     patch(&path, offset + 9, &[0x77]);
     assert_refused(open(dir.path()));
@@ -254,7 +195,7 @@ async fn garbage_after_the_end_of_a_closed_segment_is_refused() {
             append_durable(&mut store, entries(1, start..start + 100)).await;
         }
     }
-    let first = &segments(dir.path())[0];
+    let first = &segment_paths(dir.path())[0];
     let (offset, len) = *frames(first).last().unwrap();
     let size = std::fs::metadata(first).unwrap().len() as usize;
     assert!(offset + len + 4 <= size - 4, "no zero fill left to damage");
@@ -273,10 +214,10 @@ async fn damage_in_a_closed_segment_is_refused_even_at_its_end() {
                 append_durable(&mut store, entries(1, start..start + 100)).await;
             }
         }
-        let all = segments(dir.path());
+        let all = segment_paths(dir.path());
         assert!(
             all.len() >= 3,
-            "test needs closed segments, got {}",
+            "test needs closed segment_paths, got {}",
             all.len()
         );
         let first = &all[0];
@@ -295,7 +236,7 @@ async fn damage_in_a_closed_segment_is_refused_even_at_its_end() {
 async fn a_record_in_an_unknown_format_is_refused_even_at_the_tail() {
     let dir = tempfile::tempdir().unwrap();
     write_one_round_per_entry(dir.path(), 4).await;
-    let path = segments(dir.path()).pop().unwrap();
+    let path = segment_paths(dir.path()).pop().unwrap();
     let (offset, len) = *frames(&path).last().unwrap();
     let mut payload = std::fs::read(&path).unwrap()[offset + 8..offset + len].to_vec();
     payload[0] = 99; // format version from the future, with a valid crc
