@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -46,26 +46,6 @@ impl WalEvidence {
     }
 }
 
-/// Sequence number of a WAL segment file name (`wal-<seq:020>.log`), if it is one.
-pub fn segment_seq(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// Segment sequence numbers in `dir` (empty when it does not exist).
-pub fn list_segments(dir: &Path) -> BTreeSet<u64> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| segment_seq(&e.file_name().to_string_lossy()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Samples `dirs` (node id -> `<data>/wal`) until `stop`, then takes one last sample; the task
 /// returns the evidence by node id.
 pub fn spawn(
@@ -76,7 +56,9 @@ pub fn spawn(
         let mut seen: BTreeMap<u64, WalEvidence> = BTreeMap::new();
         loop {
             for (id, dir) in &dirs {
-                seen.entry(*id).or_default().observe(list_segments(dir));
+                seen.entry(*id)
+                    .or_default()
+                    .observe(node::wal::segment_seqs_in(dir));
             }
             if *stop.borrow() {
                 return seen;
@@ -95,14 +77,6 @@ mod tests {
 
     fn set(v: &[u64]) -> BTreeSet<u64> {
         v.iter().copied().collect()
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(segment_seq("wal-00000000000000000006.log"), Some(6));
-        assert_eq!(segment_seq("wal-6.log"), None);
-        assert_eq!(segment_seq("wal-0000000000000000000x.log"), None);
-        assert_eq!(segment_seq("snapshot-1"), None);
     }
 
     #[test]

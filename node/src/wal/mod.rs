@@ -32,7 +32,7 @@ mod sim_fs;
 
 pub use dir::create_dir_all_durable;
 pub use file::{RealFs, WalFile, WalFs};
-pub use segment::{SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN};
+pub use segment::{segment_seqs_in, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN};
 pub use sim_fs::{PowerCut, SimFs};
 
 use crate::raft_types::{Entry, LogId, Vote};

@@ -49,6 +49,19 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// Sequence numbers of the segment files in `dir` on the real file system (empty when the
+/// directory does not exist). For observers outside the node — tests and the chaos harness —
+/// that watch compaction delete whole segments.
+pub fn segment_seqs_in(dir: &Path) -> std::collections::BTreeSet<u64> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| parse_segment_name(&e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Sequence numbers of the segments in `dir`, ascending.
 pub(crate) fn list_segments(fs: &dyn WalFs, dir: &Path) -> io::Result<Vec<u64>> {
     let mut seqs: Vec<u64> = fs
@@ -206,6 +219,23 @@ fn find_stray_frames(buf: &[u8], from: usize) -> Vec<(u64, FrameMeta)> {
 mod tests {
     use super::super::record::{write_frame, EncodedRecord};
     use super::*;
+
+    #[test]
+    fn segment_seqs_in_lists_only_segment_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "wal-00000000000000000006.log",
+            "wal-00000000000000000012.log",
+            "wal-6.log",
+            "wal-0000000000000000000x.log",
+            "snapshot-1",
+        ] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let seqs: Vec<u64> = segment_seqs_in(dir.path()).into_iter().collect();
+        assert_eq!(seqs, vec![6, 12]);
+        assert!(segment_seqs_in(&dir.path().join("missing")).is_empty());
+    }
 
     fn frame(buf: &mut Vec<u8>, seq: u64, group_seq: u64, last: bool) {
         let rec = EncodedRecord::segment_start(seq).unwrap();

@@ -5,7 +5,7 @@
 //! deletion event (two purges between two polls count once: the count is a lower bound).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,26 +25,6 @@ pub struct WalSegments {
     pub segments_deleted: u64,
     /// Most segment files present at once.
     pub files_max: usize,
-}
-
-/// Sequence number of a WAL segment file name (`wal-<seq:020>.log`), if it is one.
-pub fn segment_seq(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// Segment sequence numbers in `dir` (empty when the directory does not exist yet).
-pub fn list_segments(dir: &Path) -> BTreeSet<u64> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| segment_seq(&e.file_name().to_string_lossy()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl WalSegments {
@@ -78,7 +58,7 @@ impl SegmentWatch {
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 for (id, dir) in &dirs {
-                    let now = list_segments(dir);
+                    let now = node::wal::segment_seqs_in(dir);
                     let mut m = s.lock().expect("segment watch lock");
                     m.entry(*id)
                         .or_insert_with(WalSegments::default)
