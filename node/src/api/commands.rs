@@ -2,7 +2,7 @@
 //! replicated outcome (201/200 with the command body, or the rejection as 404/409/422).
 
 use super::error::ApiError;
-use super::extract::{command_id, IdempotencyKey, JsonBody};
+use super::extract::{command_id, EmptyBody, IdempotencyKey, JsonBody};
 use super::render;
 use super::{with_index, AppState};
 use axum::extract::{Path, State};
@@ -296,6 +296,7 @@ pub async fn post_pending(
     State(s): State<AppState>,
     key: IdempotencyKey,
     Path(tid): Path<String>,
+    _: EmptyBody,
 ) -> Result<Response, ApiError> {
     validate_command_id(&tid)?;
     let id = key.0.unwrap_or_else(|| format!("post:{tid}"));
@@ -313,6 +314,7 @@ pub async fn void_pending(
     State(s): State<AppState>,
     key: IdempotencyKey,
     Path(tid): Path<String>,
+    _: EmptyBody,
 ) -> Result<Response, ApiError> {
     validate_command_id(&tid)?;
     let id = key.0.unwrap_or_else(|| format!("void:{tid}"));
@@ -337,6 +339,7 @@ pub async fn freeze(
     State(s): State<AppState>,
     key: IdempotencyKey,
     Path(a): Path<String>,
+    _: EmptyBody,
 ) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;
     run(
@@ -353,6 +356,7 @@ pub async fn unfreeze(
     State(s): State<AppState>,
     key: IdempotencyKey,
     Path(a): Path<String>,
+    _: EmptyBody,
 ) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;
     run(
@@ -369,6 +373,7 @@ pub async fn close(
     State(s): State<AppState>,
     key: IdempotencyKey,
     Path(a): Path<String>,
+    _: EmptyBody,
 ) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;
     run(

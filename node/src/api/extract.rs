@@ -1,7 +1,7 @@
 //! Request extraction with the JSON error shape: bodies are size-limited (413), read within
 //! `--body-read-timeout-ms` (408, so a client trickling its body cannot hold a request slot),
 //! must be JSON (400), and unknown fields are refused (400) so typos never silently change
-//! meaning.
+//! meaning. (The JSON content type is checked earlier, by `guard`, for every POST route.)
 
 use super::error::ApiError;
 use super::AppState;
@@ -21,31 +21,59 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let timeout = state.limits.body_read_timeout;
-        let read = tokio::time::timeout(timeout, Bytes::from_request(req, state))
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body_read_timeout",
-                    format!("the request body was not received within {timeout:?}"),
-                )
-            })?;
-        let bytes = read.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("request body is over {BODY_BYTES_MAX} bytes"),
-                )
-            } else {
-                ApiError::bad_request("malformed_request", e.body_text())
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))
     }
+}
+
+/// The body of a route that takes no fields (`/v1/transfers/{id}/post`, `.../freeze`, ...):
+/// empty or an empty JSON object; anything else is a 400, so a misplaced field is never ignored.
+pub struct EmptyBody;
+
+/// No fields at all.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+impl FromRequest<AppState> for EmptyBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(EmptyBody);
+        }
+        serde_json::from_slice::<NoFields>(&bytes)
+            .map(|_| EmptyBody)
+            .map_err(|e| ApiError::bad_request("malformed_json", format!("this route takes no fields: {e}")))
+    }
+}
+
+/// Reads the whole body within the size limit (413) and `--body-read-timeout-ms` (408).
+async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let timeout = state.limits.body_read_timeout;
+    let read = tokio::time::timeout(timeout, Bytes::from_request(req, state))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_read_timeout",
+                format!("the request body was not received within {timeout:?}"),
+            )
+        })?;
+    read.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body is over {BODY_BYTES_MAX} bytes"),
+            )
+        } else {
+            ApiError::bad_request("malformed_request", e.body_text())
+        }
+    })
 }
 
 /// Query-string extractor with typed errors.

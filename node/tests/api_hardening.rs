@@ -1,0 +1,127 @@
+//! Input hardening of the client API on a one-node cluster (the rules need no replication, so
+//! one node keeps the suite fast): every refused request gets its typed 4xx in the JSON error
+//! shape and changes nothing.
+
+mod common;
+
+use common::{deposit, open_accounts, Http, Resp, TestCluster, HTTP_TIMEOUT};
+use serde_json::{json, Value};
+
+/// A one-node cluster and a raw client on it.
+async fn one_node(name: &'static str) -> (TestCluster, Http) {
+    let tc = TestCluster::start(name, 1, &[], &[]).await;
+    let h = tc.http(1);
+    (tc, h)
+}
+
+/// Sends `method path` with exactly the given content type (none when `None`) and body.
+async fn send(h: &Http, method: &str, path: &str, content_type: Option<&str>, body: &str) -> Resp {
+    let client = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .expect("reqwest client");
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method token");
+    let mut req = client
+        .request(m, format!("{}{path}", h.base))
+        .body(body.to_owned());
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let r = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: transport error {e}"));
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let index = headers
+        .get("x-ledger-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let text = r.text().await.expect("response body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        index,
+        headers,
+        text,
+        body,
+    }
+}
+
+/// `GET path`, asserting 200; the JSON body.
+async fn get_ok(h: &Http, path: &str) -> Value {
+    let r = h.must_get(path).await;
+    assert_eq!(r.status, 200, "GET {path}: {}", r.text);
+    r.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_need_a_json_content_type() {
+    let (tc, h) = one_node("harden-media").await;
+    let all = [h.clone()];
+    open_accounts(&all, &["m-a", "m-b"], "USD").await;
+    deposit(&all, "m-dep", "m-a", 100).await;
+    let p = h
+        .must_post(
+            "/v1/transfers",
+            &json!({"id": "m-p", "from": "m-a", "to": "m-b", "amount": 10, "pending": true}),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.text);
+
+    tc.phase("cross-site simple POSTs (no preflight) are 415 on every command route");
+    let deposit_body = r#"{"id":"m-x","account":"m-a","amount":5}"#;
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("text/plain; charset=utf-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        for (path, body) in [
+            ("/v1/deposits", deposit_body),
+            ("/v1/transfers/m-p/post", ""),
+            ("/v1/transfers/m-p/void", ""),
+            ("/v1/accounts/m-a/freeze", ""),
+            ("/v1/accounts/m-a/close", "{}"),
+        ] {
+            send(&h, "POST", path, ct, body).await.expect_error(
+                &format!("POST {path} with content type {ct:?}"),
+                415,
+                "unsupported_media_type",
+            );
+        }
+    }
+
+    tc.phase("nothing moved");
+    let a = get_ok(&h, "/v1/accounts/m-a").await;
+    assert_eq!(
+        (a["balance"].as_i64(), a["status"].as_str()),
+        (Some(100), Some("open")),
+        "{a}"
+    );
+    let t = get_ok(&h, "/v1/transfers/m-p").await;
+    assert_eq!(t["status"], "pending", "{t}");
+    let r = h.must_get("/v1/transfers/m-x").await;
+    r.expect_error("refused deposit", 404, "transfer_not_found");
+
+    tc.phase("JSON with parameters is accepted; a body-less route takes an empty body or {}");
+    let r = send(
+        &h,
+        "POST",
+        "/v1/deposits",
+        Some("application/json; charset=utf-8"),
+        deposit_body,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let j = Some("application/json");
+    let r = send(&h, "POST", "/v1/transfers/m-p/post", j, "").await;
+    assert_eq!(r.status, 200, "post with an empty body: {}", r.text);
+    let r = send(&h, "POST", "/v1/accounts/m-b/freeze", j, "{}").await;
+    assert_eq!(r.status, 200, "freeze with {{}}: {}", r.text);
+    let r = send(&h, "POST", "/v1/accounts/m-b/unfreeze", j, r#"{"force":true}"#).await;
+    r.expect_error("a field on a body-less route", 400, "malformed_json");
+    let b = get_ok(&h, "/v1/accounts/m-b").await;
+    assert_eq!(b["status"], "frozen", "the refused unfreeze changed nothing: {b}");
+}
