@@ -125,3 +125,44 @@ async fn commands_need_a_json_content_type() {
     let b = get_ok(&h, "/v1/accounts/m-b").await;
     assert_eq!(b["status"], "frozen", "the refused unfreeze changed nothing: {b}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_query_parameters_are_refused() {
+    let (tc, h) = one_node("harden-query").await;
+    let all = [h.clone()];
+    open_accounts(&all, &["q-a"], "USD").await;
+    deposit(&all, "q-dep", "q-a", 100).await;
+
+    tc.phase("reads: a misspelt or unknown parameter is a 400, on every read route");
+    for path in [
+        "/v1/accounts/q-a?consistancy=stale",
+        "/v1/accounts/q-a?consistency=stale&extra=1",
+        "/v1/transfers/q-dep?min_idx=1",
+        "/v1/accounts/q-a/balance?at_idx=1",
+        "/v1/accounts/q-a/events?limt=5",
+        "/v1/balances?accounts=q-a&consistencyy=lease",
+        "/v1/events?from=1",
+    ] {
+        h.must_get(path)
+            .await
+            .expect_error(&format!("GET {path}"), 400, "malformed_query");
+    }
+    let a = get_ok(&h, "/v1/accounts/q-a?consistency=stale&min_index=1").await;
+    assert_eq!(a["balance"], 100, "known parameters still work: {a}");
+
+    tc.phase("commands: any query parameter is a 400 and nothing is applied");
+    let r = send(
+        &h,
+        "POST",
+        "/v1/deposits?consistency=stale",
+        Some("application/json"),
+        r#"{"id":"q-x","account":"q-a","amount":5}"#,
+    )
+    .await;
+    r.expect_error("POST with a query", 400, "malformed_query");
+    h.must_get("/v1/transfers/q-x")
+        .await
+        .expect_error("refused deposit", 404, "transfer_not_found");
+    let a = get_ok(&h, "/v1/accounts/q-a").await;
+    assert_eq!(a["balance"], 100, "{a}");
+}

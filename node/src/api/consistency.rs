@@ -35,8 +35,9 @@ pub enum Consistency {
     Stale,
 }
 
-/// Query parameters shared by every read.
+/// Query parameters shared by every read; any other parameter is a 400 `malformed_query`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReadParams {
     /// Consistency mode.
     #[serde(default)]

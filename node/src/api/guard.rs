@@ -8,6 +8,9 @@
 //! answers, so no other site can make a visitor's browser move money. The routes without a body
 //! (`/v1/transfers/{id}/post|void`, `/v1/accounts/{id}/freeze|unfreeze|close`) need the header
 //! too for the same reason; their body may be empty or `{}`.
+//!
+//! A POST takes no query parameters: any query string is a 400 `malformed_query`, as an unknown
+//! query field is on every read.
 
 use super::error::ApiError;
 use axum::extract::Request;
@@ -26,8 +29,15 @@ pub fn is_json_content_type(value: &str) -> bool {
     }
 }
 
-/// Refuses a command request that does not declare a JSON body.
+/// Refuses a command request that does not declare a JSON body or that has a query string.
 pub fn check_command_request(req: &Request) -> Result<(), ApiError> {
+    if let Some(q) = req.uri().query().filter(|q| !q.is_empty()) {
+        return Err(ApiError::bad_request(
+            "malformed_query",
+            "POST routes take no query parameters (nothing was applied)",
+        )
+        .with_details(serde_json::json!({ "query": q })));
+    }
     let declared = req
         .headers()
         .get(header::CONTENT_TYPE)
