@@ -166,3 +166,80 @@ async fn unknown_query_parameters_are_refused() {
     let a = get_ok(&h, "/v1/accounts/q-a").await;
     assert_eq!(a["balance"], 100, "{a}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_and_body_id_must_agree() {
+    let (tc, h) = one_node("harden-ids").await;
+    let all = [h.clone()];
+    open_accounts(&all, &["i-a", "i-b"], "USD").await;
+    deposit(&all, "i-dep", "i-a", 100).await;
+    let j = Some("application/json");
+    let batch = json!({"id": "i-batch", "commands": [
+        {"type": "transfer", "id": "i-t1", "from": "i-a", "to": "i-b", "amount": 1}
+    ]})
+    .to_string();
+
+    tc.phase("a batch whose Idempotency-Key differs from its body id is a 400");
+    let r = h
+        .post_raw(
+            "/v1/batches",
+            batch.clone().into_bytes(),
+            &[("idempotency-key", "i-other")],
+        )
+        .await
+        .expect("post");
+    r.expect_error("batch key != body id", 400, "id_mismatch");
+    tc.phase("a batch with an invalid body id is a 400, not silently derived");
+    let bad = json!({"id": "has space", "commands": [
+        {"type": "transfer", "id": "i-t2", "from": "i-a", "to": "i-b", "amount": 1}
+    ]});
+    h.must_post("/v1/batches", &bad)
+        .await
+        .expect_error("invalid batch id", 400, "invalid_id");
+    for t in ["i-t1", "i-t2"] {
+        h.must_get(&format!("/v1/transfers/{t}"))
+            .await
+            .expect_error("refused batch", 404, "transfer_not_found");
+    }
+
+    tc.phase("opening an account under a key that differs from the account id is a 400");
+    let r = h
+        .post_raw(
+            "/v1/accounts",
+            br#"{"id":"i-c","currency":"USD"}"#.to_vec(),
+            &[("idempotency-key", "i-open-c")],
+        )
+        .await
+        .expect("post");
+    r.expect_error("account key != body id", 400, "id_mismatch");
+    h.must_get("/v1/accounts/i-c")
+        .await
+        .expect_error("refused open", 404, "account_not_found");
+
+    tc.phase("agreeing ids, or one of them, still work");
+    let r = h
+        .post_raw("/v1/batches", batch.into_bytes(), &[("idempotency-key", "i-batch")])
+        .await
+        .expect("post");
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = send(
+        &h,
+        "POST",
+        "/v1/accounts",
+        j,
+        r#"{"id":"i-c","currency":"USD"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = h
+        .post_raw(
+            "/v1/accounts",
+            br#"{"id":"i-d","currency":"USD"}"#.to_vec(),
+            &[("idempotency-key", "i-d")],
+        )
+        .await
+        .expect("post");
+    assert_eq!(r.status, 201, "{}", r.text);
+    let b = get_ok(&h, "/v1/accounts/i-b").await;
+    assert_eq!(b["balance"], 1, "only the accepted batch moved money: {b}");
+}

@@ -247,8 +247,7 @@ pub async fn open_account(
     JsonBody(r): JsonBody<OpenAccountReq>,
 ) -> Result<Response, ApiError> {
     let body = open_body(&r.id, &r.currency, r.overdraft_limit, r.metadata)?;
-    let id = key.0.unwrap_or(r.id);
-    validate_command_id(&id)?;
+    let id = command_id(&key, Some(r.id.as_str()))?;
     run(&s, id, body, StatusCode::CREATED).await
 }
 
@@ -440,7 +439,8 @@ fn item_command(item: BatchItem) -> Result<Command, ApiError> {
 }
 
 /// `POST /v1/batches`: all-or-nothing when `atomic`, else independent per-command outcomes.
-/// Without an id, the batch id is derived from the inner ids, so a retry is idempotent.
+/// Without an id (body or header), the batch id is derived from the inner ids, so a retry is
+/// idempotent.
 pub async fn batch(
     State(s): State<AppState>,
     key: IdempotencyKey,
@@ -460,9 +460,11 @@ pub async fn batch(
             item_command(c).map_err(|e| e.with_details(serde_json::json!({"command_index": i})))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let id = match command_id(&key, r.id.as_deref()) {
-        Ok(id) => id,
-        Err(_) => derived_batch_id(&commands),
+    // Only a batch with neither an id nor an Idempotency-Key gets a derived id; a key that
+    // disagrees with the body id, or an invalid id, is a 400 like on every other command.
+    let id = match (&key.0, &r.id) {
+        (None, None) => derived_batch_id(&commands),
+        _ => command_id(&key, r.id.as_deref())?,
     };
     run(
         &s,
