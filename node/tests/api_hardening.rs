@@ -243,3 +243,57 @@ async fn idempotency_key_and_body_id_must_agree() {
     let b = get_ok(&h, "/v1/accounts/i-b").await;
     assert_eq!(b["balance"], 1, "only the accepted batch moved money: {b}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_beyond_the_commit_index_is_a_400() {
+    let (tc, h) = one_node("harden-future").await;
+    let all = [h.clone()];
+    open_accounts(&all, &["f-a"], "USD").await;
+    let written = deposit(&all, "f-dep", "f-a", 100)
+        .await
+        .index
+        .expect("X-Ledger-Index");
+    let future = written + 1_000_000;
+
+    tc.phase("at_index / min_index far beyond the commit index: 400 at once, no 5 s wait");
+    for (path, param) in [
+        (format!("/v1/accounts/f-a/balance?at_index={future}"), "at_index"),
+        (format!("/v1/accounts/f-a?min_index={future}"), "min_index"),
+        (
+            format!("/v1/accounts/f-a?min_index={future}&consistency=stale"),
+            "min_index (stale)",
+        ),
+        (
+            format!("/v1/balances?accounts=f-a&min_index={future}&consistency=lease"),
+            "min_index (lease)",
+        ),
+        (
+            format!("/v1/accounts/f-a/events?min_index={future}"),
+            "min_index (events)",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let r = h.must_get(&path).await;
+        r.expect_error(param, 400, "index_in_future");
+        assert_eq!(r.body["error"]["details"]["index"], future, "{}", r.text);
+        let commit = r.body["error"]["details"]["commit_index"]
+            .as_u64()
+            .expect("details.commit_index");
+        assert!(commit >= written && commit < future, "{}", r.text);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{param}: refused without waiting, took {:?}",
+            started.elapsed()
+        );
+    }
+
+    tc.phase("an index a write returned is still served (read-your-writes)");
+    let a = get_ok(
+        &h,
+        &format!("/v1/accounts/f-a?min_index={written}&consistency=stale"),
+    )
+    .await;
+    assert_eq!(a["balance"], 100, "{a}");
+    let b = get_ok(&h, &format!("/v1/accounts/f-a/balance?at_index={written}")).await;
+    assert_eq!(b["balance"], 100, "{b}");
+}
