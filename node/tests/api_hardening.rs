@@ -297,3 +297,47 @@ async fn an_index_beyond_the_commit_index_is_a_400() {
     let b = get_ok(&h, &format!("/v1/accounts/f-a/balance?at_index={written}")).await;
     assert_eq!(b["balance"], 100, "{b}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_derived_ids_cannot_be_pre_claimed() {
+    let (tc, h) = one_node("harden-reserved").await;
+    let all = [h.clone()];
+    open_accounts(&all, &["r-a", "r-b"], "USD").await;
+    deposit(&all, "r-dep", "r-a", 100).await;
+
+    tc.phase("body ids, keys, batch items and account ids with a reserved form are 400");
+    for id in ["post:r-p", "void:r-p", "freeze:r-a:1", "close:x", "batch:1:abc", "tick"] {
+        let t = json!({"id": id, "from": "r-a", "to": "r-b", "amount": 1});
+        h.must_post("/v1/transfers", &t)
+            .await
+            .expect_error(&format!("transfer id {id}"), 400, "reserved_id");
+        let hdr = json!({"from": "r-a", "to": "r-b", "amount": 1}).to_string();
+        let r = h
+            .post_raw("/v1/transfers", hdr.into_bytes(), &[("idempotency-key", id)])
+            .await
+            .expect("post");
+        r.expect_error(&format!("Idempotency-Key {id}"), 400, "reserved_id");
+        let b = json!({"commands": [{"type": "deposit", "id": id, "account": "r-a", "amount": 1}]});
+        h.must_post("/v1/batches", &b)
+            .await
+            .expect_error(&format!("batch item {id}"), 400, "reserved_id");
+        let b = json!({"id": id, "commands": [{"type": "deposit", "id": "r-in", "account": "r-a", "amount": 1}]});
+        h.must_post("/v1/batches", &b)
+            .await
+            .expect_error(&format!("batch id {id}"), 400, "reserved_id");
+    }
+    h.must_post("/v1/accounts", &json!({"id": "post:r-p", "currency": "USD"}))
+        .await
+        .expect_error("account id post:r-p", 400, "reserved_id");
+    let a = get_ok(&h, "/v1/accounts/r-a").await;
+    assert_eq!(a["balance"], 100, "nothing moved: {a}");
+
+    tc.phase("the derived default ids stay free for the server");
+    let p = json!({"id": "r-p", "from": "r-a", "to": "r-b", "amount": 10, "pending": true});
+    assert_eq!(h.must_post("/v1/transfers", &p).await.status, 201);
+    let r = h.must_post("/v1/transfers/r-p/post", &json!({})).await;
+    assert_eq!(r.status, 200, "post under its derived id: {}", r.text);
+    assert_eq!(r.body["id"], "post:r-p", "{}", r.text);
+    let b = get_ok(&h, "/v1/accounts/r-b").await;
+    assert_eq!(b["balance"], 10, "{b}");
+}

@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::extract::{command_id, EmptyBody, IdempotencyKey, JsonBody};
+use super::ids;
 use super::render;
 use super::{with_index, AppState};
 use axum::extract::{Path, State};
@@ -298,7 +299,7 @@ pub async fn post_pending(
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
     validate_command_id(&tid)?;
-    let id = key.0.unwrap_or_else(|| format!("post:{tid}"));
+    let id = key.0.unwrap_or_else(|| ids::post_id(&tid));
     run(
         &s,
         id,
@@ -316,7 +317,7 @@ pub async fn void_pending(
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
     validate_command_id(&tid)?;
-    let id = key.0.unwrap_or_else(|| format!("void:{tid}"));
+    let id = key.0.unwrap_or_else(|| ids::void_id(&tid));
     run(
         &s,
         id,
@@ -329,8 +330,7 @@ pub async fn void_pending(
 /// Status changes have no natural id; without an Idempotency-Key a fresh one is generated
 /// (the state machine refuses a no-op change with `account_status_unchanged`).
 fn status_id(key: IdempotencyKey, verb: &str, account: &str) -> String {
-    key.0
-        .unwrap_or_else(|| format!("{verb}:{account}:{}", uuid::Uuid::new_v4()))
+    key.0.unwrap_or_else(|| ids::status_id(verb, account))
 }
 
 /// `POST /v1/accounts/{id}/freeze`.
@@ -430,7 +430,7 @@ fn item_command(item: BatchItem) -> Result<Command, ApiError> {
             (id, b)
         }
     };
-    validate_command_id(&id)?;
+    ids::client_id(&id)?;
     Ok(Command {
         id,
         timestamp_us: 0,
@@ -463,7 +463,7 @@ pub async fn batch(
     // Only a batch with neither an id nor an Idempotency-Key gets a derived id; a key that
     // disagrees with the body id, or an invalid id, is a 400 like on every other command.
     let id = match (&key.0, &r.id) {
-        (None, None) => derived_batch_id(&commands),
+        (None, None) => ids::batch_id(&commands),
         _ => command_id(&key, r.id.as_deref())?,
     };
     run(
@@ -476,18 +476,4 @@ pub async fn batch(
         StatusCode::CREATED,
     )
     .await
-}
-
-fn derived_batch_id(commands: &[Command]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for c in commands {
-        h.update(c.id.as_bytes());
-        h.update([0u8]);
-    }
-    format!(
-        "batch:{}:{}",
-        commands.len(),
-        hex::encode(&h.finalize()[..12])
-    )
 }

@@ -90,7 +90,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-/// The `Idempotency-Key` header, if present (validated).
+/// The `Idempotency-Key` header, if present (validated; reserved ids refused, see `ids`).
 pub struct IdempotencyKey(pub Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
@@ -103,7 +103,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
                 let s = v.to_str().map_err(|_| {
                     ApiError::bad_request("invalid_id", "Idempotency-Key must be ASCII")
                 })?;
-                ledger::types::validate_command_id(s)?;
+                super::ids::client_id(s)?;
                 Ok(Self(Some(s.to_owned())))
             }
         }
@@ -119,7 +119,7 @@ pub fn command_id(header: &IdempotencyKey, body_id: Option<&str>) -> Result<Stri
         )),
         (Some(h), _) => Ok(h.clone()),
         (None, Some(b)) => {
-            ledger::types::validate_command_id(b)?;
+            super::ids::client_id(b)?;
             Ok(b.to_owned())
         }
         (None, None) => Err(ApiError::bad_request(

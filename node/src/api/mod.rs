@@ -2,6 +2,7 @@
 //! - `guard`    — every POST needs `Content-Type: application/json` (415): no cross-site form
 //!   post can reach a command.
 //! - `extract`  — body/query/header extraction with typed 400/413 errors.
+//! - `ids`      — client-chosen vs server-derived command ids (reserved prefixes, 400).
 //! - `commands` — POST routes: build ledger commands, propose, render the outcome.
 //! - `consistency` — read barriers: linearizable (ReadIndex), lease, stale, `min_index`.
 //! - `queries`  — GET routes: accounts, balances, time travel, histories, transfers.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod guard;
+pub mod ids;
 pub mod limits;
 pub mod queries;
 pub mod render;
