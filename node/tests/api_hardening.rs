@@ -341,3 +341,36 @@ async fn server_derived_ids_cannot_be_pre_claimed() {
     let b = get_ok(&h, "/v1/accounts/r-b").await;
     assert_eq!(b["balance"], 10, "{b}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_timeout_is_bounded() {
+    let (tc, h) = one_node("harden-timeout").await;
+    let all = [h.clone()];
+    open_accounts(&all, &["t-a", "t-b"], "USD").await;
+    deposit(&all, "t-dep", "t-a", 100).await;
+    const DAY_S: u64 = 24 * 60 * 60;
+
+    tc.phase("timeout_s outside 1..=30 days is a 400 invalid_timeout, alone or in a batch");
+    for (i, t) in [0, 30 * DAY_S + 1, u64::MAX].into_iter().enumerate() {
+        let id = format!("t-bad{i}");
+        let body = json!({"id": id, "from": "t-a", "to": "t-b", "amount": 1, "pending": true, "timeout_s": t});
+        let r = h.must_post("/v1/transfers", &body).await;
+        r.expect_error(&format!("timeout_s {t}"), 400, "invalid_timeout");
+        assert_eq!(r.body["error"]["details"]["timeout_s_max"], 30 * DAY_S);
+        let mut item = body.clone();
+        item["type"] = json!("transfer");
+        item["id"] = json!(format!("{id}-in-batch"));
+        h.must_post("/v1/batches", &json!({"commands": [item]}))
+            .await
+            .expect_error(&format!("batch timeout_s {t}"), 400, "invalid_timeout");
+    }
+    let a = get_ok(&h, "/v1/accounts/t-a").await;
+    assert_eq!(a["pending_debits"], 0, "nothing reserved: {a}");
+
+    tc.phase("the bounds themselves are accepted");
+    for (id, t) in [("t-min", 1), ("t-max", 30 * DAY_S)] {
+        let body = json!({"id": id, "from": "t-a", "to": "t-b", "amount": 1, "pending": true, "timeout_s": t});
+        let r = h.must_post("/v1/transfers", &body).await;
+        assert_eq!(r.status, 201, "timeout_s {t}: {}", r.text);
+    }
+}

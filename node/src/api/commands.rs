@@ -9,8 +9,9 @@ use super::{with_index, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use ledger::types::{validate_command_id, MEMO_LEN_MAX, METADATA_LEN_MAX};
-use ledger::{AccountId, Command, CommandBody, Currency, Outcome, ValidationError};
+use super::fields::{open_body, positive, transfer_body};
+use ledger::types::validate_command_id;
+use ledger::{AccountId, Command, CommandBody, Outcome};
 use serde::Deserialize;
 
 /// `POST /v1/accounts`.
@@ -110,94 +111,6 @@ pub struct BatchReq {
 /// Most commands accepted in one batch request: the ledger's own batch bound, so a batch the
 /// API accepts is never refused by the state machine for its size.
 pub const BATCH_ITEMS_MAX: usize = ledger::BATCH_COMMANDS_MAX;
-
-fn positive(amount: i64) -> Result<i64, ApiError> {
-    if amount > 0 {
-        Ok(amount)
-    } else {
-        Err(ValidationError::Amount(amount).into())
-    }
-}
-
-fn metadata_text(m: Option<serde_json::Value>) -> Result<String, ApiError> {
-    let text = match m {
-        None => "{}".to_owned(),
-        Some(v @ serde_json::Value::Object(_)) => v.to_string(),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_metadata",
-                "metadata must be a JSON object",
-            ))
-        }
-    };
-    if text.len() > METADATA_LEN_MAX {
-        return Err(ValidationError::TooLong {
-            field: "metadata",
-            len: text.len(),
-            max: METADATA_LEN_MAX,
-        }
-        .into());
-    }
-    Ok(text)
-}
-
-fn memo_checked(m: Option<String>) -> Result<Option<String>, ApiError> {
-    match m {
-        Some(s) if s.len() > MEMO_LEN_MAX => Err(ValidationError::TooLong {
-            field: "memo",
-            len: s.len(),
-            max: MEMO_LEN_MAX,
-        }
-        .into()),
-        other => Ok(other),
-    }
-}
-
-fn open_body(
-    id: &str,
-    currency: &str,
-    overdraft: Option<i64>,
-    meta: Option<serde_json::Value>,
-) -> Result<CommandBody, ApiError> {
-    let overdraft_limit = overdraft.unwrap_or(0);
-    if overdraft_limit < 0 {
-        return Err(ApiError::bad_request(
-            "overdraft_limit_must_be_non_negative",
-            "overdraft_limit must be >= 0",
-        ));
-    }
-    Ok(CommandBody::OpenAccount {
-        account: AccountId::parse(id)?,
-        currency: Currency::parse(currency)?,
-        overdraft_limit,
-        metadata: metadata_text(meta)?,
-    })
-}
-
-fn transfer_body(
-    from: &str,
-    to: &str,
-    amount: i64,
-    pending: Option<bool>,
-    timeout_s: Option<u64>,
-    memo: Option<String>,
-) -> Result<CommandBody, ApiError> {
-    let pending = pending.unwrap_or(false);
-    if timeout_s.is_some() && !pending {
-        return Err(ApiError::bad_request(
-            "malformed_request",
-            "timeout_s applies only to pending transfers",
-        ));
-    }
-    Ok(CommandBody::Transfer {
-        from: AccountId::parse(from)?,
-        to: AccountId::parse(to)?,
-        amount: positive(amount)?,
-        pending,
-        timeout_s,
-        memo: memo_checked(memo)?,
-    })
-}
 
 /// Proposes one command and renders its outcome.
 async fn run(

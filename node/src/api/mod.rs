@@ -2,6 +2,7 @@
 //! - `guard`    — every POST needs `Content-Type: application/json` (415): no cross-site form
 //!   post can reach a command.
 //! - `extract`  — body/query/header extraction with typed 400/413 errors.
+//! - `fields`   — field rules of command bodies (amounts, sizes, timeout bound): 400s.
 //! - `ids`      — client-chosen vs server-derived command ids (reserved prefixes, 400).
 //! - `commands` — POST routes: build ledger commands, propose, render the outcome.
 //! - `consistency` — read barriers: linearizable (ReadIndex), lease, stale, `min_index`.
@@ -18,6 +19,7 @@ pub mod consistency;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod fields;
 pub mod guard;
 pub mod ids;
 pub mod limits;
