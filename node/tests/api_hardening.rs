@@ -374,3 +374,35 @@ async fn pending_timeout_is_bounded() {
         assert_eq!(r.status, 201, "timeout_s {t}: {}", r.text);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn currencies_must_be_active_iso_4217_codes() {
+    let (tc, h) = one_node("harden-currency").await;
+
+    tc.phase("a well-formed but unknown or withdrawn code is a 400 unknown_currency");
+    for code in ["ABC", "XXX", "HRK", "ZWL"] {
+        h.must_post("/v1/accounts", &json!({"id": "c-x", "currency": code}))
+            .await
+            .expect_error(&format!("currency {code}"), 400, "unknown_currency");
+        let b = json!({"commands": [{"type": "account", "id": "c-y", "currency": code}]});
+        h.must_post("/v1/batches", &b)
+            .await
+            .expect_error(&format!("batch currency {code}"), 400, "unknown_currency");
+    }
+    h.must_post("/v1/accounts", &json!({"id": "c-x", "currency": "usd"}))
+        .await
+        .expect_error("lower case", 400, "invalid_currency");
+    for id in ["c-x", "c-y"] {
+        h.must_get(&format!("/v1/accounts/{id}"))
+            .await
+            .expect_error("refused open", 404, "account_not_found");
+    }
+
+    tc.phase("active codes open");
+    for (id, code) in [("c-usd", "USD"), ("c-eur", "EUR"), ("c-jpy", "JPY"), ("c-xcg", "XCG")] {
+        let r = h
+            .must_post("/v1/accounts", &json!({"id": id, "currency": code}))
+            .await;
+        assert_eq!(r.status, 201, "{code}: {}", r.text);
+    }
+}

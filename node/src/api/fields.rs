@@ -89,7 +89,7 @@ pub(super) fn open_body(
     }
     Ok(CommandBody::OpenAccount {
         account: AccountId::parse(id)?,
-        currency: Currency::parse(currency)?,
+        currency: Currency::parse_active(currency)?,
         overdraft_limit,
         metadata: metadata_text(meta)?,
     })
