@@ -406,3 +406,36 @@ async fn currencies_must_be_active_iso_4217_codes() {
         assert_eq!(r.status, 201, "{code}: {}", r.text);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_metric_labels_are_bounded() {
+    let (tc, h) = one_node("harden-metrics").await;
+
+    tc.phase("an odd method and raw ids never become label values");
+    let r = send(&h, "FROBNICATE", "/v1/accounts", None, "").await;
+    assert_eq!(r.status, 405, "{}", r.text);
+    h.must_get("/v1/accounts/raw-id-7731")
+        .await
+        .expect_error("unknown account", 404, "account_not_found");
+    h.must_get("/no/such/raw-path-7732")
+        .await
+        .expect_error("unknown route", 404, "route_not_found");
+    let m = h.must_get("/metrics").await;
+    assert_eq!(m.status, 200);
+    let series: Vec<&str> = m
+        .text
+        .lines()
+        .filter(|l| l.starts_with("raftledger_http_request_duration_seconds"))
+        .collect();
+    let all = series.join("\n");
+    for raw in ["FROBNICATE", "raw-id-7731", "raw-path-7732"] {
+        assert!(!all.contains(raw), "{raw} is a label value:\n{all}");
+    }
+    for label in [
+        r#"method="other""#,
+        r#"route="/v1/accounts/{id}""#,
+        r#"route="unmatched""#,
+    ] {
+        assert!(all.contains(label), "no {label} series:\n{all}");
+    }
+}
