@@ -439,3 +439,35 @@ async fn http_metric_labels_are_bounded() {
         assert!(all.contains(label), "no {label} series:\n{all}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_methods_and_bad_paths_get_the_json_error_shape() {
+    let (tc, h) = one_node("harden-405").await;
+    let j = Some("application/json");
+
+    tc.phase("405 carries the JSON error shape and the Allow header");
+    for (method, path, allowed) in [
+        ("GET", "/v1/deposits", "POST"),
+        ("DELETE", "/v1/accounts/x", "GET"),
+        ("POST", "/v1/accounts/x", "GET"),
+        ("PUT", "/v1/transfers/x/post", "POST"),
+    ] {
+        let r = send(&h, method, path, j, "{}").await;
+        r.expect_error(&format!("{method} {path}"), 405, "method_not_allowed");
+        let allow = r.header("allow").unwrap_or("");
+        assert!(allow.contains(allowed), "{method} {path}: Allow {allow:?}");
+    }
+
+    tc.phase("a path parameter that does not decode is a JSON 400");
+    for (method, path) in [
+        ("GET", "/v1/accounts/%FF"),
+        ("GET", "/v1/accounts/%FF/balance"),
+        ("GET", "/v1/transfers/%FF"),
+        ("POST", "/v1/transfers/%FF/post"),
+        ("POST", "/v1/accounts/%FF/freeze"),
+    ] {
+        send(&h, method, path, j, "")
+            .await
+            .expect_error(&format!("{method} {path}"), 400, "malformed_path");
+    }
+}

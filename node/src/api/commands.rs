@@ -2,11 +2,11 @@
 //! replicated outcome (201/200 with the command body, or the rejection as 404/409/422).
 
 use super::error::ApiError;
-use super::extract::{command_id, EmptyBody, IdempotencyKey, JsonBody};
+use super::extract::{command_id, EmptyBody, IdempotencyKey, JsonBody, PathParam};
 use super::ids;
 use super::render;
 use super::{with_index, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use super::fields::{open_body, positive, transfer_body};
@@ -208,7 +208,7 @@ pub async fn transfer(
 pub async fn post_pending(
     State(s): State<AppState>,
     key: IdempotencyKey,
-    Path(tid): Path<String>,
+    PathParam(tid): PathParam<String>,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
     validate_command_id(&tid)?;
@@ -226,7 +226,7 @@ pub async fn post_pending(
 pub async fn void_pending(
     State(s): State<AppState>,
     key: IdempotencyKey,
-    Path(tid): Path<String>,
+    PathParam(tid): PathParam<String>,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
     validate_command_id(&tid)?;
@@ -250,7 +250,7 @@ fn status_id(key: IdempotencyKey, verb: &str, account: &str) -> String {
 pub async fn freeze(
     State(s): State<AppState>,
     key: IdempotencyKey,
-    Path(a): Path<String>,
+    PathParam(a): PathParam<String>,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;
@@ -267,7 +267,7 @@ pub async fn freeze(
 pub async fn unfreeze(
     State(s): State<AppState>,
     key: IdempotencyKey,
-    Path(a): Path<String>,
+    PathParam(a): PathParam<String>,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;
@@ -284,7 +284,7 @@ pub async fn unfreeze(
 pub async fn close(
     State(s): State<AppState>,
     key: IdempotencyKey,
-    Path(a): Path<String>,
+    PathParam(a): PathParam<String>,
     _: EmptyBody,
 ) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;

@@ -1,7 +1,8 @@
 //! Request extraction with the JSON error shape: bodies are size-limited (413), read within
 //! `--body-read-timeout-ms` (408, so a client trickling its body cannot hold a request slot),
-//! must be JSON (400), and unknown fields are refused (400) so typos never silently change
-//! meaning. (The JSON content type is checked earlier, by `guard`, for every POST route.)
+//! must be JSON (400), path parameters must decode (400), and unknown fields are refused (400)
+//! so typos never silently change meaning. (The JSON content type is checked earlier, by
+//! `guard`, for every POST route.)
 
 use super::error::ApiError;
 use super::AppState;
@@ -87,6 +88,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
             .await
             .map(|q| QueryParams(q.0))
             .map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))
+    }
+}
+
+/// Path-parameter extractor with the JSON error shape (400 `malformed_path`, e.g. a
+/// percent-encoded id that is not UTF-8).
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParam(p.0))
+            .map_err(|e| {
+                let code = if e.status().is_client_error() {
+                    "malformed_path"
+                } else {
+                    "internal_error"
+                };
+                ApiError::new(e.status(), code, e.body_text())
+            })
     }
 }
 

@@ -90,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(cluster::healthz))
         .route("/readyz", get(cluster::readyz))
         .route("/metrics", get(cluster::metrics))
+        // After every route: applies to the routes registered above.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(extract::BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(
@@ -132,6 +134,15 @@ async fn stamp_index(
 
 async fn not_found() -> error::ApiError {
     error::ApiError::not_found("route_not_found", "no such route")
+}
+
+/// 405 in the JSON error shape (axum still adds the `Allow` header).
+async fn method_not_allowed(method: axum::http::Method) -> error::ApiError {
+    error::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this route does not take {}", crate::metrics::method_label(&method)),
+    )
 }
 
 /// A JSON response with `X-Ledger-Index`.
