@@ -37,18 +37,28 @@ mod tests {
 
     #[test]
     fn sorted_unique_and_well_formed() {
-        assert!(ACTIVE_CODES.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+        assert!(
+            ACTIVE_CODES.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no duplicates"
+        );
         for c in ACTIVE_CODES {
-            assert!(c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()), "{c}");
+            assert!(
+                c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()),
+                "{c}"
+            );
         }
     }
 
     #[test]
     fn membership() {
-        for c in ["USD", "EUR", "GBP", "JPY", "CHF", "XCG", "ZWG", "SLE", "AED", "XAU"] {
+        for c in [
+            "USD", "EUR", "GBP", "JPY", "CHF", "XCG", "ZWG", "SLE", "AED", "XAU",
+        ] {
             assert!(is_active(c), "{c}");
         }
-        for c in ["ABC", "XXX", "XTS", "ANG", "BGN", "CUC", "HRK", "SLL", "ZWL", "usd", "US"] {
+        for c in [
+            "ABC", "XXX", "XTS", "ANG", "BGN", "CUC", "HRK", "SLL", "ZWL", "usd", "US",
+        ] {
             assert!(!is_active(c), "{c}");
         }
     }

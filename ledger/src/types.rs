@@ -192,7 +192,10 @@ mod tests {
             Currency::parse_active("abc"),
             Err(ValidationError::Currency("abc".into()))
         );
-        assert!(Currency::parse("ABC").is_ok(), "stored data decodes by shape");
+        assert!(
+            Currency::parse("ABC").is_ok(),
+            "stored data decodes by shape"
+        );
         assert!(Currency::parse("EUR").is_ok());
         assert!(Currency::parse("eur").is_err());
         assert!(Currency::parse("EURO").is_err());

@@ -228,11 +228,7 @@ async fn errors_are_typed_and_change_nothing() {
         .await
         .expect("post");
     // The command id of an open is the account id: a key that differs is refused up front.
-    r.expect_error(
-        "re-open under another Idempotency-Key",
-        400,
-        "id_mismatch",
-    );
+    r.expect_error("re-open under another Idempotency-Key", 400, "id_mismatch");
     let r = f
         .must_post(
             "/v1/transfers",

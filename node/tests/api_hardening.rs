@@ -120,10 +120,20 @@ async fn commands_need_a_json_content_type() {
     assert_eq!(r.status, 200, "post with an empty body: {}", r.text);
     let r = send(&h, "POST", "/v1/accounts/m-b/freeze", j, "{}").await;
     assert_eq!(r.status, 200, "freeze with {{}}: {}", r.text);
-    let r = send(&h, "POST", "/v1/accounts/m-b/unfreeze", j, r#"{"force":true}"#).await;
+    let r = send(
+        &h,
+        "POST",
+        "/v1/accounts/m-b/unfreeze",
+        j,
+        r#"{"force":true}"#,
+    )
+    .await;
     r.expect_error("a field on a body-less route", 400, "malformed_json");
     let b = get_ok(&h, "/v1/accounts/m-b").await;
-    assert_eq!(b["status"], "frozen", "the refused unfreeze changed nothing: {b}");
+    assert_eq!(
+        b["status"], "frozen",
+        "the refused unfreeze changed nothing: {b}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,9 +170,11 @@ async fn unknown_query_parameters_are_refused() {
     )
     .await;
     r.expect_error("POST with a query", 400, "malformed_query");
-    h.must_get("/v1/transfers/q-x")
-        .await
-        .expect_error("refused deposit", 404, "transfer_not_found");
+    h.must_get("/v1/transfers/q-x").await.expect_error(
+        "refused deposit",
+        404,
+        "transfer_not_found",
+    );
     let a = get_ok(&h, "/v1/accounts/q-a").await;
     assert_eq!(a["balance"], 100, "{a}");
 }
@@ -218,7 +230,11 @@ async fn idempotency_key_and_body_id_must_agree() {
 
     tc.phase("agreeing ids, or one of them, still work");
     let r = h
-        .post_raw("/v1/batches", batch.into_bytes(), &[("idempotency-key", "i-batch")])
+        .post_raw(
+            "/v1/batches",
+            batch.into_bytes(),
+            &[("idempotency-key", "i-batch")],
+        )
         .await
         .expect("post");
     assert_eq!(r.status, 201, "{}", r.text);
@@ -257,7 +273,10 @@ async fn an_index_beyond_the_commit_index_is_a_400() {
 
     tc.phase("at_index / min_index far beyond the commit index: 400 at once, no 5 s wait");
     for (path, param) in [
-        (format!("/v1/accounts/f-a/balance?at_index={future}"), "at_index"),
+        (
+            format!("/v1/accounts/f-a/balance?at_index={future}"),
+            "at_index",
+        ),
         (format!("/v1/accounts/f-a?min_index={future}"), "min_index"),
         (
             format!("/v1/accounts/f-a?min_index={future}&consistency=stale"),
@@ -306,29 +325,49 @@ async fn server_derived_ids_cannot_be_pre_claimed() {
     deposit(&all, "r-dep", "r-a", 100).await;
 
     tc.phase("body ids, keys, batch items and account ids with a reserved form are 400");
-    for id in ["post:r-p", "void:r-p", "freeze:r-a:1", "close:x", "batch:1:abc", "tick"] {
+    for id in [
+        "post:r-p",
+        "void:r-p",
+        "freeze:r-a:1",
+        "close:x",
+        "batch:1:abc",
+        "tick",
+    ] {
         let t = json!({"id": id, "from": "r-a", "to": "r-b", "amount": 1});
-        h.must_post("/v1/transfers", &t)
-            .await
-            .expect_error(&format!("transfer id {id}"), 400, "reserved_id");
+        h.must_post("/v1/transfers", &t).await.expect_error(
+            &format!("transfer id {id}"),
+            400,
+            "reserved_id",
+        );
         let hdr = json!({"from": "r-a", "to": "r-b", "amount": 1}).to_string();
         let r = h
-            .post_raw("/v1/transfers", hdr.into_bytes(), &[("idempotency-key", id)])
+            .post_raw(
+                "/v1/transfers",
+                hdr.into_bytes(),
+                &[("idempotency-key", id)],
+            )
             .await
             .expect("post");
         r.expect_error(&format!("Idempotency-Key {id}"), 400, "reserved_id");
         let b = json!({"commands": [{"type": "deposit", "id": id, "account": "r-a", "amount": 1}]});
-        h.must_post("/v1/batches", &b)
-            .await
-            .expect_error(&format!("batch item {id}"), 400, "reserved_id");
+        h.must_post("/v1/batches", &b).await.expect_error(
+            &format!("batch item {id}"),
+            400,
+            "reserved_id",
+        );
         let b = json!({"id": id, "commands": [{"type": "deposit", "id": "r-in", "account": "r-a", "amount": 1}]});
-        h.must_post("/v1/batches", &b)
-            .await
-            .expect_error(&format!("batch id {id}"), 400, "reserved_id");
+        h.must_post("/v1/batches", &b).await.expect_error(
+            &format!("batch id {id}"),
+            400,
+            "reserved_id",
+        );
     }
-    h.must_post("/v1/accounts", &json!({"id": "post:r-p", "currency": "USD"}))
-        .await
-        .expect_error("account id post:r-p", 400, "reserved_id");
+    h.must_post(
+        "/v1/accounts",
+        &json!({"id": "post:r-p", "currency": "USD"}),
+    )
+    .await
+    .expect_error("account id post:r-p", 400, "reserved_id");
     let a = get_ok(&h, "/v1/accounts/r-a").await;
     assert_eq!(a["balance"], 100, "nothing moved: {a}");
 
@@ -385,9 +424,11 @@ async fn currencies_must_be_active_iso_4217_codes() {
             .await
             .expect_error(&format!("currency {code}"), 400, "unknown_currency");
         let b = json!({"commands": [{"type": "account", "id": "c-y", "currency": code}]});
-        h.must_post("/v1/batches", &b)
-            .await
-            .expect_error(&format!("batch currency {code}"), 400, "unknown_currency");
+        h.must_post("/v1/batches", &b).await.expect_error(
+            &format!("batch currency {code}"),
+            400,
+            "unknown_currency",
+        );
     }
     h.must_post("/v1/accounts", &json!({"id": "c-x", "currency": "usd"}))
         .await
@@ -399,7 +440,12 @@ async fn currencies_must_be_active_iso_4217_codes() {
     }
 
     tc.phase("active codes open");
-    for (id, code) in [("c-usd", "USD"), ("c-eur", "EUR"), ("c-jpy", "JPY"), ("c-xcg", "XCG")] {
+    for (id, code) in [
+        ("c-usd", "USD"),
+        ("c-eur", "EUR"),
+        ("c-jpy", "JPY"),
+        ("c-xcg", "XCG"),
+    ] {
         let r = h
             .must_post("/v1/accounts", &json!({"id": id, "currency": code}))
             .await;
@@ -414,12 +460,16 @@ async fn http_metric_labels_are_bounded() {
     tc.phase("an odd method and raw ids never become label values");
     let r = send(&h, "FROBNICATE", "/v1/accounts", None, "").await;
     assert_eq!(r.status, 405, "{}", r.text);
-    h.must_get("/v1/accounts/raw-id-7731")
-        .await
-        .expect_error("unknown account", 404, "account_not_found");
-    h.must_get("/no/such/raw-path-7732")
-        .await
-        .expect_error("unknown route", 404, "route_not_found");
+    h.must_get("/v1/accounts/raw-id-7731").await.expect_error(
+        "unknown account",
+        404,
+        "account_not_found",
+    );
+    h.must_get("/no/such/raw-path-7732").await.expect_error(
+        "unknown route",
+        404,
+        "route_not_found",
+    );
     let m = h.must_get("/metrics").await;
     assert_eq!(m.status, 200);
     let series: Vec<&str> = m
@@ -466,8 +516,10 @@ async fn wrong_methods_and_bad_paths_get_the_json_error_shape() {
         ("POST", "/v1/transfers/%FF/post"),
         ("POST", "/v1/accounts/%FF/freeze"),
     ] {
-        send(&h, method, path, j, "")
-            .await
-            .expect_error(&format!("{method} {path}"), 400, "malformed_path");
+        send(&h, method, path, j, "").await.expect_error(
+            &format!("{method} {path}"),
+            400,
+            "malformed_path",
+        );
     }
 }

@@ -3,13 +3,13 @@
 
 use super::error::ApiError;
 use super::extract::{command_id, EmptyBody, IdempotencyKey, JsonBody, PathParam};
+use super::fields::{open_body, positive, transfer_body};
 use super::ids;
 use super::render;
 use super::{with_index, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use super::fields::{open_body, positive, transfer_body};
 use ledger::types::validate_command_id;
 use ledger::{AccountId, Command, CommandBody, Outcome};
 use serde::Deserialize;

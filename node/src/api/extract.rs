@@ -48,7 +48,9 @@ impl FromRequest<AppState> for EmptyBody {
         }
         serde_json::from_slice::<NoFields>(&bytes)
             .map(|_| EmptyBody)
-            .map_err(|e| ApiError::bad_request("malformed_json", format!("this route takes no fields: {e}")))
+            .map_err(|e| {
+                ApiError::bad_request("malformed_json", format!("this route takes no fields: {e}"))
+            })
     }
 }
 

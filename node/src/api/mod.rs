@@ -31,9 +31,9 @@ use crate::proposer::Proposer;
 use crate::raft_types::{NodeId, Raft};
 use crate::sm::LedgerReader;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::handler::Handler;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use std::sync::Arc;
@@ -85,7 +85,10 @@ pub fn router(state: AppState) -> Router {
         .route("/cluster/init", command(cluster::init))
         .route("/cluster/learners", command(cluster::add_learner))
         .route("/cluster/membership", command(cluster::change_membership))
-        .route("/cluster/leader/transfer", command(cluster::transfer_leader))
+        .route(
+            "/cluster/leader/transfer",
+            command(cluster::transfer_leader),
+        )
         .route("/cluster/status", get(cluster::status))
         .route("/healthz", get(cluster::healthz))
         .route("/readyz", get(cluster::readyz))
@@ -141,7 +144,10 @@ async fn method_not_allowed(method: axum::http::Method) -> error::ApiError {
     error::ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("this route does not take {}", crate::metrics::method_label(&method)),
+        format!(
+            "this route does not take {}",
+            crate::metrics::method_label(&method)
+        ),
     )
 }
 
