@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{deposit, open_accounts, Http, Resp, TestCluster, HTTP_TIMEOUT};
+use common::{deposit, open_accounts, Http, TestCluster};
 use serde_json::{json, Value};
 
 /// A one-node cluster and a raw client on it.
@@ -12,40 +12,6 @@ async fn one_node(name: &'static str) -> (TestCluster, Http) {
     let tc = TestCluster::start(name, 1, &[], &[]).await;
     let h = tc.http(1);
     (tc, h)
-}
-
-/// Sends `method path` with exactly the given content type (none when `None`) and body.
-async fn send(h: &Http, method: &str, path: &str, content_type: Option<&str>, body: &str) -> Resp {
-    let client = reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .build()
-        .expect("reqwest client");
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method token");
-    let mut req = client
-        .request(m, format!("{}{path}", h.base))
-        .body(body.to_owned());
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
-    }
-    let r = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: transport error {e}"));
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let index = headers
-        .get("x-ledger-index")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let text = r.text().await.expect("response body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        index,
-        headers,
-        text,
-        body,
-    }
 }
 
 /// `GET path`, asserting 200; the JSON body.
@@ -85,7 +51,7 @@ async fn commands_need_a_json_content_type() {
             ("/v1/accounts/m-a/freeze", ""),
             ("/v1/accounts/m-a/close", "{}"),
         ] {
-            send(&h, "POST", path, ct, body).await.expect_error(
+            h.send("POST", path, ct, body).await.expect_error(
                 &format!("POST {path} with content type {ct:?}"),
                 415,
                 "unsupported_media_type",
@@ -106,28 +72,23 @@ async fn commands_need_a_json_content_type() {
     r.expect_error("refused deposit", 404, "transfer_not_found");
 
     tc.phase("JSON with parameters is accepted; a body-less route takes an empty body or {}");
-    let r = send(
-        &h,
-        "POST",
-        "/v1/deposits",
-        Some("application/json; charset=utf-8"),
-        deposit_body,
-    )
-    .await;
+    let r = h
+        .send(
+            "POST",
+            "/v1/deposits",
+            Some("application/json; charset=utf-8"),
+            deposit_body,
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let j = Some("application/json");
-    let r = send(&h, "POST", "/v1/transfers/m-p/post", j, "").await;
+    let r = h.send("POST", "/v1/transfers/m-p/post", j, "").await;
     assert_eq!(r.status, 200, "post with an empty body: {}", r.text);
-    let r = send(&h, "POST", "/v1/accounts/m-b/freeze", j, "{}").await;
+    let r = h.send("POST", "/v1/accounts/m-b/freeze", j, "{}").await;
     assert_eq!(r.status, 200, "freeze with {{}}: {}", r.text);
-    let r = send(
-        &h,
-        "POST",
-        "/v1/accounts/m-b/unfreeze",
-        j,
-        r#"{"force":true}"#,
-    )
-    .await;
+    let r = h
+        .send("POST", "/v1/accounts/m-b/unfreeze", j, r#"{"force":true}"#)
+        .await;
     r.expect_error("a field on a body-less route", 400, "malformed_json");
     let b = get_ok(&h, "/v1/accounts/m-b").await;
     assert_eq!(
@@ -161,14 +122,14 @@ async fn unknown_query_parameters_are_refused() {
     assert_eq!(a["balance"], 100, "known parameters still work: {a}");
 
     tc.phase("commands: any query parameter is a 400 and nothing is applied");
-    let r = send(
-        &h,
-        "POST",
-        "/v1/deposits?consistency=stale",
-        Some("application/json"),
-        r#"{"id":"q-x","account":"q-a","amount":5}"#,
-    )
-    .await;
+    let r = h
+        .send(
+            "POST",
+            "/v1/deposits?consistency=stale",
+            Some("application/json"),
+            r#"{"id":"q-x","account":"q-a","amount":5}"#,
+        )
+        .await;
     r.expect_error("POST with a query", 400, "malformed_query");
     h.must_get("/v1/transfers/q-x").await.expect_error(
         "refused deposit",
@@ -238,14 +199,14 @@ async fn idempotency_key_and_body_id_must_agree() {
         .await
         .expect("post");
     assert_eq!(r.status, 201, "{}", r.text);
-    let r = send(
-        &h,
-        "POST",
-        "/v1/accounts",
-        j,
-        r#"{"id":"i-c","currency":"USD"}"#,
-    )
-    .await;
+    let r = h
+        .send(
+            "POST",
+            "/v1/accounts",
+            j,
+            r#"{"id":"i-c","currency":"USD"}"#,
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let r = h
         .post_raw(
@@ -458,7 +419,7 @@ async fn http_metric_labels_are_bounded() {
     let (tc, h) = one_node("harden-metrics").await;
 
     tc.phase("an odd method and raw ids never become label values");
-    let r = send(&h, "FROBNICATE", "/v1/accounts", None, "").await;
+    let r = h.send("FROBNICATE", "/v1/accounts", None, "").await;
     assert_eq!(r.status, 405, "{}", r.text);
     h.must_get("/v1/accounts/raw-id-7731").await.expect_error(
         "unknown account",
@@ -502,7 +463,7 @@ async fn wrong_methods_and_bad_paths_get_the_json_error_shape() {
         ("POST", "/v1/accounts/x", "GET"),
         ("PUT", "/v1/transfers/x/post", "POST"),
     ] {
-        let r = send(&h, method, path, j, "{}").await;
+        let r = h.send(method, path, j, "{}").await;
         r.expect_error(&format!("{method} {path}"), 405, "method_not_allowed");
         let allow = r.header("allow").unwrap_or("");
         assert!(allow.contains(allowed), "{method} {path}: Allow {allow:?}");
@@ -516,7 +477,7 @@ async fn wrong_methods_and_bad_paths_get_the_json_error_shape() {
         ("POST", "/v1/transfers/%FF/post"),
         ("POST", "/v1/accounts/%FF/freeze"),
     ] {
-        send(&h, method, path, j, "").await.expect_error(
+        h.send(method, path, j, "").await.expect_error(
             &format!("{method} {path}"),
             400,
             "malformed_path",
