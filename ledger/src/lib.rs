@@ -5,6 +5,7 @@
 //!
 //! Modules:
 //! - `types`     — validated identifiers (account, currency), money and time units.
+//! - `iso4217`   — the active ISO 4217 codes a new account's currency must be one of.
 //! - `command`   — the commands clients propose (one file per command kind under `command/`).
 //! - `event`     — the events an accepted command emits (with `balance_after` for each account).
 //! - `rejection` — the closed set of named business rejections.
@@ -24,6 +25,7 @@ mod exec;
 mod hash;
 pub mod idempotency;
 pub mod invariant;
+pub mod iso4217;
 pub mod outcome;
 pub mod rejection;
 pub mod sabotage;

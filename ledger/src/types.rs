@@ -23,6 +23,9 @@ pub enum ValidationError {
     /// The currency is not three upper-case ASCII letters.
     #[error("invalid currency {0:?}: expected an ISO 4217 code such as USD")]
     Currency(String),
+    /// Three upper-case letters, but not an active ISO 4217 code.
+    #[error("unknown currency {0:?}: not an active ISO 4217 code")]
+    UnknownCurrency(String),
     /// A command id (idempotency key) is empty, too long or not printable ASCII.
     #[error("invalid id {0:?}: 1..128 printable ASCII characters")]
     CommandId(String),
@@ -123,6 +126,17 @@ impl Currency {
         }
     }
 
+    /// Validates the currency of a new account: an active ISO 4217 code (see `iso4217`).
+    /// [`Currency::parse`] checks only the shape, so stored data never fails to decode.
+    pub fn parse_active(s: &str) -> Result<Self, ValidationError> {
+        let c = Self::parse(s)?;
+        if crate::iso4217::is_active(s) {
+            Ok(c)
+        } else {
+            Err(ValidationError::UnknownCurrency(s.to_owned()))
+        }
+    }
+
     /// The code as text.
     pub fn as_str(&self) -> &str {
         // Only upper-case ASCII is ever stored, so this cannot fail.
@@ -169,6 +183,19 @@ mod tests {
 
     #[test]
     fn currencies() {
+        assert!(Currency::parse_active("EUR").is_ok());
+        assert_eq!(
+            Currency::parse_active("ABC"),
+            Err(ValidationError::UnknownCurrency("ABC".into()))
+        );
+        assert_eq!(
+            Currency::parse_active("abc"),
+            Err(ValidationError::Currency("abc".into()))
+        );
+        assert!(
+            Currency::parse("ABC").is_ok(),
+            "stored data decodes by shape"
+        );
         assert!(Currency::parse("EUR").is_ok());
         assert!(Currency::parse("eur").is_err());
         assert!(Currency::parse("EURO").is_err());

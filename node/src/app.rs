@@ -344,7 +344,7 @@ async fn tick_loop(
             .is_some_and(|deadline| deadline < now_us);
         if due && raft.is_leader() {
             let cmd = Command {
-                id: "tick".into(),
+                id: crate::api::ids::TICK_ID.into(),
                 timestamp_us: 0,
                 body: CommandBody::Tick,
             };

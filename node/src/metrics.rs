@@ -42,14 +42,34 @@ impl MetricsHandle {
     }
 }
 
-/// Middleware: records `raftledger_http_request_duration_seconds{route,method,status}`.
+/// The `method` label: one of the standard methods, else `other` (a client can send any token
+/// as a method, and each distinct label value is a new time series).
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::DELETE => "DELETE",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        M::PATCH => "PATCH",
+        M::CONNECT => "CONNECT",
+        M::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Middleware: records `raftledger_http_request_duration_seconds{route,method,status}`. Every
+/// label is bounded: `route` is the matched route template (`/v1/accounts/{id}`, never the raw
+/// path) or `unmatched`, `method` is [`method_label`], `status` a status code.
 pub async fn track_http(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let start = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
@@ -89,4 +109,18 @@ pub fn spawn_raft_sampler(raft: Raft, reader: LedgerReader) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+    use axum::http::Method;
+
+    #[test]
+    fn method_labels_are_bounded() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::POST), "POST");
+        let odd = Method::from_bytes(b"FROBNICATE").expect("extension method");
+        assert_eq!(method_label(&odd), "other");
+    }
 }

@@ -2,14 +2,16 @@
 //! replicated outcome (201/200 with the command body, or the rejection as 404/409/422).
 
 use super::error::ApiError;
-use super::extract::{command_id, IdempotencyKey, JsonBody};
+use super::extract::{command_id, EmptyBody, IdempotencyKey, JsonBody, PathParam};
+use super::fields::{open_body, positive, transfer_body};
+use super::ids;
 use super::render;
 use super::{with_index, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use ledger::types::{validate_command_id, MEMO_LEN_MAX, METADATA_LEN_MAX};
-use ledger::{AccountId, Command, CommandBody, Currency, Outcome, ValidationError};
+use ledger::types::validate_command_id;
+use ledger::{AccountId, Command, CommandBody, Outcome};
 use serde::Deserialize;
 
 /// `POST /v1/accounts`.
@@ -110,94 +112,6 @@ pub struct BatchReq {
 /// API accepts is never refused by the state machine for its size.
 pub const BATCH_ITEMS_MAX: usize = ledger::BATCH_COMMANDS_MAX;
 
-fn positive(amount: i64) -> Result<i64, ApiError> {
-    if amount > 0 {
-        Ok(amount)
-    } else {
-        Err(ValidationError::Amount(amount).into())
-    }
-}
-
-fn metadata_text(m: Option<serde_json::Value>) -> Result<String, ApiError> {
-    let text = match m {
-        None => "{}".to_owned(),
-        Some(v @ serde_json::Value::Object(_)) => v.to_string(),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_metadata",
-                "metadata must be a JSON object",
-            ))
-        }
-    };
-    if text.len() > METADATA_LEN_MAX {
-        return Err(ValidationError::TooLong {
-            field: "metadata",
-            len: text.len(),
-            max: METADATA_LEN_MAX,
-        }
-        .into());
-    }
-    Ok(text)
-}
-
-fn memo_checked(m: Option<String>) -> Result<Option<String>, ApiError> {
-    match m {
-        Some(s) if s.len() > MEMO_LEN_MAX => Err(ValidationError::TooLong {
-            field: "memo",
-            len: s.len(),
-            max: MEMO_LEN_MAX,
-        }
-        .into()),
-        other => Ok(other),
-    }
-}
-
-fn open_body(
-    id: &str,
-    currency: &str,
-    overdraft: Option<i64>,
-    meta: Option<serde_json::Value>,
-) -> Result<CommandBody, ApiError> {
-    let overdraft_limit = overdraft.unwrap_or(0);
-    if overdraft_limit < 0 {
-        return Err(ApiError::bad_request(
-            "overdraft_limit_must_be_non_negative",
-            "overdraft_limit must be >= 0",
-        ));
-    }
-    Ok(CommandBody::OpenAccount {
-        account: AccountId::parse(id)?,
-        currency: Currency::parse(currency)?,
-        overdraft_limit,
-        metadata: metadata_text(meta)?,
-    })
-}
-
-fn transfer_body(
-    from: &str,
-    to: &str,
-    amount: i64,
-    pending: Option<bool>,
-    timeout_s: Option<u64>,
-    memo: Option<String>,
-) -> Result<CommandBody, ApiError> {
-    let pending = pending.unwrap_or(false);
-    if timeout_s.is_some() && !pending {
-        return Err(ApiError::bad_request(
-            "malformed_request",
-            "timeout_s applies only to pending transfers",
-        ));
-    }
-    Ok(CommandBody::Transfer {
-        from: AccountId::parse(from)?,
-        to: AccountId::parse(to)?,
-        amount: positive(amount)?,
-        pending,
-        timeout_s,
-        memo: memo_checked(memo)?,
-    })
-}
-
 /// Proposes one command and renders its outcome.
 async fn run(
     s: &AppState,
@@ -247,8 +161,7 @@ pub async fn open_account(
     JsonBody(r): JsonBody<OpenAccountReq>,
 ) -> Result<Response, ApiError> {
     let body = open_body(&r.id, &r.currency, r.overdraft_limit, r.metadata)?;
-    let id = key.0.unwrap_or(r.id);
-    validate_command_id(&id)?;
+    let id = command_id(&key, Some(r.id.as_str()))?;
     run(&s, id, body, StatusCode::CREATED).await
 }
 
@@ -295,10 +208,11 @@ pub async fn transfer(
 pub async fn post_pending(
     State(s): State<AppState>,
     key: IdempotencyKey,
-    Path(tid): Path<String>,
+    PathParam(tid): PathParam<String>,
+    _: EmptyBody,
 ) -> Result<Response, ApiError> {
     validate_command_id(&tid)?;
-    let id = key.0.unwrap_or_else(|| format!("post:{tid}"));
+    let id = key.0.unwrap_or_else(|| ids::post_id(&tid));
     run(
         &s,
         id,
@@ -312,10 +226,11 @@ pub async fn post_pending(
 pub async fn void_pending(
     State(s): State<AppState>,
     key: IdempotencyKey,
-    Path(tid): Path<String>,
+    PathParam(tid): PathParam<String>,
+    _: EmptyBody,
 ) -> Result<Response, ApiError> {
     validate_command_id(&tid)?;
-    let id = key.0.unwrap_or_else(|| format!("void:{tid}"));
+    let id = key.0.unwrap_or_else(|| ids::void_id(&tid));
     run(
         &s,
         id,
@@ -328,15 +243,15 @@ pub async fn void_pending(
 /// Status changes have no natural id; without an Idempotency-Key a fresh one is generated
 /// (the state machine refuses a no-op change with `account_status_unchanged`).
 fn status_id(key: IdempotencyKey, verb: &str, account: &str) -> String {
-    key.0
-        .unwrap_or_else(|| format!("{verb}:{account}:{}", uuid::Uuid::new_v4()))
+    key.0.unwrap_or_else(|| ids::status_id(verb, account))
 }
 
 /// `POST /v1/accounts/{id}/freeze`.
 pub async fn freeze(
     State(s): State<AppState>,
     key: IdempotencyKey,
-    Path(a): Path<String>,
+    PathParam(a): PathParam<String>,
+    _: EmptyBody,
 ) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;
     run(
@@ -352,7 +267,8 @@ pub async fn freeze(
 pub async fn unfreeze(
     State(s): State<AppState>,
     key: IdempotencyKey,
-    Path(a): Path<String>,
+    PathParam(a): PathParam<String>,
+    _: EmptyBody,
 ) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;
     run(
@@ -368,7 +284,8 @@ pub async fn unfreeze(
 pub async fn close(
     State(s): State<AppState>,
     key: IdempotencyKey,
-    Path(a): Path<String>,
+    PathParam(a): PathParam<String>,
+    _: EmptyBody,
 ) -> Result<Response, ApiError> {
     let account = AccountId::parse(&a)?;
     run(
@@ -426,7 +343,7 @@ fn item_command(item: BatchItem) -> Result<Command, ApiError> {
             (id, b)
         }
     };
-    validate_command_id(&id)?;
+    ids::client_id(&id)?;
     Ok(Command {
         id,
         timestamp_us: 0,
@@ -435,7 +352,8 @@ fn item_command(item: BatchItem) -> Result<Command, ApiError> {
 }
 
 /// `POST /v1/batches`: all-or-nothing when `atomic`, else independent per-command outcomes.
-/// Without an id, the batch id is derived from the inner ids, so a retry is idempotent.
+/// Without an id (body or header), the batch id is derived from the inner ids, so a retry is
+/// idempotent.
 pub async fn batch(
     State(s): State<AppState>,
     key: IdempotencyKey,
@@ -455,9 +373,11 @@ pub async fn batch(
             item_command(c).map_err(|e| e.with_details(serde_json::json!({"command_index": i})))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let id = match command_id(&key, r.id.as_deref()) {
-        Ok(id) => id,
-        Err(_) => derived_batch_id(&commands),
+    // Only a batch with neither an id nor an Idempotency-Key gets a derived id; a key that
+    // disagrees with the body id, or an invalid id, is a 400 like on every other command.
+    let id = match (&key.0, &r.id) {
+        (None, None) => ids::batch_id(&commands),
+        _ => command_id(&key, r.id.as_deref())?,
     };
     run(
         &s,
@@ -469,18 +389,4 @@ pub async fn batch(
         StatusCode::CREATED,
     )
     .await
-}
-
-fn derived_batch_id(commands: &[Command]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for c in commands {
-        h.update(c.id.as_bytes());
-        h.update([0u8]);
-    }
-    format!(
-        "batch:{}:{}",
-        commands.len(),
-        hex::encode(&h.finalize()[..12])
-    )
 }

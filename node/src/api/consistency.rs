@@ -9,6 +9,14 @@
 //!
 //! `?min_index=N` additionally waits until index N is applied (read-your-writes after a write
 //! that returned `X-Ledger-Index: N`). Waits are bounded; on expiry the answer is 503.
+//!
+//! An index beyond the cluster's commit index is a 400 `index_in_future` at once: no write
+//! ever returned it, so waiting could only time out. "Beyond" is decided against what is
+//! known to exist: an index this node has applied or holds in its log is waited for as
+//! before (a follower may hold an entry the leader committed but not yet have applied it:
+//! read-your-writes on followers keeps working); anything higher is compared with the
+//! leader's commit index (the read index of this read, or one ReadIndex round for a `stale`
+//! read).
 
 use super::error::ApiError;
 use super::AppState;
@@ -35,8 +43,9 @@ pub enum Consistency {
     Stale,
 }
 
-/// Query parameters shared by every read.
+/// Query parameters shared by every read; any other parameter is a 400 `malformed_query`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReadParams {
     /// Consistency mode.
     #[serde(default)]
@@ -48,14 +57,47 @@ pub struct ReadParams {
 /// Runs the barrier for `p`; returns once the local state machine may serve the read.
 pub async fn barrier(s: &AppState, p: &ReadParams) -> Result<(), ApiError> {
     use crate::sabotage::{active, Sabotage};
+    let mut commit_index = None;
     if p.consistency != Consistency::Stale && !active(Sabotage::StaleLinearizable) {
         let idx = read_index(s, p.consistency == Consistency::Lease).await?;
         wait_applied(s, idx).await?;
+        commit_index = Some(idx);
     }
     if let Some(n) = p.min_index {
+        refuse_future_index(s, n, commit_index).await?;
         wait_applied(s, n).await?;
     }
     Ok(())
+}
+
+/// 400 `index_in_future` when `index` is beyond the cluster's commit index. `commit_index` is
+/// a read index this read already obtained, if any.
+async fn refuse_future_index(
+    s: &AppState,
+    index: u64,
+    commit_index: Option<u64>,
+) -> Result<(), ApiError> {
+    let local = crate::raft_types::metrics_of(&s.raft);
+    let known = [
+        Some(s.reader.applied_index()),
+        local.last_log_index,
+        local.local_committed.map(|l| l.index),
+        commit_index,
+    ];
+    if known.iter().flatten().any(|k| index <= *k) {
+        return Ok(());
+    }
+    // Not in this node's log: ask the leader (a full ReadIndex round, so a deposed leader
+    // cannot call an index committed by its successor "in the future").
+    let leader_commit = read_index(s, false).await?;
+    if index <= leader_commit {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "index_in_future",
+        format!("index {index} is beyond the commit index {leader_commit}; no write returned it"),
+    )
+    .with_details(serde_json::json!({"index": index, "commit_index": leader_commit})))
 }
 
 async fn read_index(s: &AppState, lease: bool) -> Result<u64, ApiError> {

@@ -135,6 +135,7 @@ impl From<ledger::ValidationError> for ApiError {
         let code = match e {
             ledger::ValidationError::AccountId(_) => "invalid_account_id",
             ledger::ValidationError::Currency(_) => "invalid_currency",
+            ledger::ValidationError::UnknownCurrency(_) => "unknown_currency",
             ledger::ValidationError::CommandId(_) => "invalid_id",
             ledger::ValidationError::Amount(_) => "amount_must_be_positive",
             ledger::ValidationError::TooLong { .. } => "field_too_long",

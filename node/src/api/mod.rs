@@ -1,5 +1,9 @@
 //! Client HTTP API (design.md §5), in the order a request travels:
+//! - `guard`    — every POST needs `Content-Type: application/json` (415): no cross-site form
+//!   post can reach a command.
 //! - `extract`  — body/query/header extraction with typed 400/413 errors.
+//! - `fields`   — field rules of command bodies (amounts, sizes, timeout bound): 400s.
+//! - `ids`      — client-chosen vs server-derived command ids (reserved prefixes, 400).
 //! - `commands` — POST routes: build ledger commands, propose, render the outcome.
 //! - `consistency` — read barriers: linearizable (ReadIndex), lease, stale, `min_index`.
 //! - `queries`  — GET routes: accounts, balances, time travel, histories, transfers.
@@ -15,6 +19,9 @@ pub mod consistency;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod fields;
+pub mod guard;
+pub mod ids;
 pub mod limits;
 pub mod queries;
 pub mod render;
@@ -24,9 +31,10 @@ use crate::proposer::Proposer;
 use crate::raft_types::{NodeId, Raft};
 use crate::sm::LedgerReader;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use std::sync::Arc;
 
@@ -58,30 +66,35 @@ pub struct AppState {
 /// Builds the client API router.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/accounts", post(commands::open_account))
-        .route("/v1/deposits", post(commands::deposit))
-        .route("/v1/withdrawals", post(commands::withdraw))
-        .route("/v1/transfers", post(commands::transfer))
-        .route("/v1/transfers/{id}/post", post(commands::post_pending))
-        .route("/v1/transfers/{id}/void", post(commands::void_pending))
-        .route("/v1/batches", post(commands::batch))
-        .route("/v1/accounts/{id}/freeze", post(commands::freeze))
-        .route("/v1/accounts/{id}/unfreeze", post(commands::unfreeze))
-        .route("/v1/accounts/{id}/close", post(commands::close))
+        .route("/v1/accounts", command(commands::open_account))
+        .route("/v1/deposits", command(commands::deposit))
+        .route("/v1/withdrawals", command(commands::withdraw))
+        .route("/v1/transfers", command(commands::transfer))
+        .route("/v1/transfers/{id}/post", command(commands::post_pending))
+        .route("/v1/transfers/{id}/void", command(commands::void_pending))
+        .route("/v1/batches", command(commands::batch))
+        .route("/v1/accounts/{id}/freeze", command(commands::freeze))
+        .route("/v1/accounts/{id}/unfreeze", command(commands::unfreeze))
+        .route("/v1/accounts/{id}/close", command(commands::close))
         .route("/v1/accounts/{id}", get(queries::account))
         .route("/v1/accounts/{id}/balance", get(queries::balance_at))
         .route("/v1/accounts/{id}/events", get(queries::account_events))
         .route("/v1/transfers/{id}", get(queries::transfer))
         .route("/v1/balances", get(queries::balances))
         .route("/v1/events", get(events::stream))
-        .route("/cluster/init", post(cluster::init))
-        .route("/cluster/learners", post(cluster::add_learner))
-        .route("/cluster/membership", post(cluster::change_membership))
-        .route("/cluster/leader/transfer", post(cluster::transfer_leader))
+        .route("/cluster/init", command(cluster::init))
+        .route("/cluster/learners", command(cluster::add_learner))
+        .route("/cluster/membership", command(cluster::change_membership))
+        .route(
+            "/cluster/leader/transfer",
+            command(cluster::transfer_leader),
+        )
         .route("/cluster/status", get(cluster::status))
         .route("/healthz", get(cluster::healthz))
         .route("/readyz", get(cluster::readyz))
         .route("/metrics", get(cluster::metrics))
+        // After every route: applies to the routes registered above.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(extract::BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(
@@ -94,6 +107,15 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .with_state(state)
+}
+
+/// A POST route behind [`guard::command_request`] (JSON content type required).
+fn command<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    post(handler).route_layer(axum::middleware::from_fn(guard::command_request))
 }
 
 /// Gives every response an `X-Ledger-Index`: handlers set the index they served at; anything
@@ -115,6 +137,18 @@ async fn stamp_index(
 
 async fn not_found() -> error::ApiError {
     error::ApiError::not_found("route_not_found", "no such route")
+}
+
+/// 405 in the JSON error shape (axum still adds the `Allow` header).
+async fn method_not_allowed(method: axum::http::Method) -> error::ApiError {
+    error::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "this route does not take {}",
+            crate::metrics::method_label(&method)
+        ),
+    )
 }
 
 /// A JSON response with `X-Ledger-Index`.

@@ -3,10 +3,10 @@
 
 use super::consistency::{barrier, ReadParams};
 use super::error::ApiError;
-use super::extract::QueryParams;
+use super::extract::{PathParam, QueryParams};
 use super::render;
 use super::{with_index, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use ledger::AccountId;
@@ -25,7 +25,7 @@ fn account_id(s: &str) -> Result<AccountId, ApiError> {
 /// `GET /v1/accounts/{id}`.
 pub async fn account(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     QueryParams(p): QueryParams<ReadParams>,
 ) -> Result<Response, ApiError> {
     let id = account_id(&id)?;
@@ -52,7 +52,7 @@ pub struct BalanceAtParams {
 /// `GET /v1/accounts/{id}/balance?at=<RFC 3339>|at_index=N` (without either: the current balance).
 pub async fn balance_at(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     QueryParams(q): QueryParams<BalanceAtParams>,
 ) -> Result<Response, ApiError> {
     let id = account_id(&id)?;
@@ -118,7 +118,7 @@ pub struct EventsParams {
 /// `GET /v1/accounts/{id}/events?after_seq=&limit=`: postings with running balance.
 pub async fn account_events(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     QueryParams(q): QueryParams<EventsParams>,
 ) -> Result<Response, ApiError> {
     let id = account_id(&id)?;
@@ -150,7 +150,7 @@ pub async fn account_events(
 /// `GET /v1/transfers/{id}`.
 pub async fn transfer(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     QueryParams(p): QueryParams<ReadParams>,
 ) -> Result<Response, ApiError> {
     ledger::types::validate_command_id(&id)?;

@@ -161,6 +161,30 @@ impl Http {
         Self::read(req.send().await?).await
     }
 
+    /// Sends `method path` with exactly the given content type (none when `None`) and body,
+    /// panicking on a transport error.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method token");
+        let mut req = self
+            .client
+            .request(m, format!("{}{path}", self.base))
+            .body(body.to_owned());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let sent = req.send().await;
+        let r = sent.unwrap_or_else(|e| panic!("{method} {}{path}: {e}", self.base));
+        Self::read(r)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {}{path}: reading the answer: {e}", self.base))
+    }
+
     /// GETs `path`.
     pub async fn get(&self, path: &str) -> Result<Resp, reqwest::Error> {
         Self::read(
