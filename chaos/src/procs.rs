@@ -232,7 +232,7 @@ impl Procs {
             if let Some(c) = n.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
                     let log = std::fs::read_to_string(&n.log_path).unwrap_or_default();
-                    let why = match last_error_report(&log) {
+                    let why = match node::local_cluster::last_error_report(&log) {
                         Some(e) => format!("{st}: {e}"),
                         None => st.to_string(),
                     };
@@ -252,23 +252,6 @@ impl Procs {
     }
 }
 
-/// The last `Error:` report of a node log (what `main` prints when the node fails), up to its
-/// backtrace, on one line.
-pub fn last_error_report(log: &str) -> Option<String> {
-    let lines: Vec<&str> = log.lines().collect();
-    let at = lines.iter().rposition(|l| l.starts_with("Error:"))?;
-    Some(
-        lines[at..]
-            .iter()
-            .map(|l| l.trim())
-            .take_while(|l| !l.starts_with("Stack backtrace") && !l.starts_with("0:"))
-            .filter(|l| !l.is_empty())
-            .take(8)
-            .collect::<Vec<_>>()
-            .join(" | "),
-    )
-}
-
 impl Drop for Procs {
     fn drop(&mut self) {
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
@@ -276,20 +259,5 @@ impl Drop for Procs {
             self.resume(id);
             self.kill(id);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_error_report;
-
-    #[test]
-    fn error_report_of_a_node_that_refused_to_start() {
-        let log = "INFO started\nError: open wal\n\nCaused by:\n    wal corrupt at x:87: entry 183\n\nStack backtrace:\n   0: anyhow\n";
-        assert_eq!(
-            last_error_report(log).as_deref(),
-            Some("Error: open wal | Caused by: | wal corrupt at x:87: entry 183")
-        );
-        assert_eq!(last_error_report("INFO fine\n"), None);
     }
 }

@@ -253,3 +253,35 @@ impl Drop for LocalCluster {
         }
     }
 }
+
+/// The last `Error:` report of a node log (what `main` prints when the node fails), up to its
+/// backtrace, on one line.
+pub fn last_error_report(log: &str) -> Option<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let at = lines.iter().rposition(|l| l.starts_with("Error:"))?;
+    Some(
+        lines[at..]
+            .iter()
+            .map(|l| l.trim())
+            .take_while(|l| !l.starts_with("Stack backtrace") && !l.starts_with("0:"))
+            .filter(|l| !l.is_empty())
+            .take(8)
+            .collect::<Vec<_>>()
+            .join(" | "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_error_report;
+
+    #[test]
+    fn error_report_of_a_node_that_refused_to_start() {
+        let log = "INFO started\nError: open wal\n\nCaused by:\n    wal corrupt at x:87: entry 183\n\nStack backtrace:\n   0: anyhow\n";
+        assert_eq!(
+            last_error_report(log).as_deref(),
+            Some("Error: open wal | Caused by: | wal corrupt at x:87: entry 183")
+        );
+        assert_eq!(last_error_report("INFO fine\n"), None);
+    }
+}

@@ -238,21 +238,10 @@ fn down_report(tc: &mut TestCluster) -> String {
     }
 }
 
-/// The error a node process exited with: the last `Error:` report in its log up to its
-/// backtrace (else the log's last line).
+/// The node's last `Error:` report (else the log's last line).
 fn exit_error(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    let Some(at) = lines.iter().rposition(|l| l.starts_with("Error:")) else {
-        return lines.last().copied().unwrap_or("(empty log)").to_owned();
-    };
-    lines[at..]
-        .iter()
-        .map(|l| l.trim())
-        .take_while(|l| !l.starts_with("Stack backtrace") && !l.starts_with("0:"))
-        .filter(|l| !l.is_empty())
-        .take(8)
-        .collect::<Vec<_>>()
-        .join(" | ")
+    node::local_cluster::last_error_report(log)
+        .unwrap_or_else(|| log.lines().last().unwrap_or("(empty log)").to_owned())
 }
 
 /// Restarts every node and checks the cluster against the book.
