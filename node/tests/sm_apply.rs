@@ -6,9 +6,10 @@ mod sm_support;
 
 use ledger::{CommandBody, Currency, Outcome};
 use node::sm::StateMachineStore;
-use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::storage::RaftStateMachine;
 use sm_support::{
-    acct, apply, blank, cmd, log_id, membership, normal, reopen_and_replay, Workload,
+    acct, apply, blank, build_snapshot, cmd, log_id, membership, normal, reopen_and_replay,
+    Workload,
 };
 
 #[tokio::test]
@@ -137,12 +138,7 @@ async fn reopen_restores_identical_state() {
     for (i, chunk) in entries.chunks(37).enumerate() {
         apply(&mut store, chunk.to_vec()).await;
         if i == 3 {
-            store
-                .get_snapshot_builder()
-                .await
-                .build_snapshot()
-                .await
-                .unwrap();
+            build_snapshot(&mut store).await;
         }
     }
     let reader = store.reader();

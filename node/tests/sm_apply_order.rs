@@ -7,8 +7,8 @@
 mod sm_support;
 
 use node::sm::StateMachineStore;
-use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
-use sm_support::{apply, blank, fingerprint, membership, try_apply, Workload};
+use openraft::storage::RaftStateMachine;
+use sm_support::{apply, blank, build_snapshot, fingerprint, membership, try_apply, Workload};
 use std::io;
 
 /// A store with entries 0 (membership) and 1..=20 applied; the workload continues at 21.
@@ -78,12 +78,7 @@ async fn a_fresh_store_starts_at_index_zero() {
 #[tokio::test]
 async fn after_an_install_or_a_restart_apply_continues_after_the_snapshot() {
     let (leader_dir, mut leader, mut w) = store_at_20().await;
-    let snap = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snap = build_snapshot(&mut leader).await;
     let next = [w.next_entry(), w.next_entry()];
 
     let follower_dir = tempfile::tempdir().unwrap();

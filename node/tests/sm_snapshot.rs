@@ -7,7 +7,7 @@ mod sm_support;
 use node::raft_types::SnapshotMeta;
 use node::sm::{SnapshotFile, StateMachineStore};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
-use sm_support::{apply, blank, fingerprint, membership, Workload};
+use sm_support::{apply, blank, build_snapshot, fingerprint, membership, Workload};
 
 async fn workload_store(
     seed: u64,
@@ -109,19 +109,9 @@ async fn snapshot_built_during_apply_is_the_state_at_capture() {
 #[tokio::test]
 async fn newer_snapshot_replaces_older_and_install_through_incoming_path() {
     let (d1, mut leader, mut w) = workload_store(3, 50).await;
-    let first = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let first = build_snapshot(&mut leader).await;
     apply(&mut leader, (0..50).map(|_| w.next_entry()).collect()).await;
-    let second = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let second = build_snapshot(&mut leader).await;
     assert!(second.meta.last_log_id > first.meta.last_log_id);
     assert!(
         !first.snapshot.path().exists(),
@@ -153,12 +143,7 @@ async fn newer_snapshot_replaces_older_and_install_through_incoming_path() {
 #[tokio::test]
 async fn corrupt_or_mismatched_snapshots_are_refused() {
     let (_d1, mut leader, _w) = workload_store(4, 80).await;
-    let snap = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snap = build_snapshot(&mut leader).await;
     let bytes = std::fs::read(snap.snapshot.path()).unwrap();
     let d2 = tempfile::tempdir().unwrap();
     let mut follower = StateMachineStore::open(d2.path()).unwrap();

@@ -43,11 +43,7 @@ pub fn membership(index: u64, voters: &[u64]) -> Entry {
 
 /// Applies `entries` without client responders (as a follower or a log replay does).
 pub async fn apply(store: &mut StateMachineStore, entries: Vec<Entry>) {
-    let items = entries.into_iter().map(|e| Ok((e, None)));
-    store
-        .apply(futures::stream::iter(items))
-        .await
-        .expect("apply");
+    try_apply(store, entries).await.expect("apply");
 }
 
 /// Applies `entries` like [`apply`], returning the state machine's answer (an `Err` is the
@@ -55,6 +51,17 @@ pub async fn apply(store: &mut StateMachineStore, entries: Vec<Entry>) {
 pub async fn try_apply(store: &mut StateMachineStore, entries: Vec<Entry>) -> std::io::Result<()> {
     let items = entries.into_iter().map(|e| Ok((e, None)));
     store.apply(futures::stream::iter(items)).await
+}
+
+/// Builds a snapshot of the store's current applied state.
+pub async fn build_snapshot(store: &mut StateMachineStore) -> node::raft_types::Snapshot {
+    use openraft::storage::RaftSnapshotBuilder;
+    store
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build snapshot")
 }
 
 /// Reopens the store under `dir` and replays `log` after the applied state it reports, the way
