@@ -30,6 +30,24 @@ const TICK_INTERVAL_MS: u64 = 250;
 /// ordinary load are 1-300 KiB, so 8 still moves thousands of commands per round trip.
 const APPEND_ENTRIES_PER_RPC_MAX: u64 = 8;
 
+/// Connect timeout of every outbound HTTP client of the node (admin proxy, join, peer probe):
+/// peers are on a LAN; longer means the peer is down.
+const OUTBOUND_CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// Whole-request timeout of an admin call proxied to the leader, and of a join step. Adding a
+/// learner waits until it caught up, which can take a while on a large log.
+const ADMIN_REQUEST_TIMEOUT_MS: u64 = 120_000;
+/// Whole-request timeout of the start-up probe of a peer's `/cluster/status`.
+const PEER_PROBE_TIMEOUT_MS: u64 = 500;
+
+/// An HTTP client with the outbound connect timeout and the request timeout `request_ms`.
+fn outbound_client(request_ms: u64) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(OUTBOUND_CONNECT_TIMEOUT_MS))
+        .timeout(Duration::from_millis(request_ms))
+        .build()
+        .context("http client")
+}
+
 /// A running node.
 pub struct RunningNode {
     /// Node id.
@@ -76,6 +94,10 @@ fn raft_config(cfg: &NodeConfig) -> anyhow::Result<Arc<openraft::Config>> {
 pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     cfg.validate()?;
     cfg.log_effective();
+    crate::auth::exposure::Exposure::of(&cfg).warn_if_insecure();
+    let client_auth = crate::auth::gate::ClientAuth::from_config(&cfg)?;
+    let peer_allow = crate::auth::member_url::PeerAllow::parse(&cfg.auth.peer_allow)
+        .map_err(anyhow::Error::msg)?;
     crate::wal::create_dir_all_durable(&crate::wal::RealFs, &cfg.data)
         .with_context(|| format!("create {}", cfg.data.display()))?;
     let api_listener = TcpListener::bind(&cfg.api)
@@ -151,7 +173,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         raft: raft.clone(),
         sm: sm.clone(),
         proposer: proposer.clone(),
-        secret: cfg.cluster_secret.as_str().into(),
+        key: crate::auth::peer_mac::PeerKey::new(&cfg.cluster_secret),
         refuse_votes_until,
         leader_contact,
         body_read_timeout: Duration::from_millis(cfg.body_read_timeout_ms),
@@ -163,10 +185,13 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         reader: sm.reader(),
         proposer: proposer.clone(),
         net,
-        admin_token: cfg.admin_token.as_deref().map(Into::into),
+        client_auth,
+        peer_allow: Arc::new(peer_allow),
         metrics,
         http: reqwest::Client::builder()
             .pool_idle_timeout(server_limits(&cfg).client_pool_idle())
+            .connect_timeout(Duration::from_millis(OUTBOUND_CONNECT_TIMEOUT_MS))
+            .timeout(Duration::from_millis(ADMIN_REQUEST_TIMEOUT_MS))
             .build()
             .context("http client")?,
         self_addr: node_addr.clone(),
@@ -256,14 +281,15 @@ async fn peers_already_clustered(
     self_id: u64,
     peers: &std::collections::BTreeMap<u64, NodeAddr>,
 ) -> bool {
-    let http = reqwest::Client::new();
+    let Ok(http) = outbound_client(PEER_PROBE_TIMEOUT_MS) else {
+        return false;
+    };
     for (id, addr) in peers {
         if *id == self_id {
             continue;
         }
         let status = http
             .get(format!("{}/cluster/status", addr.api))
-            .timeout(Duration::from_millis(500))
             .send()
             .await;
         if let Ok(r) = status {
@@ -279,12 +305,15 @@ async fn peers_already_clustered(
 
 /// Adds this node as a learner through `join_url`, then promotes it to voter. Retries until done.
 async fn join_cluster(join_url: &str, id: u64, me: &NodeAddr, token: Option<&str>) {
-    let http = reqwest::Client::new();
+    let http = match outbound_client(ADMIN_REQUEST_TIMEOUT_MS) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot join: no http client");
+            return;
+        }
+    };
     let post = |path: &str, body: serde_json::Value| {
-        let mut r = http
-            .post(format!("{join_url}{path}"))
-            .json(&body)
-            .timeout(Duration::from_secs(120));
+        let mut r = http.post(format!("{join_url}{path}")).json(&body);
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }

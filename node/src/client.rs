@@ -6,6 +6,8 @@ use std::time::Duration;
 /// Per-request deadline: a request that takes longer has an unknown outcome (retry with the
 /// same id).
 pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// Connect timeout: a node that does not accept within it is down for this client.
+pub const CONNECT_TIMEOUT_MS: u64 = 2_000;
 
 /// Response of a command: HTTP status, `X-Ledger-Index`, JSON body.
 #[derive(Debug, Clone)]
@@ -42,6 +44,7 @@ impl LedgerClient {
     pub fn new(base: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
+            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
             .build()

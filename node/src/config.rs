@@ -127,6 +127,9 @@ pub struct NodeConfig {
     /// Raft listener: longest pause between two chunks of a body (snapshots stream for longer).
     #[arg(long, env = "RAFTLEDGER_BODY_READ_TIMEOUT_MS", default_value_t = BODY_READ_TIMEOUT_MS_DEFAULT)]
     pub body_read_timeout_ms: u64,
+    /// Authentication flags (`auth::args`).
+    #[command(flatten)]
+    pub auth: crate::auth::args::AuthArgs,
 }
 
 impl NodeConfig {
@@ -178,6 +181,25 @@ impl NodeConfig {
         );
         self.peer_map()?;
         self.peer_raft_overrides()?;
+        crate::auth::exposure::Exposure::of(self).check()?;
+        self.check_member_urls()?;
+        Ok(())
+    }
+
+    /// Validates the `--peers` and `--join` URLs (`auth::member_url`, with `--peer-allow`).
+    fn check_member_urls(&self) -> anyhow::Result<()> {
+        let allow = crate::auth::member_url::PeerAllow::parse(&self.auth.peer_allow)
+            .map_err(anyhow::Error::msg)?;
+        let check = |what: &str, url: &str| {
+            crate::auth::member_url::validate(what, url, &allow).map_err(anyhow::Error::msg)
+        };
+        for (id, addr) in self.peer_map()? {
+            check(&format!("--peers {id} api"), &addr.api)?;
+            check(&format!("--peers {id} raft"), &addr.raft)?;
+        }
+        if let Some(join) = &self.join {
+            check("--join", join)?;
+        }
         Ok(())
     }
 
@@ -240,6 +262,10 @@ impl NodeConfig {
             events_subscribers_max = self.events_subscribers_max,
             header_read_timeout_ms = self.header_read_timeout_ms,
             body_read_timeout_ms = self.body_read_timeout_ms,
+            insecure = self.auth.insecure,
+            peer_allow = ?self.auth.peer_allow,
+            api_keys_file = ?self.auth.api_keys_file,
+            allowed_hosts = ?self.auth.allowed_hosts,
             "node.config"
         );
     }
@@ -272,6 +298,7 @@ impl NodeConfig {
             events_subscribers_max: EVENTS_SUBSCRIBERS_MAX_DEFAULT,
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
             body_read_timeout_ms: BODY_READ_TIMEOUT_MS_DEFAULT,
+            auth: Default::default(),
         }
     }
 }

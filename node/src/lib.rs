@@ -5,7 +5,8 @@
 //! - `wal`        — project-owned segmented write-ahead log (CRC-framed, group-commit fdatasync).
 //! - `log_store`  — openraft `RaftLogStorage` over the WAL (log entries, vote, committed).
 //! - `sm`         — openraft `RaftStateMachine` over sled: ledger state, indexes, snapshots, reads.
-//! - `network`    — Raft RPC (client + server) on its own listener, cluster-secret authenticated.
+//! - `network`    — Raft RPC (client + server) on its own listener, HMAC-authenticated both ways.
+//! - `auth`       — exposure rule, peer MACs, member URL checks, API keys, the client API gate.
 //! - `failover`   — fast failover: campaign once a dead leader's lease ends.
 //! - `proposer`   — write batching, leader stamping, one-hop forwarding to the leader.
 //! - `api`        — the client HTTP API (design.md §5).
@@ -21,6 +22,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -1,7 +1,8 @@
 //! Cluster administration and health: init, add learner, change membership, leader transfer,
 //! status (with per-follower lag on the leader), `/healthz`, `/readyz`, `/metrics`.
-//! Mutations need `Authorization: Bearer <admin token>` when a token is configured; on a
-//! follower they are proxied to the leader (one hop).
+//! Mutations are authorized before they get here (`auth::gate`: admin token or admin API key);
+//! on a follower they are proxied to the leader (one hop). Member URLs are validated
+//! (`auth::member_url`) before anything is proposed or dialled.
 
 use super::error::ApiError;
 use super::extract::JsonBody;
@@ -17,20 +18,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-fn check_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &s.admin_token else {
-        return Ok(());
-    };
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(g) if crate::network::wire::secrets_match(g.as_bytes(), token.as_bytes()) => Ok(()),
-        _ => Err(ApiError::unauthorized(
-            "admin routes need Authorization: Bearer <admin token>",
-        )),
+/// Checks member URLs against the shape rules and `--peer-allow` (400 `invalid_member_url`).
+fn check_member(s: &AppState, id: NodeId, addr: &NodeAddr) -> Result<(), ApiError> {
+    for (what, url) in [("api", &addr.api), ("raft", &addr.raft)] {
+        crate::auth::member_url::validate(what, url, &s.peer_allow).map_err(|e| {
+            ApiError::bad_request("invalid_member_url", format!("member {id}: {e}"))
+                .with_details(json!({ "id": id, "field": what }))
+        })?;
     }
+    Ok(())
 }
 
 /// When not leader, replays the admin request on the leader's API and returns its answer.
@@ -121,11 +117,12 @@ pub struct InitReq {
 /// Initializes a brand-new cluster. Refused (409) on an initialized node.
 pub async fn init(
     State(s): State<AppState>,
-    headers: HeaderMap,
     JsonBody(r): JsonBody<InitReq>,
 ) -> Result<Response, ApiError> {
-    check_admin(&s, &headers)?;
     let mut members = r.members;
+    for (id, addr) in &members {
+        check_member(&s, *id, addr)?;
+    }
     if members.is_empty() {
         let me = crate::raft_types::member_addr(&s.raft, s.node_id);
         members.insert(s.node_id, me.unwrap_or_else(|| s.self_addr.clone()));
@@ -160,21 +157,18 @@ pub async fn add_learner(
     headers: HeaderMap,
     JsonBody(r): JsonBody<LearnerReq>,
 ) -> Result<Response, ApiError> {
-    check_admin(&s, &headers)?;
-    let body = json!({"id": r.id, "api": r.api, "raft": r.raft});
+    let addr = NodeAddr {
+        api: r.api,
+        raft: r.raft,
+    };
+    check_member(&s, r.id, &addr)?;
+    let body = json!({"id": r.id, "api": addr.api, "raft": addr.raft});
     if let Some(resp) = proxy_to_leader(&s, "/cluster/learners", &headers, &body).await? {
         return Ok(resp);
     }
     let res = s
         .raft
-        .add_learner(
-            r.id,
-            NodeAddr {
-                api: r.api,
-                raft: r.raft,
-            },
-            true,
-        )
+        .add_learner(r.id, addr, true)
         .await
         .map_err(membership_err)?;
     Ok(with_index(
@@ -199,7 +193,6 @@ pub async fn change_membership(
     headers: HeaderMap,
     JsonBody(r): JsonBody<MembershipReq>,
 ) -> Result<Response, ApiError> {
-    check_admin(&s, &headers)?;
     if r.voters.is_empty() {
         return Err(ApiError::bad_request(
             "malformed_request",
@@ -235,7 +228,6 @@ pub async fn transfer_leader(
     headers: HeaderMap,
     JsonBody(r): JsonBody<TransferReq>,
 ) -> Result<Response, ApiError> {
-    check_admin(&s, &headers)?;
     let body = json!({"to": r.to});
     if let Some(resp) = proxy_to_leader(&s, "/cluster/leader/transfer", &headers, &body).await? {
         return Ok(resp);

@@ -1,5 +1,5 @@
 //! The one HTTP error shape: `{"error": {"code", "message", "details"}}` with 400 (malformed),
-//! 404, 408, 409, 413, 422 (business rejection) or 503 + `Retry-After`.
+//! 401 (unauthenticated), 403 (forbidden), 404, 408, 409, 413, 422 (business rejection) or 503 + `Retry-After`.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -51,9 +51,9 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
-    /// 401/403 admin token problems.
+    /// 401 `unauthenticated`: missing or unknown credentials (admin token, API key).
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
     }
 
     /// Attaches details.

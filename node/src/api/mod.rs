@@ -1,4 +1,5 @@
 //! Client HTTP API (design.md §5), in the order a request travels:
+//! - `auth::gate` — `Host` check, API keys, admin authorization of `/cluster/*` mutations.
 //! - `guard`    — every POST needs `Content-Type: application/json` (415): no cross-site form
 //!   post can reach a command.
 //! - `extract`  — body/query/header extraction with typed 400/413 errors.
@@ -51,8 +52,10 @@ pub struct AppState {
     pub proposer: Proposer,
     /// Peer connections (read-index from the leader).
     pub net: NetworkFactory,
-    /// Admin token for /cluster/* mutations (None = open, for local demos).
-    pub admin_token: Option<Arc<str>>,
+    /// Host check, API keys and admin authorization (`auth::gate`), run before every route.
+    pub client_auth: crate::auth::gate::ClientAuth,
+    /// `--peer-allow`: which member URLs `/cluster/learners` and `/cluster/init` accept.
+    pub peer_allow: Arc<crate::auth::member_url::PeerAllow>,
     /// Prometheus renderer.
     pub metrics: crate::metrics::MetricsHandle,
     /// HTTP client for proxying admin calls to the leader.
@@ -97,6 +100,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(extract::BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(
+            state.client_auth.clone(),
+            crate::auth::gate::gate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::shed_load,

@@ -2,8 +2,13 @@
 //!
 //! Error mapping: a refused/failed connection or a 5xx is `Unreachable` (openraft backs off), a
 //! timeout is `Timeout`, anything else is `Network` (retry at once).
+//!
+//! Every request is signed (`auth::peer_mac`); the cluster secret is never sent. A 2xx answer
+//! is trusted only with a valid reply MAC: without one the peer has not proven it knows the
+//! secret, and the call fails as if the peer were unreachable (logged once per peer).
 
-use super::wire::{self, path, CONTENT_TYPE, SECRET_HEADER};
+use super::wire::{self, path, CONTENT_TYPE};
+use crate::auth::peer_mac::{self, PeerKey};
 use crate::raft_types::{NodeAddr, NodeId, Snapshot, TypeConfig, Vote};
 use openraft::error::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
@@ -16,8 +21,9 @@ use openraft::raft::{
 use openraft::{RPCTypes, RaftNetworkV2};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Idle pooled connections kept per peer: replication, heartbeats and snapshot streams run on
@@ -35,19 +41,22 @@ const CONNECT_TIMEOUT_MS: u64 = 500;
 #[derive(Clone)]
 pub struct NetworkFactory {
     http: reqwest::Client,
-    secret: Arc<str>,
+    key: PeerKey,
     self_id: NodeId,
+    /// Peers already reported for answering without a valid reply MAC (logged once each).
+    untrusted_logged: Arc<Mutex<BTreeSet<String>>>,
     /// Peer id -> Raft URL dialled instead of the member's own (`--peer-raft-addr`).
     raft_url_overrides: Arc<BTreeMap<NodeId, String>>,
 }
 
 impl NetworkFactory {
-    /// A factory for node `self_id` authenticating with `secret`.
+    /// A factory for node `self_id` authenticating with cluster secret `secret`.
     pub fn new(self_id: NodeId, secret: &str) -> Self {
         Self {
             http: http_client(None),
-            secret: secret.into(),
+            key: PeerKey::new(secret),
             self_id,
+            untrusted_logged: Arc::default(),
             raft_url_overrides: Arc::default(),
         }
     }
@@ -81,8 +90,9 @@ impl NetworkFactory {
             target,
             base: self.raft_url(target, node),
             http: self.http.clone(),
-            secret: self.secret.clone(),
+            key: self.key.clone(),
             self_id: self.self_id,
+            untrusted_logged: self.untrusted_logged.clone(),
         }
     }
 }
@@ -111,8 +121,9 @@ pub struct Connection {
     target: NodeId,
     base: String,
     http: reqwest::Client,
-    secret: Arc<str>,
+    key: PeerKey,
     self_id: NodeId,
+    untrusted_logged: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// Why an RPC failed, before mapping into openraft's error types.
@@ -145,28 +156,47 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Resp, CallError> {
         let body = wire::encode(req).map_err(CallError::Other)?;
-        self.call_body(route, reqwest::Body::from(body), timeout)
+        let (body, digest) = hashed(body).await.map_err(CallError::Other)?;
+        self.call_body(route, reqwest::Body::from(body), &digest, timeout)
             .await
     }
 
+    /// POSTs `body` (whose SHA-256 is `body_sha256`) signed, and decodes a verified answer.
     async fn call_body<Resp: DeserializeOwned>(
         &self,
         route: &str,
         body: reqwest::Body,
+        body_sha256: &[u8; 32],
         timeout: Duration,
     ) -> Result<Resp, CallError> {
-        let res = self
+        let sig = self.key.sign_request("POST", route, body_sha256);
+        let mut req = self
             .http
             .post(format!("{}{}", self.base, route))
-            .header(SECRET_HEADER, &*self.secret)
             .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
             .timeout(timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(classify)?;
+            .body(body);
+        for (name, value) in sig.headers() {
+            req = req.header(name, value);
+        }
+        let res = req.send().await.map_err(classify)?;
         let status = res.status();
+        let reply_mac = res.headers().get(peer_mac::REPLY_MAC_HEADER).cloned();
         let bytes = res.bytes().await.map_err(classify)?;
+        let proven = reply_mac.is_some_and(|mac| {
+            self.key.verify_reply(
+                &sig.nonce,
+                status.as_u16(),
+                &peer_mac::sha256(&bytes),
+                mac.as_bytes(),
+            )
+        });
+        if status.is_success() && !proven {
+            self.log_untrusted();
+            return Err(CallError::Unreachable(format!(
+                "{route} -> {status} without a valid reply MAC: the peer does not know the cluster secret"
+            )));
+        }
         if status.is_success() {
             return wire::decode(&bytes).map_err(CallError::Other);
         }
@@ -178,6 +208,22 @@ impl Connection {
             Err(CallError::Unreachable(msg))
         } else {
             Err(CallError::Other(msg))
+        }
+    }
+
+    /// Logs, once per peer URL, that it answered without proving the cluster secret.
+    fn log_untrusted(&self) {
+        let first = self
+            .untrusted_logged
+            .lock()
+            .map(|mut seen| seen.insert(self.base.clone()))
+            .unwrap_or(true);
+        if first {
+            tracing::error!(
+                target_node = self.target,
+                url = %self.base,
+                "peer answered without a valid reply MAC; not trusted (wrong cluster secret or not a raftledger node)"
+            );
         }
     }
 
@@ -220,19 +266,27 @@ impl RaftNetworkV2<TypeConfig> for Connection {
                 .hard_ttl()
                 .max(Duration::from_millis(APPEND_WITH_ENTRIES_TIMEOUT_MS))
         };
-        let body = if rpc.entries.is_empty() {
-            wire::encode(&rpc)
+        let encoded = if rpc.entries.is_empty() {
+            wire::encode(&rpc).map(|b| {
+                let d = peer_mac::sha256(&b);
+                (b, d)
+            })
         } else {
-            // Entries may weigh megabytes: encode them off the runtime threads (see
+            // Entries may weigh megabytes: encode and hash them off the runtime threads (see
             // `wire::INLINE_CODEC_BYTES_MAX`), which also serve heartbeats.
-            tokio::task::spawn_blocking(move || wire::encode(&rpc))
-                .await
-                .map_err(|e| format!("encode task failed: {e}"))
-                .and_then(|r| r)
+            tokio::task::spawn_blocking(move || {
+                wire::encode(&rpc).map(|b| {
+                    let d = peer_mac::sha256(&b);
+                    (b, d)
+                })
+            })
+            .await
+            .map_err(|e| format!("encode task failed: {e}"))
+            .and_then(|r| r)
         };
-        let body =
-            body.map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, CallError::Other(e)))?;
-        self.call_body(path::APPEND, reqwest::Body::from(body), ttl)
+        let (body, digest) = encoded
+            .map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, CallError::Other(e)))?;
+        self.call_body(path::APPEND, reqwest::Body::from(body), &digest, ttl)
             .await
             .map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, e))
     }
@@ -279,11 +333,17 @@ impl RaftNetworkV2<TypeConfig> for Connection {
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let header = wire::encode(&(vote, snapshot.meta.clone()))
             .map_err(|e| StreamingError::Network(NetworkError::from_string(e)))?;
+        let mut prefix = (header.len() as u32).to_le_bytes().to_vec();
+        prefix.extend_from_slice(&header);
+        // The request MAC covers the digest of the whole stream, so the file is read twice:
+        // once here (blocking pool) and once while streaming. The receiver hashes as it writes
+        // and checks before installing.
+        let digest = stream_digest(prefix.clone(), snapshot.snapshot.path().to_owned())
+            .await
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         let file = tokio::fs::File::open(snapshot.snapshot.path())
             .await
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-        let mut prefix = (header.len() as u32).to_le_bytes().to_vec();
-        prefix.extend_from_slice(&header);
         let head = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes_of(prefix)) });
         let rest = tokio_util::io::ReaderStream::new(file);
         let body = reqwest::Body::wrap_stream(futures::StreamExt::chain(head, rest));
@@ -291,6 +351,7 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         let send = self.call_body::<Result<SnapshotResponse<TypeConfig>, String>>(
             path::SNAPSHOT,
             body,
+            &digest,
             ttl,
         );
         tokio::select! {
@@ -306,6 +367,42 @@ impl RaftNetworkV2<TypeConfig> for Connection {
             }
         }
     }
+}
+
+/// `body` and its SHA-256; a large body is hashed on the blocking pool.
+async fn hashed(body: Vec<u8>) -> Result<(Vec<u8>, [u8; 32]), String> {
+    if body.len() < wire::INLINE_CODEC_BYTES_MAX {
+        let d = peer_mac::sha256(&body);
+        return Ok((body, d));
+    }
+    tokio::task::spawn_blocking(move || {
+        let d = peer_mac::sha256(&body);
+        (body, d)
+    })
+    .await
+    .map_err(|e| format!("hash task failed: {e}"))
+}
+
+/// SHA-256 of `prefix` followed by the file at `path` (read on the blocking pool).
+async fn stream_digest(prefix: Vec<u8>, path: std::path::PathBuf) -> std::io::Result<[u8; 32]> {
+    tokio::task::spawn_blocking(move || {
+        use sha2::Digest;
+        use std::io::Read;
+        let mut h = sha2::Sha256::new();
+        h.update(&prefix);
+        let mut f = std::fs::File::open(&path)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(h.finalize().into())
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 fn bytes_of(v: Vec<u8>) -> bytes::Bytes {

@@ -1,5 +1,6 @@
-//! Inbound Raft RPC: the axum router served on the Raft listener. Every route requires the
-//! cluster secret. Besides openraft's RPCs it serves read-index (so followers can serve
+//! Inbound Raft RPC: the axum router served on the Raft listener. Every request must carry a
+//! valid MAC made with the cluster secret (`auth::peer_mac`), checked before its body is read;
+//! the body is then checked against the signed digest, and every answer is signed in turn. Besides openraft's RPCs it serves read-index (so followers can serve
 //! linearizable reads) and propose (write forwarding from followers).
 //!
 //! Bounds: bodies are size-limited ([`RPC_BODY_BYTES_MAX`]) and must arrive within
@@ -7,7 +8,8 @@
 //! than that between chunks); headers are bounded by the listener (`http_server`). A proposal
 //! forwarded by a follower goes through the same proposer bounds as a local client's.
 
-use super::wire::{self, path, SECRET_HEADER};
+use super::wire::{self, path};
+use crate::auth::peer_mac::{self, PeerKey, VerifiedRequest};
 use crate::proposer::{ProposeError, Proposed, Proposer};
 use crate::raft_types::{Raft, Snapshot, SnapshotMeta, Vote};
 use crate::sm::{SnapshotFile, StateMachineStore};
@@ -22,7 +24,6 @@ use futures::StreamExt;
 use ledger::Command;
 use openraft::ReadPolicy;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -39,8 +40,8 @@ pub struct RaftServerState {
     pub sm: StateMachineStore,
     /// Local proposer (for forwarded writes).
     pub proposer: Proposer,
-    /// Shared cluster secret.
-    pub secret: Arc<str>,
+    /// The cluster secret as a MAC key.
+    pub key: PeerKey,
     /// Until this instant, vote requests are refused: set when the node started with no vote
     /// and no log (new or wiped). A wiped node forgot whom it voted for; refusing votes for
     /// longer than any election lasts means it cannot vote twice in a term it already voted in.
@@ -53,15 +54,28 @@ pub struct RaftServerState {
 }
 
 /// A request body read within the state's `body_read_timeout` (408 otherwise) and within
-/// [`RPC_BODY_BYTES_MAX`] (413 otherwise).
+/// [`RPC_BODY_BYTES_MAX`] (413 otherwise), whose digest is the one the peer signed (401
+/// otherwise).
 struct Payload(Bytes);
 
 impl FromRequest<RaftServerState> for Payload {
     type Rejection = Response;
 
     async fn from_request(req: Request, s: &RaftServerState) -> Result<Self, Response> {
+        let Some(signed) = req.extensions().get::<VerifiedRequest>().cloned() else {
+            return Err(unauthenticated("request not authenticated"));
+        };
         match tokio::time::timeout(s.body_read_timeout, Bytes::from_request(req, s)).await {
-            Ok(Ok(b)) => Ok(Payload(b)),
+            Ok(Ok(b)) => {
+                let b = match hash_checked(b, signed).await {
+                    Some(b) => b,
+                    None => {
+                        tracing::warn!("raft rpc refused: body does not match its signed digest");
+                        return Err(unauthenticated("body does not match its signed digest"));
+                    }
+                };
+                Ok(Payload(b))
+            }
             Ok(Err(e)) => Err(e.into_response()),
             Err(_) => Err((
                 StatusCode::REQUEST_TIMEOUT,
@@ -112,16 +126,74 @@ pub fn router(state: RaftServerState) -> Router {
         .with_state(state)
 }
 
-async fn authenticate(State(s): State<RaftServerState>, req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
-        .get(SECRET_HEADER)
-        .is_some_and(|v| wire::secrets_match(v.as_bytes(), s.secret.as_bytes()));
-    if !ok {
-        tracing::warn!(uri = %req.uri(), "raft rpc with a wrong or missing cluster secret");
-        return (StatusCode::UNAUTHORIZED, "bad cluster secret").into_response();
+/// Checks the request MAC (before the body is read), then runs the route and signs its answer.
+async fn authenticate(State(s): State<RaftServerState>, mut req: Request, next: Next) -> Response {
+    let verified = s.key.verify_request(
+        req.method().as_str(),
+        req.uri().path(),
+        req.headers(),
+        peer_mac::now_ms(),
+    );
+    let verified = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(uri = %req.uri(), reason = %e, "raft rpc refused: not signed with our cluster secret");
+            return unauthenticated("not signed with this cluster's secret");
+        }
+    };
+    let nonce = verified.nonce.clone();
+    req.extensions_mut().insert(verified);
+    let resp = next.run(req).await;
+    sign_reply(&s.key, &nonce, resp).await
+}
+
+/// Largest answer signed: answers are small (vote, append and propose results).
+const REPLY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Adds the reply MAC over (request nonce, status, body digest) to `resp`.
+async fn sign_reply(key: &PeerKey, nonce: &str, resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, REPLY_BYTES_MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reply not signed: {e}"),
+            )
+                .into_response()
+        }
+    };
+    let mac = key.sign_reply(nonce, parts.status.as_u16(), &peer_mac::sha256(&bytes));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&mac) {
+        parts.headers.insert(peer_mac::REPLY_MAC_HEADER, v);
     }
-    next.run(req).await
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Returns `body` if its SHA-256 is the signed one; a large body is hashed on the blocking
+/// pool, like large bodies are decoded (see `wire::INLINE_CODEC_BYTES_MAX`).
+async fn hash_checked(body: Bytes, signed: VerifiedRequest) -> Option<Bytes> {
+    if body.len() < wire::INLINE_CODEC_BYTES_MAX {
+        return signed
+            .body_matches(&peer_mac::sha256(&body))
+            .then_some(body);
+    }
+    tokio::task::spawn_blocking(move || {
+        signed
+            .body_matches(&peer_mac::sha256(&body))
+            .then_some(body)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn unauthenticated(msg: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(serde_json::json!({"error": {"code": "unauthenticated", "message": msg, "details": {}}})),
+    )
+        .into_response()
 }
 
 fn reply<T: Serialize>(v: &T) -> Response {
@@ -267,8 +339,12 @@ async fn propose(State(s): State<RaftServerState>, Payload(body): Payload) -> Re
     reply(&res)
 }
 
-async fn snapshot(State(s): State<RaftServerState>, body: Body) -> Response {
-    match receive_snapshot(&s, body).await {
+async fn snapshot(
+    State(s): State<RaftServerState>,
+    axum::Extension(signed): axum::Extension<VerifiedRequest>,
+    body: Body,
+) -> Response {
+    match receive_snapshot(&s, &signed, body).await {
         Ok((vote, snap)) => match s.raft.install_full_snapshot(vote, snap).await {
             Ok(r) => reply(&Ok::<_, String>(r)),
             Err(e) => reply(&Err::<
@@ -283,8 +359,16 @@ async fn snapshot(State(s): State<RaftServerState>, body: Body) -> Response {
     }
 }
 
-/// Reads `[u32 len][bincode (vote, meta)][snapshot bytes]` into a file in the snapshot dir.
-async fn receive_snapshot(s: &RaftServerState, body: Body) -> Result<(Vote, Snapshot), String> {
+/// Reads `[u32 len][bincode (vote, meta)][snapshot bytes]` into a file in the snapshot dir,
+/// hashing the stream as it arrives; a stream whose digest is not the signed one is discarded
+/// before anything is installed.
+async fn receive_snapshot(
+    s: &RaftServerState,
+    signed: &VerifiedRequest,
+    body: Body,
+) -> Result<(Vote, Snapshot), String> {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
     let mut stream = body.into_data_stream();
     let mut head: Vec<u8> = Vec::new();
     let path = s.sm.new_incoming_snapshot_path();
@@ -298,6 +382,7 @@ async fn receive_snapshot(s: &RaftServerState, body: Body) -> Result<(Vote, Snap
             .map_err(|_| "snapshot stream stalled".to_owned())?;
         let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| e.to_string())?;
+        digest.update(&chunk);
         if header.is_some() {
             file.write_all(&chunk).await.map_err(|e| e.to_string())?;
             continue;
@@ -313,6 +398,11 @@ async fn receive_snapshot(s: &RaftServerState, body: Body) -> Result<(Vote, Snap
                 head = Vec::new();
             }
         }
+    }
+    if !signed.body_matches(&digest.finalize().into()) {
+        drop(file);
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err("snapshot stream does not match its signed digest".to_owned());
     }
     let (vote, meta) = header.ok_or("snapshot stream ended before its header")?;
     file.sync_all().await.map_err(|e| e.to_string())?;

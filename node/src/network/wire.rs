@@ -1,9 +1,8 @@
-//! Wire codec for Raft RPC bodies and the cluster-secret header.
+//! Wire codec for Raft RPC bodies and the Raft route paths. Authentication headers are
+//! `auth::peer_mac`'s.
 
 use serde::{de::DeserializeOwned, Serialize};
 
-/// Header carrying the shared cluster secret on every node-to-node request.
-pub const SECRET_HEADER: &str = "x-raftledger-secret";
 /// Content type of bincode bodies.
 pub const CONTENT_TYPE: &str = "application/x-raftledger-bincode";
 
@@ -39,28 +38,4 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
     bincode::serde::decode_from_slice(b, bincode::config::standard())
         .map(|(v, _)| v)
         .map_err(|e| e.to_string())
-}
-
-/// Compares secrets without an early exit on the first differing byte.
-pub fn secrets_match(given: &[u8], expected: &[u8]) -> bool {
-    if given.len() != expected.len() {
-        return false;
-    }
-    given
-        .iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secret_compare() {
-        assert!(secrets_match(b"abc", b"abc"));
-        assert!(!secrets_match(b"abd", b"abc"));
-        assert!(!secrets_match(b"ab", b"abc"));
-    }
 }
