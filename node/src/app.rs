@@ -271,7 +271,8 @@ async fn bootstrap(cfg: &NodeConfig, raft: &Raft, me: &NodeAddr) -> anyhow::Resu
     }
     if let Some(join) = cfg.join.clone() {
         let (id, me, token) = (cfg.id, me.clone(), cfg.admin_token.clone());
-        tokio::spawn(async move { join_cluster(&join, id, &me, token.as_deref()).await });
+        let raft = raft.clone();
+        tokio::spawn(async move { join_cluster(&raft, &join, id, &me, token.as_deref()).await });
     }
     Ok(())
 }
@@ -303,8 +304,29 @@ async fn peers_already_clustered(
     false
 }
 
-/// Adds this node as a learner through `join_url`, then promotes it to voter. Retries until done.
-async fn join_cluster(join_url: &str, id: u64, me: &NodeAddr, token: Option<&str>) {
+/// Longest a joining node waits, after being added as a learner, to receive the log up to its
+/// own addition before it asks again; a large catch-up just takes several rounds.
+const JOIN_REPLICATED_WAIT_MS: u64 = 10_000;
+
+/// True once this node's log reaches `index`: the leader reaches it on the Raft port and
+/// proved the cluster secret (`auth::peer_mac`). Waits at most [`JOIN_REPLICATED_WAIT_MS`].
+async fn replicated_to(raft: &Raft, index: u64) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_millis(JOIN_REPLICATED_WAIT_MS);
+    while std::time::Instant::now() < deadline {
+        let m = crate::raft_types::metrics_of(raft);
+        if m.last_log_index.is_some_and(|i| i >= index) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Adds this node as a learner through `join_url`, then promotes it to voter, but only once the
+/// leader's entries arrived here: a node the leader cannot replicate to (unreachable Raft URL,
+/// different cluster secret) would otherwise become a voter that never acknowledges, and stall
+/// every commit. Retries until done.
+async fn join_cluster(raft: &Raft, join_url: &str, id: u64, me: &NodeAddr, token: Option<&str>) {
     let http = match outbound_client(ADMIN_REQUEST_TIMEOUT_MS) {
         Ok(h) => h,
         Err(e) => {
@@ -325,7 +347,26 @@ async fn join_cluster(join_url: &str, id: u64, me: &NodeAddr, token: Option<&str
             serde_json::json!({"id": id, "api": me.api, "raft": me.raft}),
         )
         .await;
-        if matches!(&added, Ok(r) if r.status().is_success()) {
+        let added_index = match added {
+            Ok(r) if r.status().is_success() => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["index"].as_u64()),
+            _ => None,
+        };
+        let replicated = match added_index {
+            Some(index) => replicated_to(raft, index).await,
+            None => false,
+        };
+        if added_index.is_some() && !replicated {
+            tracing::warn!(
+                id,
+                "added as learner but the leader's entries do not arrive: check --cluster-secret \
+                 and that --advertise-raft is reachable from the leader; not promoting"
+            );
+        }
+        if replicated {
             let status: Option<serde_json::Value> =
                 match http.get(format!("{join_url}/cluster/status")).send().await {
                     Ok(r) => r.json().await.ok(),

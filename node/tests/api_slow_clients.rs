@@ -131,9 +131,16 @@ async fn trickled_bodies_are_cut_off_on_both_listeners() {
     let api_body = tokio::spawn(async move { trickle(&api, head, b"").await });
 
     tc.phase("a trickled Raft body is cut off");
-    let secret = node::config::DEV_CLUSTER_SECRET;
+    // Signed like a peer's request, so the listener gets as far as reading the body.
+    let key = node::auth::peer_mac::PeerKey::new(node::config::DEV_CLUSTER_SECRET);
+    let signed: String = key
+        .sign_request("POST", "/raft/append", &[0u8; 32])
+        .headers()
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "POST /raft/append HTTP/1.1\r\nHost: t\r\nx-raftledger-secret: {secret}\r\n\
+        "POST /raft/append HTTP/1.1\r\nHost: t\r\n{signed}\
          Content-Length: 100000000\r\n\r\n"
     );
     let raft_body = tokio::spawn(async move { trickle(&raft, head.as_bytes(), b"").await });

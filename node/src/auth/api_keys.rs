@@ -177,7 +177,7 @@ mod tests {
         let h = "ab".repeat(32);
         for (text, want) in [
             (format!("a read {h}\nb sudo {h}\n"), "line 2: scope"),
-            (format!("# c\na read\n"), "line 2: expected"),
+            ("# c\na read\n".to_owned(), "line 2: expected"),
             (format!("a read {h}\nb write abc\n"), "line 2: hash"),
             (
                 format!("a read {h}\na write {}\n", "cd".repeat(32)),

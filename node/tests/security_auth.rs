@@ -1,0 +1,629 @@
+//! Authentication on real node processes: operators (admin token, admin keys), clients (API
+//! keys with scopes), peers (HMAC-signed Raft RPC both ways; the cluster secret never leaves a
+//! node), the "insecure only on purpose" start-up rule, member URL validation and the `Host`
+//! check.
+
+mod common;
+
+use common::{eventually, exe, Http, TestCluster};
+use node::auth::peer_mac::{self, PeerKey};
+use node::local_cluster::{free_port, LocalCluster};
+use node::network::server::ReadIndexError;
+use node::network::wire::path;
+use node::network::NetworkFactory;
+use node::raft_types::NodeAddr;
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+
+/// Admin token of the test clusters (long enough for a public bind).
+const TOKEN: &str = "admin-token-0123456789abcdef";
+/// A cluster secret no other process knows; searched for in captured traffic.
+const SECRET: &str = "cluster-secret-SENTINEL-5f1c9e";
+/// How long a refused peer is watched for (many heartbeat and replication rounds).
+const REFUSED_PEER_WATCH: Duration = Duration::from_secs(3);
+/// Longest a node that must refuse to start may take to exit.
+const REFUSE_WAIT: Duration = Duration::from_secs(20);
+
+/// POSTs JSON with an optional bearer token; returns (status, body).
+async fn post(url: &str, bearer: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut r = reqwest::Client::new()
+        .post(url)
+        .timeout(Duration::from_secs(10))
+        .json(body);
+    if let Some(b) = bearer {
+        r = r.bearer_auth(b);
+    }
+    let resp = r.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// GETs with an optional bearer token; returns (status, body).
+async fn get(url: &str, bearer: Option<&str>) -> (u16, Value) {
+    let mut r = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10));
+    if let Some(b) = bearer {
+        r = r.bearer_auth(b);
+    }
+    let resp = r.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_need_the_token_and_member_urls_and_hosts_are_checked() {
+    let tc = TestCluster::start(
+        "sec-admin",
+        1,
+        &[],
+        &[
+            "--admin-token",
+            TOKEN,
+            "--peer-allow",
+            "127.0.0.1",
+            "--allowed-hosts",
+            "127.0.0.1,localhost",
+        ],
+    )
+    .await;
+    let api = tc.lc.node(1).api_url();
+    let voters = json!({"voters": [1]});
+
+    tc.phase("/cluster mutations without the token, or with a wrong one, are 401");
+    for route in [
+        "/cluster/membership",
+        "/cluster/learners",
+        "/cluster/init",
+        "/cluster/leader/transfer",
+    ] {
+        for bearer in [None, Some("wrong-token-wrong-token-123")] {
+            let (status, body) = post(&format!("{api}{route}"), bearer, &voters).await;
+            assert_eq!(status, 401, "{route} with {bearer:?}: {body}");
+            assert_eq!(code(&body), "unauthenticated", "{route}: {body}");
+        }
+    }
+    let (status, body) = post(&format!("{api}/cluster/membership"), Some(TOKEN), &voters).await;
+    assert_eq!(status, 200, "with the token: {body}");
+    let (status, _) = get(&format!("{api}/cluster/status"), None).await;
+    assert_eq!(status, 200, "status stays open");
+
+    tc.phase("learner URLs are validated: scheme, host, no userinfo/query, allow-list");
+    for (api_url, raft_url) in [
+        ("ftp://127.0.0.1:1", "http://127.0.0.1:2"),
+        ("http://127.0.0.1:1", "file:///etc/passwd"),
+        ("http://user:pw@127.0.0.1:1", "http://127.0.0.1:2"),
+        ("http://127.0.0.1:1", "http://127.0.0.1:2/?x=1"),
+        ("http://127.0.0.1:1", "http://10.9.8.7:9080"),
+        ("http://127.0.0.1:1", "not a url"),
+    ] {
+        let body = json!({"id": 9, "api": api_url, "raft": raft_url});
+        let (status, resp) = post(&format!("{api}/cluster/learners"), Some(TOKEN), &body).await;
+        assert_eq!(status, 400, "{body}: {resp}");
+        assert_eq!(code(&resp), "invalid_member_url", "{body}: {resp}");
+    }
+    let (_, after) = get(&format!("{api}/cluster/status"), None).await;
+    assert!(
+        after["members"].get("9").is_none(),
+        "nothing was added: {after}"
+    );
+
+    tc.phase("a Host that is not one of the node's names is 400 bad_host");
+    let resp = reqwest::Client::new()
+        .get(format!("{api}/v1/accounts/a"))
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(code(&body), "bad_host", "{body}");
+    let resp = reqwest::Client::new()
+        .get(format!("{api}/v1/accounts/a"))
+        .header("host", "localhost:1234")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        resp.status().as_u16(),
+        404,
+        "an allowed name passes (unknown account)"
+    );
+    let (status, _) = get(&format!("{api}/v1/accounts/a"), None).await;
+    assert_eq!(status, 404, "127.0.0.1:port passes");
+    tc.assert_no_panics();
+}
+
+/// Runs `raftledger apikey` and returns (key, line).
+fn make_key(name: &str, scope: &str) -> (String, String) {
+    let out = Command::new(exe())
+        .args(["apikey", "--name", name, "--scope", scope])
+        .output()
+        .expect("run raftledger apikey");
+    assert!(
+        out.status.success(),
+        "apikey: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {text}"))
+            .trim()
+            .to_owned()
+    };
+    (field("key:"), field("line:"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_gate_the_client_api_by_scope() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (reader, l1) = make_key("reporting", "read");
+    let (writer, l2) = make_key("payments", "write");
+    let (admin, l3) = make_key("ops", "admin");
+    assert!(
+        !l2.contains(&writer),
+        "the stored line holds a hash, not the key"
+    );
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, format!("# client keys\n{l1}\n{l2}\n{l3}\n")).expect("write keys");
+
+    malformed_keys_file_refuses_start(dir.path());
+
+    let keys_arg = keys.to_str().expect("utf8 path");
+    let tc = TestCluster::start("sec-keys", 1, &[], &["--api-keys-file", keys_arg]).await;
+    let api = tc.lc.node(1).api_url();
+    let account = json!({"id": "k-acct", "currency": "EUR"});
+
+    tc.phase("no key or an unknown key: 401; a read key cannot POST: 403");
+    let (status, body) = get(&format!("{api}/v1/accounts/k-acct"), None).await;
+    assert_eq!((status, code(&body)), (401, "unauthenticated"), "{body}");
+    let (status, body) = post(
+        &format!("{api}/v1/accounts"),
+        Some("rlk_not-a-key"),
+        &account,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (401, "unauthenticated"), "{body}");
+    let (status, body) = post(&format!("{api}/v1/accounts"), Some(&reader), &account).await;
+    assert_eq!((status, code(&body)), (403, "forbidden"), "{body}");
+    let (status, body) = get(&format!("{api}/v1/accounts/k-acct"), Some(&reader)).await;
+    assert_eq!(status, 404, "nothing was opened: {body}");
+
+    tc.phase("a write key can POST, a read key can GET");
+    let (status, body) = post(&format!("{api}/v1/accounts"), Some(&writer), &account).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = get(&format!("{api}/v1/accounts/k-acct"), Some(&reader)).await;
+    assert_eq!(status, 200, "{body}");
+
+    tc.phase("/cluster mutations need an admin key; health and metrics stay open");
+    let voters = json!({"voters": [1]});
+    let (status, body) = post(&format!("{api}/cluster/membership"), Some(&writer), &voters).await;
+    assert_eq!((status, code(&body)), (403, "forbidden"), "{body}");
+    let (status, body) = post(&format!("{api}/cluster/membership"), Some(&admin), &voters).await;
+    assert_eq!(status, 200, "{body}");
+    for open in ["/healthz", "/readyz", "/metrics", "/cluster/status"] {
+        let r = reqwest::get(format!("{api}{open}")).await.expect("request");
+        assert_eq!(r.status().as_u16(), 200, "{open} is open");
+    }
+    let log = std::fs::read_to_string(&tc.lc.node(1).log_path).expect("node log");
+    assert!(log.contains("payments"), "a refused key is logged by name");
+    for key in [&reader, &writer, &admin] {
+        assert!(
+            !log.contains(key.as_str()),
+            "a key never appears in the log"
+        );
+    }
+    tc.assert_no_panics();
+}
+
+/// A keys file with a bad line makes the node exit with the line number.
+fn malformed_keys_file_refuses_start(dir: &std::path::Path) {
+    let bad = dir.join("bad-keys");
+    std::fs::write(
+        &bad,
+        format!(
+            "ok read {}\nbroken sudo {}\n",
+            "ab".repeat(32),
+            "cd".repeat(32)
+        ),
+    )
+    .expect("write");
+    let (ok, stderr) = run_to_exit(&[
+        "--api-keys-file",
+        bad.to_str().expect("utf8"),
+        "--data",
+        dir.join("bad-data").to_str().expect("utf8"),
+    ]);
+    assert!(!ok, "a malformed keys file refuses start");
+    assert!(
+        stderr.contains("line 2") && stderr.contains("scope"),
+        "{stderr}"
+    );
+}
+
+/// Runs `raftledger node --id 1` on loopback ports plus `args` until it exits (it must, within
+/// [`REFUSE_WAIT`]); returns (success, combined output).
+fn run_to_exit(args: &[&str]) -> (bool, String) {
+    let mut child = Command::new(exe())
+        .args(["node", "--id", "1"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn node");
+    let deadline = Instant::now() + REFUSE_WAIT;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("node with {args:?} did not exit within {REFUSE_WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_bind_refuses_to_start_without_token_and_secret_unless_insecure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("d");
+    let data = data.to_str().expect("utf8");
+    let raft = format!("127.0.0.1:{}", free_port().expect("port"));
+
+    let (ok, out) = run_to_exit(&["--api", "0.0.0.0:0", "--raft", &raft, "--data", data]);
+    assert!(!ok, "must not start: {out}");
+    for needle in [
+        "refusing to start",
+        "--api 0.0.0.0:0",
+        "--admin-token is not set",
+        "--cluster-secret is the well-known",
+        "--insecure",
+    ] {
+        assert!(out.contains(needle), "message names {needle:?}: {out}");
+    }
+    let (ok, out) = run_to_exit(&[
+        "--api",
+        "127.0.0.1:0",
+        "--raft",
+        "[::]:0",
+        "--data",
+        data,
+        "--admin-token",
+        "short",
+        "--cluster-secret",
+        "also-short",
+    ]);
+    assert!(!ok, "short token and secret refused: {out}");
+    assert!(
+        out.contains("--raft [::]:0") && out.contains("shorter than 16 bytes"),
+        "{out}"
+    );
+
+    for extra in [
+        &["--insecure"][..],
+        &["--admin-token", TOKEN, "--cluster-secret", SECRET][..],
+    ] {
+        let port = free_port().expect("port");
+        let raft = format!("127.0.0.1:{}", free_port().expect("port"));
+        let log = dir.path().join(format!("node-{port}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(exe())
+            .args([
+                "node",
+                "--id",
+                "1",
+                "--api",
+                &format!("0.0.0.0:{port}"),
+                "--raft",
+                &raft,
+                "--data",
+                data,
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn");
+        let health = Http::new(&format!("http://127.0.0.1:{port}"));
+        let up = eventually("node on 0.0.0.0 serves /healthz", REFUSE_WAIT, async || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "node with {extra:?} exited: {status}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            health
+                .get("/healthz")
+                .await
+                .ok()
+                .filter(|r| r.status == 200)
+        })
+        .await;
+        assert_eq!(up.status, 200);
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = std::fs::read_to_string(&log).expect("log");
+        assert_eq!(
+            text.contains("node.insecure"),
+            extra == ["--insecure"],
+            "--insecure (and only it) warns what is open: {text}"
+        );
+        assert!(
+            !text.contains(SECRET) && !text.contains(TOKEN),
+            "secrets are never logged"
+        );
+    }
+}
+
+/// Signs `body` for `route` with `key` and POSTs it to a Raft listener; returns the status and
+/// whether the answer carries a reply MAC valid under `key`.
+async fn raft_post(
+    raft_url: &str,
+    route: &str,
+    key: &PeerKey,
+    signed_body: &[u8],
+    sent_body: Vec<u8>,
+) -> (u16, bool) {
+    let sig = key.sign_request("POST", route, &peer_mac::sha256(signed_body));
+    let mut r = reqwest::Client::new()
+        .post(format!("{raft_url}{route}"))
+        .timeout(Duration::from_secs(10))
+        .body(sent_body);
+    for (name, value) in sig.headers() {
+        r = r.header(name, value);
+    }
+    let resp = r.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let mac = resp.headers().get(peer_mac::REPLY_MAC_HEADER).cloned();
+    let bytes = resp.bytes().await.expect("body");
+    let proven = mac.is_some_and(|m| {
+        key.verify_reply(&sig.nonce, status, &peer_mac::sha256(&bytes), m.as_bytes())
+    });
+    (status, proven)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_prove_the_secret_both_ways_and_never_send_it() {
+    let tc = TestCluster::start("sec-peers", 1, &[], &["--cluster-secret", SECRET]).await;
+    let raft_url = tc.lc.node(1).raft_url();
+    let api = tc.lc.node(1).api_url();
+    let read_index =
+        node::network::wire::encode(&node::network::server::ReadIndexRequest { lease: false })
+            .expect("encode");
+
+    tc.phase("Raft RPC: wrong secret, unsigned, or altered body are 401; the right secret is answered and signed");
+    let right = PeerKey::new(SECRET);
+    let wrong = PeerKey::new("some-other-cluster-secret");
+    let (status, _) = raft_post(
+        &raft_url,
+        path::READ_INDEX,
+        &wrong,
+        &read_index,
+        read_index.clone(),
+    )
+    .await;
+    assert_eq!(status, 401, "wrong secret");
+    let unsigned = reqwest::Client::new()
+        .post(format!("{raft_url}{}", path::READ_INDEX))
+        .header("x-raftledger-secret", SECRET)
+        .body(read_index.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        unsigned.status().as_u16(),
+        401,
+        "the old secret header is no credential"
+    );
+    let (status, _) = raft_post(
+        &raft_url,
+        path::READ_INDEX,
+        &right,
+        b"signed other bytes",
+        read_index.clone(),
+    )
+    .await;
+    assert_eq!(status, 401, "body altered after signing");
+    let (status, proven) = raft_post(
+        &raft_url,
+        path::READ_INDEX,
+        &right,
+        &read_index,
+        read_index.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, proven),
+        (200, true),
+        "a signed request gets a signed answer"
+    );
+    let (_, proven) = raft_post(
+        &raft_url,
+        path::READ_INDEX,
+        &wrong,
+        &read_index,
+        read_index.clone(),
+    )
+    .await;
+    assert!(!proven, "a 401 proves nothing");
+
+    tc.phase("the node's own client trusts only answers signed with the secret");
+    let member = NodeAddr {
+        api: api.clone(),
+        raft: raft_url.clone(),
+    };
+    let conn = NetworkFactory::new(99, SECRET).connection(1, &member);
+    let r: Result<Result<u64, ReadIndexError>, _> = conn
+        .call(
+            path::READ_INDEX,
+            &node::network::server::ReadIndexRequest { lease: false },
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(matches!(r, Ok(Ok(_))), "real peer answers: {r:?}");
+    let impostor = impostor_server().await;
+    let fake = NodeAddr {
+        api: impostor.clone(),
+        raft: impostor.clone(),
+    };
+    let conn = NetworkFactory::new(99, SECRET).connection(2, &fake);
+    let r: Result<Result<u64, ReadIndexError>, _> = conn
+        .call(
+            path::READ_INDEX,
+            &node::network::server::ReadIndexRequest { lease: false },
+            Duration::from_secs(5),
+        )
+        .await;
+    let err = r.expect_err("an unsigned 200 is not trusted");
+    assert!(err.to_string().contains("reply MAC"), "{err}");
+
+    tc.phase("a learner at a listener we control receives signed requests, never the secret");
+    let (url, captured) = capture_listener().await;
+    let add = tokio::spawn({
+        let api = api.clone();
+        let url = url.clone();
+        async move {
+            let body = json!({"id": 7, "api": url, "raft": url});
+            let _ = reqwest::Client::new()
+                .post(format!("{api}/cluster/learners"))
+                .timeout(REFUSED_PEER_WATCH)
+                .json(&body)
+                .send()
+                .await;
+        }
+    });
+    let seen = eventually(
+        "the leader sends AppendEntries to the fake learner",
+        Duration::from_secs(20),
+        async || {
+            let bytes = captured.lock().expect("lock").clone();
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            text.contains(path::APPEND).then_some(text)
+        },
+    )
+    .await;
+    let _ = add.await;
+    let all = String::from_utf8_lossy(&captured.lock().expect("lock")).into_owned();
+    assert!(
+        seen.to_ascii_lowercase().contains(peer_mac::MAC_HEADER),
+        "requests are signed: {seen}"
+    );
+    assert!(
+        !all.contains(SECRET),
+        "the cluster secret was sent to the learner"
+    );
+    assert!(
+        !all.contains("x-raftledger-secret"),
+        "no secret header at all"
+    );
+
+    tc.phase("a node with the wrong secret never joins or receives entries");
+    let mut joiner = LocalCluster::new(&exe(), 2, 0, 0, &tc.path().join("joiner"))
+        .expect("joiner slot")
+        .with_args(&["--cluster-secret", "wrong-secret-wrong-secret"]);
+    joiner.start_joining(2, &api).expect("spawn joiner");
+    let joiner_http = Http::new(&joiner.node(2).api_url());
+    eventually(
+        "joiner serves /healthz",
+        Duration::from_secs(20),
+        async || {
+            joiner_http
+                .get("/healthz")
+                .await
+                .ok()
+                .filter(|r| r.status == 200)
+        },
+    )
+    .await;
+    tokio::time::sleep(REFUSED_PEER_WATCH).await;
+    let s = joiner_http.must_get("/cluster/status").await.body;
+    assert_eq!(
+        s["last_log_index"].as_u64(),
+        Some(0),
+        "joiner received no entries: {s}"
+    );
+    assert!(
+        s["voters"].as_array().is_none_or(|v| v.is_empty()),
+        "joiner is in no cluster: {s}"
+    );
+    let (_, leader) = get(&format!("{api}/cluster/status"), None).await;
+    assert_eq!(
+        leader["voters"],
+        json!([1]),
+        "the joiner is no voter: {leader}"
+    );
+    assert_eq!(
+        leader["replication"]["2"]["matched"],
+        json!(0),
+        "nothing was replicated to the joiner: {leader}"
+    );
+    assert!(
+        joiner_log_has_refusals(&joiner),
+        "the joiner logged the refusals"
+    );
+    tc.assert_no_panics();
+}
+
+fn joiner_log_has_refusals(joiner: &LocalCluster) -> bool {
+    std::fs::read_to_string(&joiner.node(2).log_path)
+        .expect("joiner log")
+        .contains("raft rpc refused")
+}
+
+/// An HTTP server that answers every request 200 with a well-formed read-index answer, but
+/// without a reply MAC (it does not know the secret). Returns its base URL.
+async fn impostor_server() -> String {
+    let body = node::network::wire::encode(&Ok::<u64, ReadIndexError>(5)).expect("encode");
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move { body }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// A TCP listener that records every byte it receives and never answers. Returns its URL and
+/// the captured bytes.
+async fn capture_listener() -> (String, Arc<Mutex<Vec<u8>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let captured = Arc::new(Mutex::new(Vec::new()));
+    let sink = captured.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = conn.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().expect("lock").extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    (url, captured)
+}
