@@ -5,6 +5,9 @@
 
 mod common;
 
+use common::auth::{
+    capture_listener, code, get, impostor_server, post, raft_post, run_to_exit, REFUSE_WAIT,
+};
 use common::{eventually, exe, Http, TestCluster};
 use node::auth::peer_mac::{self, PeerKey};
 use node::local_cluster::{free_port, LocalCluster};
@@ -14,9 +17,7 @@ use node::network::NetworkFactory;
 use node::raft_types::NodeAddr;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
+use std::time::Duration;
 
 /// Admin token of the test clusters (long enough for a public bind).
 const TOKEN: &str = "admin-token-0123456789abcdef";
@@ -24,39 +25,6 @@ const TOKEN: &str = "admin-token-0123456789abcdef";
 const SECRET: &str = "cluster-secret-SENTINEL-5f1c9e";
 /// How long a refused peer is watched for (many heartbeat and replication rounds).
 const REFUSED_PEER_WATCH: Duration = Duration::from_secs(3);
-/// Longest a node that must refuse to start may take to exit.
-const REFUSE_WAIT: Duration = Duration::from_secs(20);
-
-/// POSTs JSON with an optional bearer token; returns (status, body).
-async fn post(url: &str, bearer: Option<&str>, body: &Value) -> (u16, Value) {
-    let mut r = reqwest::Client::new()
-        .post(url)
-        .timeout(Duration::from_secs(10))
-        .json(body);
-    if let Some(b) = bearer {
-        r = r.bearer_auth(b);
-    }
-    let resp = r.send().await.expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-/// GETs with an optional bearer token; returns (status, body).
-async fn get(url: &str, bearer: Option<&str>) -> (u16, Value) {
-    let mut r = reqwest::Client::new()
-        .get(url)
-        .timeout(Duration::from_secs(10));
-    if let Some(b) = bearer {
-        r = r.bearer_auth(b);
-    }
-    let resp = r.send().await.expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_need_the_token_and_member_urls_and_hosts_are_checked() {
@@ -250,34 +218,6 @@ fn malformed_keys_file_refuses_start(dir: &std::path::Path) {
     );
 }
 
-/// Runs `raftledger node --id 1` on loopback ports plus `args` until it exits (it must, within
-/// [`REFUSE_WAIT`]); returns (success, combined output).
-fn run_to_exit(args: &[&str]) -> (bool, String) {
-    let mut child = Command::new(exe())
-        .args(["node", "--id", "1"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn node");
-    let deadline = Instant::now() + REFUSE_WAIT;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("node with {args:?} did not exit within {REFUSE_WAIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_bind_refuses_to_start_without_token_and_secret_unless_insecure() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -371,35 +311,8 @@ async fn public_bind_refuses_to_start_without_token_and_secret_unless_insecure()
     }
 }
 
-/// Signs `body` for `route` with `key` and POSTs it to a Raft listener; returns the status and
-/// whether the answer carries a reply MAC valid under `key`.
-async fn raft_post(
-    raft_url: &str,
-    route: &str,
-    key: &PeerKey,
-    signed_body: &[u8],
-    sent_body: Vec<u8>,
-) -> (u16, bool) {
-    let sig = key.sign_request("POST", route, &peer_mac::sha256(signed_body));
-    let mut r = reqwest::Client::new()
-        .post(format!("{raft_url}{route}"))
-        .timeout(Duration::from_secs(10))
-        .body(sent_body);
-    for (name, value) in sig.headers() {
-        r = r.header(name, value);
-    }
-    let resp = r.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let mac = resp.headers().get(peer_mac::REPLY_MAC_HEADER).cloned();
-    let bytes = resp.bytes().await.expect("body");
-    let proven = mac.is_some_and(|m| {
-        key.verify_reply(&sig.nonce, status, &peer_mac::sha256(&bytes), m.as_bytes())
-    });
-    (status, proven)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peers_prove_the_secret_both_ways_and_never_send_it() {
+async fn raft_rpc_is_authenticated_both_ways() {
     let tc = TestCluster::start("sec-peers", 1, &[], &["--cluster-secret", SECRET]).await;
     let raft_url = tc.lc.node(1).raft_url();
     let api = tc.lc.node(1).api_url();
@@ -493,6 +406,14 @@ async fn peers_prove_the_secret_both_ways_and_never_send_it() {
     let err = r.expect_err("an unsigned 200 is not trusted");
     assert!(err.to_string().contains("reply MAC"), "{err}");
 
+    tc.assert_no_panics();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_is_never_sent_and_a_wrong_secret_node_never_joins() {
+    let tc = TestCluster::start("sec-join", 1, &[], &["--cluster-secret", SECRET]).await;
+    let api = tc.lc.node(1).api_url();
+
     tc.phase("a learner at a listener we control receives signed requests, never the secret");
     let (url, captured) = capture_listener().await;
     let add = tokio::spawn({
@@ -584,46 +505,4 @@ fn joiner_log_has_refusals(joiner: &LocalCluster) -> bool {
     std::fs::read_to_string(&joiner.node(2).log_path)
         .expect("joiner log")
         .contains("raft rpc refused")
-}
-
-/// An HTTP server that answers every request 200 with a well-formed read-index answer, but
-/// without a reply MAC (it does not know the secret). Returns its base URL.
-async fn impostor_server() -> String {
-    let body = node::network::wire::encode(&Ok::<u64, ReadIndexError>(5)).expect("encode");
-    let app = axum::Router::new().fallback(move || {
-        let body = body.clone();
-        async move { body }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
-}
-
-/// A TCP listener that records every byte it receives and never answers. Returns its URL and
-/// the captured bytes.
-async fn capture_listener() -> (String, Arc<Mutex<Vec<u8>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let captured = Arc::new(Mutex::new(Vec::new()));
-    let sink = captured.clone();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let sink = sink.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = conn.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    sink.lock().expect("lock").extend_from_slice(&buf[..n]);
-                }
-            });
-        }
-    });
-    (url, captured)
 }

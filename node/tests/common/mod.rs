@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod auth;
 mod cluster;
 mod http;
 mod segments;
