@@ -320,7 +320,7 @@ async fn raft_rpc_is_authenticated_both_ways() {
         node::network::wire::encode(&node::network::server::ReadIndexRequest { lease: false })
             .expect("encode");
 
-    tc.phase("Raft RPC: wrong secret, unsigned, or altered body are 401; the right secret is answered and signed");
+    tc.phase("wrong secret, unsigned or altered body: 401; the right secret: a signed answer");
     let right = PeerKey::new(SECRET);
     let wrong = PeerKey::new("some-other-cluster-secret");
     let (status, _) = raft_post(

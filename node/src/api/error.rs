@@ -1,5 +1,6 @@
 //! The one HTTP error shape: `{"error": {"code", "message", "details"}}` with 400 (malformed),
-//! 401 (unauthenticated), 403 (forbidden), 404, 408, 409, 413, 422 (business rejection) or 503 + `Retry-After`.
+//! 401 (unauthenticated), 403 (forbidden), 404, 408, 409, 413, 422 (business rejection) or
+//! 503 + `Retry-After`.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

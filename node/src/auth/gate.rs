@@ -1,13 +1,12 @@
 //! The client API gate, run before every route: the `Host` check (`--allowed-hosts`), client
 //! API keys (`--api-keys-file`) and operator authorization of `/cluster/*` mutations.
 //!
-//! | route                                 | needs                                             |
-//! |---------------------------------------|---------------------------------------------------|
-//! | `/healthz`, `/readyz`, `/metrics`     | nothing (also exempt from the `Host` check)       |
-//! | `GET /cluster/status`                 | nothing                                           |
-//! | `POST /cluster/*`                     | the admin token or an `admin` key; open only when neither a token nor a keys file is configured (loopback only, see `exposure`) |
-//! | `GET /v1/*`                           | a `read` key, when a keys file is configured      |
-//! | `POST /v1/*`                          | a `write` key, when a keys file is configured     |
+//! - `/healthz`, `/readyz`, `/metrics`: nothing (also exempt from the `Host` check).
+//! - `GET /cluster/status`: nothing.
+//! - `POST /cluster/*`: the admin token or an `admin` key; open only when neither a token nor
+//!   a keys file is configured (then the node is on loopback, see `exposure`).
+//! - `GET /v1/*`: a `read` key, when a keys file is configured.
+//! - `POST /v1/*`: a `write` key, when a keys file is configured.
 //!
 //! Missing or unknown credentials are 401 `unauthenticated`, a key without the scope is 403
 //! `forbidden`, a `Host` not in the list is 400 `bad_host`; nothing reaches a handler. Refusals
@@ -162,7 +161,13 @@ impl ClientAuth {
         if key.scope.allows(scope) {
             return Ok(());
         }
-        tracing::warn!(key = %key.name, has = key.scope.as_str(), needs = scope.as_str(), route = path, "api.auth: key lacks the scope");
+        tracing::warn!(
+            key = %key.name,
+            has = key.scope.as_str(),
+            needs = scope.as_str(),
+            route = path,
+            "api.auth: key lacks the scope"
+        );
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -5,7 +5,8 @@
 //!   start without an admin token and a strong cluster secret, unless `--insecure`.
 //! - `peer_mac`   — mutual authentication of Raft RPC with an HMAC of every request and every
 //!   response; the cluster secret itself never leaves the node.
-//! - `member_url` — validation of member URLs (learners, `--join`, `--peers`), optional allow-list.
+//! - `member_url` — validation of member URLs (learners, `--join`, `--peers`) and the optional
+//!   allow-list.
 //! - `api_keys`   — client API keys with a scope, stored as SHA-256 hashes in a file.
 //! - `gate`       — the client API middleware: `Host` check, API keys, admin authorization.
 

@@ -194,7 +194,8 @@ impl Connection {
         if status.is_success() && !proven {
             self.log_untrusted();
             return Err(CallError::Unreachable(format!(
-                "{route} -> {status} without a valid reply MAC: the peer does not know the cluster secret"
+                "{route} -> {status} without a valid reply MAC: \
+                 the peer does not know the cluster secret"
             )));
         }
         if status.is_success() {
@@ -222,7 +223,8 @@ impl Connection {
             tracing::error!(
                 target_node = self.target,
                 url = %self.base,
-                "peer answered without a valid reply MAC; not trusted (wrong cluster secret or not a raftledger node)"
+                "peer answered without a valid reply MAC; not trusted \
+                 (wrong cluster secret or not a raftledger node)"
             );
         }
     }

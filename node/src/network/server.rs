@@ -1,7 +1,8 @@
 //! Inbound Raft RPC: the axum router served on the Raft listener. Every request must carry a
 //! valid MAC made with the cluster secret (`auth::peer_mac`), checked before its body is read;
-//! the body is then checked against the signed digest, and every answer is signed in turn. Besides openraft's RPCs it serves read-index (so followers can serve
-//! linearizable reads) and propose (write forwarding from followers).
+//! the body is then checked against the signed digest, and every answer is signed in turn.
+//! Besides openraft's RPCs it serves read-index (so followers can serve linearizable reads)
+//! and propose (write forwarding from followers).
 //!
 //! Bounds: bodies are size-limited ([`RPC_BODY_BYTES_MAX`]) and must arrive within
 //! `--body-read-timeout-ms` (a snapshot, which streams for longer, may not pause for longer
@@ -137,7 +138,11 @@ async fn authenticate(State(s): State<RaftServerState>, mut req: Request, next: 
     let verified = match verified {
         Ok(v) => v,
         Err(e) => {
-            tracing::warn!(uri = %req.uri(), reason = %e, "raft rpc refused: not signed with our cluster secret");
+            tracing::warn!(
+                uri = %req.uri(),
+                reason = %e,
+                "raft rpc refused: not signed with our cluster secret"
+            );
             return unauthenticated("not signed with this cluster's secret");
         }
     };
@@ -191,7 +196,9 @@ async fn hash_checked(body: Bytes, signed: VerifiedRequest) -> Option<Bytes> {
 fn unauthenticated(msg: &str) -> Response {
     (
         StatusCode::UNAUTHORIZED,
-        axum::Json(serde_json::json!({"error": {"code": "unauthenticated", "message": msg, "details": {}}})),
+        axum::Json(serde_json::json!({
+            "error": {"code": "unauthenticated", "message": msg, "details": {}}
+        })),
     )
         .into_response()
 }
