@@ -28,6 +28,9 @@ pub struct ReadModelConfig {
     /// Connections in the query pool.
     #[arg(long, default_value_t = 16)]
     pub query_connections_max: usize,
+    /// Admin token, NATS credentials and TLS, PostgreSQL read role and TLS.
+    #[command(flatten)]
+    pub access: crate::access::AccessArgs,
 }
 
 impl ReadModelConfig {
@@ -41,6 +44,7 @@ impl ReadModelConfig {
             (1..=256).contains(&self.query_connections_max),
             "--query-connections-max must be 1..=256"
         );
+        self.access.nats()?;
         Ok(())
     }
 
@@ -51,6 +55,11 @@ impl ReadModelConfig {
             nats_url = %self.nats_url,
             postgres_url = %redact(&self.postgres_url),
             query_connections_max = self.query_connections_max,
+            pg_read_url = %self.access.pg_read_url.as_deref().map(redact).unwrap_or_else(|| "<postgres_url>".into()),
+            pg_tls_ca = ?self.access.pg_tls_ca,
+            nats = %self.access.nats().map(|n| n.describe()).unwrap_or_default(),
+            admin_token = self.access.admin_token.is_some(),
+            insecure = self.access.insecure,
             "readmodel.config"
         );
     }
