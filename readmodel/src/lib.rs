@@ -84,7 +84,11 @@ pub async fn start(cfg: config::ReadModelConfig) -> anyhow::Result<RunningReadMo
     let manager = manager::Manager::start(&cfg.postgres_url, &cfg.nats_url, upstream.clone())
         .await
         .context("set up projections")?;
-    let read_url = cfg.access.pg_read_url.as_deref().unwrap_or(&cfg.postgres_url);
+    let read_url = cfg
+        .access
+        .pg_read_url
+        .as_deref()
+        .unwrap_or(&cfg.postgres_url);
     let pool = upstream.pg.pool(read_url, cfg.query_connections_max)?;
     let nats = upstream
         .nats

@@ -30,7 +30,11 @@ pub struct AccessArgs {
     #[arg(long, env = "RAFTLEDGER_READMODEL_NATS_USER")]
     pub nats_user: Option<String>,
     /// NATS password of `--nats-user`.
-    #[arg(long, env = "RAFTLEDGER_READMODEL_NATS_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "RAFTLEDGER_READMODEL_NATS_PASSWORD",
+        hide_env_values = true
+    )]
     pub nats_password: Option<String>,
     /// NATS credentials file (JWT + NKey seed), instead of user and password.
     #[arg(long, env = "RAFTLEDGER_READMODEL_NATS_CREDS")]

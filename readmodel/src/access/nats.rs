@@ -37,11 +37,7 @@ impl NatsAccess {
             "give either --nats-user/--nats-password or --nats-creds, not both"
         );
         if let Some(ca) = &self.tls_ca {
-            anyhow::ensure!(
-                ca.is_file(),
-                "--nats-tls-ca {}: no such file",
-                ca.display()
-            );
+            anyhow::ensure!(ca.is_file(), "--nats-tls-ca {}: no such file", ca.display());
         }
         Ok(())
     }

@@ -30,7 +30,11 @@ pub async fn require_admin(State(s): State<AppState>, req: Request, next: Next) 
         Some(_) => "wrong admin token",
         None => "missing Authorization: Bearer <admin token>",
     };
-    tracing::warn!(path = req.uri().path(), reason = refusal, "readmodel.admin_unauthorized");
+    tracing::warn!(
+        path = req.uri().path(),
+        reason = refusal,
+        "readmodel.admin_unauthorized"
+    );
     let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", refusal).into_response();
     r.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
