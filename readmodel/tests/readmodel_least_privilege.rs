@@ -10,14 +10,13 @@
 
 use async_nats::jetstream;
 use readmodel::access::{AccessArgs, NatsAccess};
-use readmodel::local::{free_port, nats, postgres::LocalPostgres, tail, wait_port};
+use readmodel::local::deploy_nats::{DeployNats, NODE_PASSWORD, READMODEL_PASSWORD};
+use readmodel::local::{nats, postgres::LocalPostgres};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const NODE_PASSWORD: &str = "node-pw-for-tests";
-const READMODEL_PASSWORD: &str = "readmodel-pw-for-tests";
 const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
 fn repo_root() -> PathBuf {
@@ -25,51 +24,6 @@ fn repo_root() -> PathBuf {
         .parent()
         .expect("workspace root")
         .to_path_buf()
-}
-
-/// `nats-server -c deploy/nats.conf` with the passwords in its environment and its own port,
-/// monitoring port and store directory; killed on drop.
-struct SecuredNats {
-    port: u16,
-    child: Child,
-}
-
-impl SecuredNats {
-    fn start(dir: &Path) -> Self {
-        let exe = nats::binary().expect("nats-server (scripts/install-deps.sh)");
-        let (port, http_port) = (free_port().unwrap(), free_port().unwrap());
-        let log = dir.join("nats.log");
-        let child = Command::new(exe)
-            .arg("-c")
-            .arg(repo_root().join("deploy/nats.conf"))
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-m", &http_port.to_string()])
-            .arg("-sd")
-            .arg(dir.join("js"))
-            .env("RAFTLEDGER_NATS_NODE_PASSWORD", NODE_PASSWORD)
-            .env("RAFTLEDGER_NATS_READMODEL_PASSWORD", READMODEL_PASSWORD)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn nats-server");
-        assert!(
-            wait_port(port, Duration::from_secs(15)),
-            "nats-server with deploy/nats.conf did not start:\n{}",
-            tail(&log, 20)
-        );
-        Self { port, child }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for SecuredNats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn user(name: &str, password: &str) -> NatsAccess {
@@ -128,7 +82,8 @@ fn opened(seq: u64, account: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_nats_users_pg_roles_and_admin_token_hold() {
     let dir = tempfile::tempdir().unwrap();
-    let nats = SecuredNats::start(dir.path());
+    let nats =
+        DeployNats::start(&dir.path().join("nats"), None).expect("nats-server (install step)");
     let pg = LocalPostgres::start(&dir.path().join("pg")).expect("postgres (install step)");
     create_roles(&pg);
 
