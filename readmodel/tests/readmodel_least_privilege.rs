@@ -6,6 +6,9 @@
 //!   model consumes as its user;
 //! - `deploy/postgres/init.sql`: the projector runs as `raftledger_projector`, queries as
 //!   `raftledger_reader`, which can read every projection but write or create nothing;
+//! - TLS to PostgreSQL (`sslmode=require`, `--pg-tls-ca`) and NATS (`--nats-tls-ca`) is
+//!   verified against the given CA (another CA is refused) and used by every read-model
+//!   connection;
 //! - `docker-compose.yml` validates with every secret supplied and names each missing one.
 
 use async_nats::jetstream;
@@ -338,4 +341,121 @@ fn compose_requires_every_secret_and_publishes_only_on_loopback() {
             "{port} must not be published"
         );
     }
+}
+
+/// A CA, and a server certificate for 127.0.0.1/localhost it signed: (ca.pem, cert, key) PEMs.
+fn ca_and_server_cert() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca_key)
+        .unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_nats_and_postgres_is_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_and_server_cert();
+    let (other_ca, _, _) = ca_and_server_cert();
+    let write = |name: &str, pem: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    let (ca_path, other_ca_path) = (write("ca.pem", &ca), write("other-ca.pem", &other_ca));
+    let (cert_path, key_path) = (write("server.pem", &cert), write("server-key.pem", &key));
+
+    // PostgreSQL: sslmode=require verifies the server against --pg-tls-ca.
+    let pg = LocalPostgres::start_tls(&dir.path().join("pg"), &cert, &key)
+        .expect("postgres with TLS (install step)");
+    let tls_url = format!("{} sslmode=require", pg.url());
+    let trusted = readmodel::access::PgAccess::new(Some(&ca_path)).unwrap();
+    let (c, conn) = trusted.connect(&tls_url).await.expect("TLS to PostgreSQL");
+    tokio::spawn(conn);
+    let ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    assert!(c.query_one(ssl, &[]).await.unwrap().get::<_, bool>(0));
+    let untrusted = readmodel::access::PgAccess::new(Some(&other_ca_path)).unwrap();
+    let refused = untrusted.connect(&tls_url).await;
+    assert!(refused.is_err(), "a server the CA did not sign is refused");
+    let (plain, conn) = trusted.connect(&pg.url()).await.unwrap();
+    tokio::spawn(conn);
+    assert!(!plain.query_one(ssl, &[]).await.unwrap().get::<_, bool>(0));
+
+    // NATS (the shipped config plus TLS): --nats-tls-ca required and verified.
+    let nats = DeployNats::start(&dir.path().join("nats"), Some((&cert_path, &key_path)))
+        .expect("nats-server with TLS");
+    let mut node = user("raftledger_node", NODE_PASSWORD);
+    node.tls_ca = Some(ca_path.clone());
+    let js = jetstream::new(
+        node.options()
+            .await
+            .unwrap()
+            .connect(nats.url())
+            .await
+            .unwrap(),
+    );
+    nats::create_ledger_stream(&js).await.unwrap();
+    js.publish("ledger.events.account_opened", opened(1, "bob").into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    for tls_ca in [Some(other_ca_path.clone()), None] {
+        let mut bad = user("raftledger_node", NODE_PASSWORD);
+        bad.tls_ca = tls_ca.clone();
+        let r = bad
+            .options()
+            .await
+            .unwrap()
+            .connection_timeout(Duration::from_secs(2))
+            .connect(nats.url())
+            .await;
+        assert!(r.is_err(), "NATS TLS with CA {tls_ca:?} must fail");
+    }
+
+    // The read model over both: every connection it opens to PostgreSQL is TLS.
+    let rm = readmodel::start(readmodel::config::ReadModelConfig {
+        listen: "127.0.0.1:0".into(),
+        nats_url: nats.url(),
+        postgres_url: tls_url.clone(),
+        query_connections_max: 2,
+        access: AccessArgs {
+            nats_user: Some("raftledger_readmodel".into()),
+            nats_password: Some(READMODEL_PASSWORD.into()),
+            nats_tls_ca: Some(ca_path.clone()),
+            pg_tls_ca: Some(ca_path.clone()),
+            ..Default::default()
+        },
+    })
+    .await
+    .expect("start read model over TLS");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while admin_get(&rm.url(), "/v1/accounts/bob", None).await.0 != 200 {
+        assert!(Instant::now() < deadline, "event not projected over TLS");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let plain_pid: i32 = plain
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let row = c
+        .query_one(
+            "SELECT count(*) FILTER (WHERE NOT s.ssl), count(*) FILTER (WHERE s.ssl)
+             FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.backend_type = 'client backend' AND a.pid <> $1",
+            &[&plain_pid],
+        )
+        .await
+        .unwrap();
+    let (plain_backends, tls_backends): (i64, i64) = (row.get(0), row.get(1));
+    // This test's own connection, the projector's, the watermark's and a pooled query one.
+    assert!(tls_backends >= 4, "{tls_backends} TLS connections");
+    assert_eq!(plain_backends, 0, "a read model connection without TLS");
 }
