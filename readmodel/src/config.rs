@@ -23,7 +23,12 @@ pub struct ReadModelConfig {
     )]
     pub nats_url: String,
     /// PostgreSQL connection string (key=value or postgres:// URL).
-    #[arg(long, env = "RAFTLEDGER_POSTGRES_URL", default_value = "")]
+    #[arg(
+        long,
+        env = "RAFTLEDGER_POSTGRES_URL",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub postgres_url: String,
     /// Connections in the query pool.
     #[arg(long, default_value_t = 16)]

@@ -24,7 +24,9 @@ pub async fn require_admin(State(s): State<AppState>, req: Request, next: Next) 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token);
     let refusal = match presented {
         Some(p) if token.matches(p.trim()) => return next.run(req).await,
         Some(_) => "wrong admin token",
