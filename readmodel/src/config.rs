@@ -23,11 +23,19 @@ pub struct ReadModelConfig {
     )]
     pub nats_url: String,
     /// PostgreSQL connection string (key=value or postgres:// URL).
-    #[arg(long, env = "RAFTLEDGER_POSTGRES_URL", default_value = "")]
+    #[arg(
+        long,
+        env = "RAFTLEDGER_POSTGRES_URL",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub postgres_url: String,
     /// Connections in the query pool.
     #[arg(long, default_value_t = 16)]
     pub query_connections_max: usize,
+    /// Admin token, NATS credentials and TLS, PostgreSQL read role and TLS.
+    #[command(flatten)]
+    pub access: crate::access::AccessArgs,
 }
 
 impl ReadModelConfig {
@@ -41,6 +49,7 @@ impl ReadModelConfig {
             (1..=256).contains(&self.query_connections_max),
             "--query-connections-max must be 1..=256"
         );
+        self.access.nats()?;
         Ok(())
     }
 
@@ -51,6 +60,11 @@ impl ReadModelConfig {
             nats_url = %self.nats_url,
             postgres_url = %redact(&self.postgres_url),
             query_connections_max = self.query_connections_max,
+            pg_read_url = %self.access.pg_read_url.as_deref().map(redact).unwrap_or_else(|| "<postgres_url>".into()),
+            pg_tls_ca = ?self.access.pg_tls_ca,
+            nats = %self.access.nats().map(|n| n.describe()).unwrap_or_default(),
+            admin_token = self.access.admin_token.is_some(),
+            insecure = self.access.insecure,
             "readmodel.config"
         );
     }

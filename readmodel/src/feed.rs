@@ -39,8 +39,15 @@ impl Drop for Feed {
 
 /// Connects to NATS and starts reading the stream from `start_seq`, buffering up to
 /// `queued_max` messages ahead of the writer.
-pub async fn start(nats_url: &str, start_seq: u64, queued_max: usize) -> anyhow::Result<Feed> {
-    let nats = async_nats::ConnectOptions::new()
+pub async fn start(
+    nats_url: &str,
+    access: &crate::access::NatsAccess,
+    start_seq: u64,
+    queued_max: usize,
+) -> anyhow::Result<Feed> {
+    let nats = access
+        .options()
+        .await?
         .connection_timeout(Duration::from_secs(2))
         .connect(nats_url)
         .await

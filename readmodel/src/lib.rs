@@ -4,6 +4,7 @@
 //!
 //! Modules:
 //! - `config`    — flags and environment.
+//! - `access`    — admin token policy, NATS credentials and TLS, PostgreSQL TLS and roles.
 //! - `event`     — decoding the wire event JSON (poison = does not decode).
 //! - `fold`      — projection logic without I/O: a batch of events -> rows, parking poison.
 //! - `store`     — SQL for one projection schema: prepared statements, load rows, write a
@@ -21,6 +22,7 @@
 //! - `local`     — throw-away nats-server and PostgreSQL for tests and the demo.
 //! - `bench`     — `raftledger-readmodel bench` (design.md §8 read-model bars).
 
+pub mod access;
 pub mod api;
 pub mod bench;
 pub mod cache;
@@ -42,7 +44,6 @@ pub mod watermark;
 
 use anyhow::Context as _;
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// A running read model.
@@ -70,27 +71,29 @@ impl RunningReadModel {
 /// The binary and the tests call the same function.
 pub async fn start(cfg: config::ReadModelConfig) -> anyhow::Result<RunningReadModel> {
     cfg.validate()?;
+    let admin = access::admin::policy(
+        &cfg.listen,
+        cfg.access.admin_token.as_deref(),
+        cfg.access.insecure,
+    )?;
     cfg.log_effective();
-    let manager = manager::Manager::start(&cfg.postgres_url, &cfg.nats_url)
+    let upstream = access::Upstream {
+        nats: cfg.access.nats()?,
+        pg: cfg.access.pg()?,
+    };
+    let manager = manager::Manager::start(&cfg.postgres_url, &cfg.nats_url, upstream.clone())
         .await
         .context("set up projections")?;
-    let pg: tokio_postgres::Config = cfg.postgres_url.parse().context("parse postgres url")?;
-    let mgr = deadpool_postgres::Manager::from_config(
-        pg,
-        tokio_postgres::NoTls,
-        deadpool_postgres::ManagerConfig {
-            // Verified: a connection that died with a PostgreSQL restart is replaced, not reused.
-            recycling_method: deadpool_postgres::RecyclingMethod::Verified,
-        },
-    );
-    let pool = deadpool_postgres::Pool::builder(mgr)
-        .max_size(cfg.query_connections_max)
-        .wait_timeout(Some(Duration::from_secs(2)))
-        .create_timeout(Some(Duration::from_secs(2)))
-        .runtime(deadpool_postgres::Runtime::Tokio1)
-        .build()
-        .context("query pool")?;
-    let nats = async_nats::ConnectOptions::new()
+    let read_url = cfg
+        .access
+        .pg_read_url
+        .as_deref()
+        .unwrap_or(&cfg.postgres_url);
+    let pool = upstream.pg.pool(read_url, cfg.query_connections_max)?;
+    let nats = upstream
+        .nats
+        .options()
+        .await?
         .retry_on_initial_connect()
         .connect(&cfg.nats_url)
         .await
@@ -102,6 +105,7 @@ pub async fn start(cfg: config::ReadModelConfig) -> anyhow::Result<RunningReadMo
         manager: manager.clone(),
         js,
         metrics: metrics::MetricsHandle::install(),
+        admin,
     };
     let listener = TcpListener::bind(&cfg.listen)
         .await

@@ -4,6 +4,7 @@
 //! (`crate::deferred`), and once it has caught up again the pointer swaps in one transaction,
 //! the old projector stops, and the new one carries on as live. The write side never pauses.
 
+use crate::access::Upstream;
 use crate::deferred::{self, DeferredIndexes};
 use crate::projector::{self, Progress, Target};
 use crate::schema;
@@ -43,6 +44,7 @@ pub struct RebuildStatus {
 pub struct Manager {
     postgres_url: String,
     nats_url: String,
+    upstream: Upstream,
     /// The schema queries read.
     pub active: ActiveSchema,
     /// Watermark of the active schema.
@@ -54,9 +56,12 @@ pub struct Manager {
 impl Manager {
     /// Sets up the database (active schema, migrations), starts the live projector and the
     /// watermark listener.
-    pub async fn start(postgres_url: &str, nats_url: &str) -> anyhow::Result<Self> {
-        let (mut client, conn) =
-            tokio_postgres::connect(postgres_url, tokio_postgres::NoTls).await?;
+    pub async fn start(
+        postgres_url: &str,
+        nats_url: &str,
+        upstream: Upstream,
+    ) -> anyhow::Result<Self> {
+        let (mut client, conn) = upstream.pg.connect(postgres_url).await?;
         let conn_task = tokio::spawn(conn);
         let active_name = schema::setup(&mut client).await?;
         let (seq, _) = store::checkpoint(&client, &active_name).await?;
@@ -65,10 +70,16 @@ impl Manager {
         let active = ActiveSchema::default();
         active.set(&active_name);
         let (watermark, _) = watch::channel(seq);
-        watermark::spawn(postgres_url.into(), active.clone(), watermark.clone());
+        watermark::spawn(
+            postgres_url.into(),
+            upstream.pg.clone(),
+            active.clone(),
+            watermark.clone(),
+        );
         let m = Self {
             postgres_url: postgres_url.into(),
             nats_url: nats_url.into(),
+            upstream,
             active,
             watermark,
             live: Arc::new(Mutex::new(None)),
@@ -85,6 +96,7 @@ impl Manager {
         let target = Target {
             postgres_url: self.postgres_url.clone(),
             nats_url: self.nats_url.clone(),
+            upstream: self.upstream.clone(),
             schema: schema.into(),
             batch_events_max,
             cache_accounts_max: crate::cache::CACHE_ACCOUNTS_MAX,
@@ -141,7 +153,7 @@ impl Manager {
 
     /// Creates the next generation's schema, its history indexes deferred.
     async fn create_schema(&self) -> anyhow::Result<(String, DeferredIndexes)> {
-        let mut c = Conn::open(&self.postgres_url).await?;
+        let mut c = Conn::open(&self.postgres_url, &self.upstream.pg).await?;
         let s = schema::create_next(&mut c.client).await?;
         let deferred = deferred::drop_indexes(&c.client, &s).await?;
         Ok((s, deferred))
@@ -199,7 +211,7 @@ impl Manager {
         deferred: &mut Option<DeferredIndexes>,
     ) -> anyhow::Result<Option<u64>> {
         if conn.is_none() {
-            *conn = Some(Conn::open(&self.postgres_url).await?);
+            *conn = Some(Conn::open(&self.postgres_url, &self.upstream.pg).await?);
         }
         let c = &mut conn.as_mut().expect("opened above").client;
         let (old_seq, _) = store::checkpoint(c, old).await?;
@@ -235,8 +247,8 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(url: &str) -> anyhow::Result<Self> {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    async fn open(url: &str, pg: &crate::access::PgAccess) -> anyhow::Result<Self> {
+        let (client, conn) = pg.connect(url).await?;
         let driver = tokio::spawn(async move {
             let _ = conn.await;
         });

@@ -49,6 +49,8 @@ pub struct Target {
     pub postgres_url: String,
     /// NATS URL.
     pub nats_url: String,
+    /// Credentials and TLS for both connections.
+    pub upstream: crate::access::Upstream,
     /// Projection schema to fill.
     pub schema: String,
     /// Events per transaction at most ([`BATCH_EVENTS_MAX`] or [`REBUILD_BATCH_EVENTS_MAX`]).
@@ -99,7 +101,10 @@ pub async fn run(target: Target, mut stop: watch::Receiver<bool>) {
 }
 
 async fn session(t: &Target, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
-    let (pg, conn) = tokio_postgres::connect(&t.postgres_url, tokio_postgres::NoTls)
+    let (pg, conn) = t
+        .upstream
+        .pg
+        .connect(&t.postgres_url)
         .await
         .context("connect postgres")?;
     let conn_task = tokio::spawn(conn);
@@ -125,6 +130,7 @@ async fn consume(
         .context("load account cache")?;
     let mut feed = feed::start(
         &t.nats_url,
+        &t.upstream.nats,
         checkpoint + 1,
         t.batch_events_max * FEED_BATCHES_AHEAD,
     )

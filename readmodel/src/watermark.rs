@@ -45,10 +45,15 @@ pub fn raise(tx: &watch::Sender<u64>, seq: u64) {
 }
 
 /// Starts the LISTEN loop; it runs for the life of the process.
-pub fn spawn(postgres_url: String, active: ActiveSchema, tx: watch::Sender<u64>) {
+pub fn spawn(
+    postgres_url: String,
+    pg: crate::access::PgAccess,
+    active: ActiveSchema,
+    tx: watch::Sender<u64>,
+) {
     tokio::spawn(async move {
         loop {
-            if let Err(e) = listen(&postgres_url, &active, &tx).await {
+            if let Err(e) = listen(&postgres_url, &pg, &active, &tx).await {
                 tracing::warn!(error = %e, "readmodel.listen_failed");
             }
             tokio::time::sleep(Duration::from_millis(RECONNECT_BACKOFF_MS)).await;
@@ -56,8 +61,13 @@ pub fn spawn(postgres_url: String, active: ActiveSchema, tx: watch::Sender<u64>)
     });
 }
 
-async fn listen(url: &str, active: &ActiveSchema, tx: &watch::Sender<u64>) -> anyhow::Result<()> {
-    let (client, mut conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+async fn listen(
+    url: &str,
+    pg: &crate::access::PgAccess,
+    active: &ActiveSchema,
+    tx: &watch::Sender<u64>,
+) -> anyhow::Result<()> {
+    let (client, mut conn) = pg.connect(url).await?;
     let (ntx, mut nrx) = mpsc::channel::<String>(NOTIFICATIONS_QUEUED_MAX);
     let driver = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));

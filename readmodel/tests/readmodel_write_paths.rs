@@ -116,6 +116,7 @@ async fn projector(
     let target = Target {
         postgres_url: pg_url.into(),
         nats_url: nats_url.into(),
+        upstream: Default::default(),
         schema: name.into(),
         batch_events_max,
         cache_accounts_max,

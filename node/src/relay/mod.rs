@@ -1,6 +1,7 @@
 //! The relay: the committed log is the outbox. Only the current leader publishes committed
 //! events to the JetStream stream `LEDGER`, where stream sequence == event_seq (design.md §6).
 //!
+//! - `access`  — NATS credentials and TLS flags (`--nats-user`, `--nats-tls-ca`, …).
 //! - `stream`  — stream configuration, server version check, the cursor (stream last sequence).
 //! - `session` — one leader session: pipelined, sequence-checked publishes from the cursor on.
 //! - `lag`     — relay lag gauges (events and seconds) sampled from the log and the cursor.
@@ -10,6 +11,7 @@
 //! (it fsyncs lazily), the next publish fails its expected-last-sequence check and the relay
 //! resyncs to the shorter cursor and republishes from the log.
 
+pub mod access;
 mod lag;
 pub mod session;
 pub mod stream;
@@ -35,6 +37,8 @@ const NATS_CONNECT_TIMEOUT_MS: u64 = 2_000;
 pub struct RelayConfig {
     /// NATS server URL.
     pub nats_url: String,
+    /// Credentials and TLS of the connection.
+    pub nats: readmodel::access::NatsAccess,
     /// Size bound of stream `LEDGER` in bytes, applied when the relay creates it.
     pub stream_bytes_max: i64,
 }
@@ -64,7 +68,7 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
-        let client = match connect(&cfg.nats_url).await {
+        let client = match connect(&cfg.nats_url, &cfg.nats).await {
             Ok(c) => c,
             Err(e) => {
                 metrics::counter!("raftledger_relay_connect_errors_total").increment(1);
@@ -129,8 +133,13 @@ async fn serve(
     Ok(())
 }
 
-async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
-    let client = async_nats::ConnectOptions::new()
+async fn connect(
+    url: &str,
+    access: &readmodel::access::NatsAccess,
+) -> anyhow::Result<async_nats::Client> {
+    let client = access
+        .options()
+        .await?
         .connection_timeout(Duration::from_millis(NATS_CONNECT_TIMEOUT_MS))
         .max_reconnects(None)
         .connect(url)

@@ -3,10 +3,12 @@
 //! exactly the seq the answer reflects), render. Routes:
 //! - `accounts` — balance (with `min_seq`), history (cursor pagination), balance at T;
 //! - `reports`  — daily totals;
-//! - `admin`    — projections status, rebuild, parked events.
+//! - `admin`    — projections status, rebuild, parked events;
+//! - `auth`     — the bearer token on `/admin/*`.
 
 pub mod accounts;
 pub mod admin;
+pub mod auth;
 pub mod error;
 pub mod reports;
 
@@ -37,6 +39,8 @@ pub struct AppState {
     pub js: async_nats::jetstream::Context,
     /// Prometheus exposition.
     pub metrics: MetricsHandle,
+    /// Token required on `/admin/*` (`None`: open; allowed on loopback or with `--insecure`).
+    pub admin: Option<crate::access::AdminToken>,
 }
 
 /// Builds the router.
@@ -58,6 +62,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             seq_header,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
         ))
         .with_state(state)
 }

@@ -4,8 +4,10 @@
 //! missing these fail loudly with that hint, never skip.
 //!
 //! - `nats`     — `LocalNats`: start, crash (SIGKILL), restart on the same port and store.
+//! - `deploy_nats` — `DeployNats`: nats-server with the shipped `deploy/nats.conf` (users).
 //! - `postgres` — `LocalPostgres`: initdb + postgres as an unprivileged user when run as root.
 
+pub mod deploy_nats;
 pub mod nats;
 pub mod postgres;
 

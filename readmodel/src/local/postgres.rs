@@ -82,17 +82,23 @@ fn run_as_ids() -> anyhow::Result<Option<(u32, u32)>> {
 impl LocalPostgres {
     /// Creates a cluster under `dir` and starts it, without fsync (tests and the demo).
     pub fn start(dir: &Path) -> anyhow::Result<Self> {
-        Self::start_with(dir, false)
+        Self::start_with(dir, false, None)
+    }
+
+    /// Like [`LocalPostgres::start`], with TLS on (`ssl = on`) using the given PEM certificate
+    /// and key. Plain connections stay allowed; clients choose TLS with `sslmode=require`.
+    pub fn start_tls(dir: &Path, cert_pem: &str, key_pem: &str) -> anyhow::Result<Self> {
+        Self::start_with(dir, false, Some((cert_pem, key_pem)))
     }
 
     /// Creates a cluster under `dir` and starts it with PostgreSQL's durable defaults (fsync,
     /// full-page writes, synchronous commit): a fair baseline for a system that syncs before it
     /// acknowledges.
     pub fn start_durable(dir: &Path) -> anyhow::Result<Self> {
-        Self::start_with(dir, true)
+        Self::start_with(dir, true, None)
     }
 
-    fn start_with(dir: &Path, durable: bool) -> anyhow::Result<Self> {
+    fn start_with(dir: &Path, durable: bool, tls: Option<(&str, &str)>) -> anyhow::Result<Self> {
         let bindir = bindir()?;
         let ids = run_as_ids()?;
         std::fs::create_dir_all(dir)?;
@@ -133,8 +139,29 @@ impl LocalPostgres {
             child: None,
             durable,
         };
+        if let Some((cert, key)) = tls {
+            pg.write_tls(cert, key)?;
+        }
         pg.spawn()?;
         Ok(pg)
+    }
+
+    /// Writes `server.crt`/`server.key` (owned by the server user, key 0600) into the data
+    /// dir and turns `ssl` on.
+    fn write_tls(&self, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let (cert, key) = (self.data.join("server.crt"), self.data.join("server.key"));
+        std::fs::write(&cert, cert_pem)?;
+        std::fs::write(&key, key_pem)?;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        if let Some((uid, gid)) = self.ids {
+            std::os::unix::fs::chown(&cert, Some(uid), Some(gid))?;
+            std::os::unix::fs::chown(&key, Some(uid), Some(gid))?;
+        }
+        let conf = self.data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf)?;
+        text.push_str("\nssl = on\n");
+        Ok(std::fs::write(&conf, text)?)
     }
 
     /// libpq key=value connection string.
