@@ -8,10 +8,12 @@ use anyhow::Context as _;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest wait for the server to accept connections after a (re)start.
 const START_TIMEOUT_MS: u64 = 30_000;
+/// Pause between two readiness probes while the server starts.
+const READY_POLL_MS: u64 = 20;
 
 /// A running (or stopped) local PostgreSQL server.
 pub struct LocalPostgres {
@@ -198,13 +200,35 @@ impl LocalPostgres {
             cmd.uid(uid).gid(gid);
         }
         self.child = Some(cmd.spawn().context("spawn postgres")?);
+        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
         anyhow::ensure!(
-            wait_port(self.port, Duration::from_millis(START_TIMEOUT_MS)),
-            "postgres did not listen on {} within {START_TIMEOUT_MS} ms:\n{}",
+            wait_port(self.port, Duration::from_millis(START_TIMEOUT_MS))
+                && self.wait_accepting(deadline),
+            "postgres did not accept connections on {} within {START_TIMEOUT_MS} ms:\n{}",
             self.port,
             tail(&self.log, 20)
         );
         Ok(())
+    }
+
+    /// Waits until the server accepts sessions (`pg_isready`), not only TCP connections: while
+    /// it starts up or recovers it listens but answers "the database system is starting up".
+    fn wait_accepting(&self, deadline: Instant) -> bool {
+        let Ok(isready) = bindir().map(|b| b.join("pg_isready")) else {
+            return false;
+        };
+        while Instant::now() < deadline {
+            let ready = Command::new(&isready)
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q"])
+                .stdin(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(READY_POLL_MS));
+        }
+        false
     }
 
     /// Immediate shutdown (SIGQUIT: like a crash, recovery runs on the next start), waited for.
