@@ -76,6 +76,7 @@ fn raft_config(cfg: &NodeConfig) -> anyhow::Result<Arc<openraft::Config>> {
 pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     cfg.validate()?;
     cfg.log_effective();
+    let tls = cfg.tls.load().context("load TLS certificates")?;
     crate::wal::create_dir_all_durable(&crate::wal::RealFs, &cfg.data)
         .with_context(|| format!("create {}", cfg.data.display()))?;
     let api_listener = TcpListener::bind(&cfg.api)
@@ -90,11 +91,11 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         api: cfg
             .advertise_api
             .clone()
-            .unwrap_or_else(|| format!("http://{api_addr}")),
+            .unwrap_or_else(|| format!("{}://{api_addr}", cfg.tls.scheme())),
         raft: cfg
             .advertise_raft
             .clone()
-            .unwrap_or_else(|| format!("http://{raft_addr}")),
+            .unwrap_or_else(|| format!("{}://{raft_addr}", cfg.tls.scheme())),
     };
 
     let wal_options = crate::wal::WalOptions {
@@ -109,7 +110,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     .context("open wal")?;
     let sm = StateMachineStore::open(&cfg.data).context("open state machine")?;
     let net = NetworkFactory::new(cfg.id, &cfg.cluster_secret)
-        .with_pool_idle_timeout(server_limits(&cfg).client_pool_idle())
+        .with_tls(server_limits(&cfg).client_pool_idle(), tls.as_ref())
         .with_raft_url_overrides(cfg.peer_raft_overrides()?);
     let raft = Raft::new(
         cfg.id,
@@ -156,7 +157,14 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         leader_contact,
         body_read_timeout: Duration::from_millis(cfg.body_read_timeout_ms),
     });
-    tasks.push(serve(raft_listener, raft_router, &cfg, shutdown_rx.clone()));
+    let raft_tls = tls.as_ref().map(|t| t.raft.clone());
+    tasks.push(serve(
+        raft_listener,
+        raft_router,
+        &cfg,
+        raft_tls,
+        shutdown_rx.clone(),
+    ));
     let state = AppState {
         node_id: cfg.id,
         raft: raft.clone(),
@@ -165,7 +173,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         net,
         admin_token: cfg.admin_token.as_deref().map(Into::into),
         metrics,
-        http: reqwest::Client::builder()
+        http: crate::tls::reqwest_builder(tls.as_ref())
             .pool_idle_timeout(server_limits(&cfg).client_pool_idle())
             .build()
             .context("http client")?,
@@ -180,6 +188,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         api_listener,
         api::router(state),
         &cfg,
+        tls.as_ref().map(|t| t.api.clone()),
         shutdown_rx.clone(),
     ));
     if let Some(url) = cfg.nats_url.clone() {
@@ -201,7 +210,10 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         shutdown_rx.clone(),
     )));
 
-    bootstrap(&cfg, &raft, &node_addr).await?;
+    let peer_api = crate::tls::reqwest_builder(tls.as_ref())
+        .build()
+        .context("http client")?;
+    bootstrap(&cfg, &raft, &node_addr, peer_api).await?;
     tracing::info!(id = cfg.id, api = %node_addr.api, raft = %node_addr.raft, "node.started");
     Ok(RunningNode {
         id: cfg.id,
@@ -215,14 +227,16 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     })
 }
 
-/// Serves `router` on `listener` with the listener limits of `cfg` until `stop`.
+/// Serves `router` on `listener` with the listener limits of `cfg` (over TLS with `tls`)
+/// until `stop`.
 fn serve(
     listener: TcpListener,
     router: axum::Router,
     cfg: &NodeConfig,
+    tls: Option<tlsconf::tokio_rustls::TlsAcceptor>,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    crate::http_server::spawn(listener, router, server_limits(cfg), stop)
+    crate::http_server::spawn(listener, router, server_limits(cfg), tls, stop)
 }
 
 fn server_limits(cfg: &NodeConfig) -> crate::http_server::ServerLimits {
@@ -231,11 +245,17 @@ fn server_limits(cfg: &NodeConfig) -> crate::http_server::ServerLimits {
     }
 }
 
-/// Initializes from `--peers` (smallest id, never-initialized node only) or joins via `--join`.
-async fn bootstrap(cfg: &NodeConfig, raft: &Raft, me: &NodeAddr) -> anyhow::Result<()> {
+/// Initializes from `--peers` (smallest id, never-initialized node only) or joins via `--join`;
+/// `http` reaches peers' APIs (trusting the cluster CA when TLS is on).
+async fn bootstrap(
+    cfg: &NodeConfig,
+    raft: &Raft,
+    me: &NodeAddr,
+    http: reqwest::Client,
+) -> anyhow::Result<()> {
     let peers = cfg.peer_map()?;
     if !peers.is_empty() && peers.keys().next() == Some(&cfg.id) && !raft.is_initialized().await? {
-        if peers_already_clustered(cfg.id, &peers).await {
+        if peers_already_clustered(cfg.id, &peers, &http).await {
             // Our data was wiped but the others still form the cluster: wait to be replicated
             // to (we are still a member) instead of starting a second cluster.
             tracing::warn!("cluster.initialize skipped: peers already form a cluster");
@@ -246,7 +266,7 @@ async fn bootstrap(cfg: &NodeConfig, raft: &Raft, me: &NodeAddr) -> anyhow::Resu
     }
     if let Some(join) = cfg.join.clone() {
         let (id, me, token) = (cfg.id, me.clone(), cfg.admin_token.clone());
-        tokio::spawn(async move { join_cluster(&join, id, &me, token.as_deref()).await });
+        tokio::spawn(async move { join_cluster(&http, &join, id, &me, token.as_deref()).await });
     }
     Ok(())
 }
@@ -255,8 +275,8 @@ async fn bootstrap(cfg: &NodeConfig, raft: &Raft, me: &NodeAddr) -> anyhow::Resu
 async fn peers_already_clustered(
     self_id: u64,
     peers: &std::collections::BTreeMap<u64, NodeAddr>,
+    http: &reqwest::Client,
 ) -> bool {
-    let http = reqwest::Client::new();
     for (id, addr) in peers {
         if *id == self_id {
             continue;
@@ -278,8 +298,13 @@ async fn peers_already_clustered(
 }
 
 /// Adds this node as a learner through `join_url`, then promotes it to voter. Retries until done.
-async fn join_cluster(join_url: &str, id: u64, me: &NodeAddr, token: Option<&str>) {
-    let http = reqwest::Client::new();
+async fn join_cluster(
+    http: &reqwest::Client,
+    join_url: &str,
+    id: u64,
+    me: &NodeAddr,
+    token: Option<&str>,
+) {
     let post = |path: &str, body: serde_json::Value| {
         let mut r = http
             .post(format!("{join_url}{path}"))

@@ -127,6 +127,9 @@ pub struct NodeConfig {
     /// Raft listener: longest pause between two chunks of a body (snapshots stream for longer).
     #[arg(long, env = "RAFTLEDGER_BODY_READ_TIMEOUT_MS", default_value_t = BODY_READ_TIMEOUT_MS_DEFAULT)]
     pub body_read_timeout_ms: u64,
+    /// TLS: `--tls-cert`, `--tls-key`, `--tls-ca` (see `crate::tls`).
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 impl NodeConfig {
@@ -178,6 +181,7 @@ impl NodeConfig {
         );
         self.peer_map()?;
         self.peer_raft_overrides()?;
+        crate::tls::validate(self)?;
         Ok(())
     }
 
@@ -240,6 +244,7 @@ impl NodeConfig {
             events_subscribers_max = self.events_subscribers_max,
             header_read_timeout_ms = self.header_read_timeout_ms,
             body_read_timeout_ms = self.body_read_timeout_ms,
+            tls = self.tls.enabled(),
             "node.config"
         );
     }
@@ -272,6 +277,7 @@ impl NodeConfig {
             events_subscribers_max: EVENTS_SUBSCRIBERS_MAX_DEFAULT,
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
             body_read_timeout_ms: BODY_READ_TIMEOUT_MS_DEFAULT,
+            tls: crate::tls::TlsArgs::default(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `raftledger` binary: run a node, a local demo cluster, or the benchmark.
+//! `raftledger` binary: run a node, a local demo cluster, the benchmark, or make certificates.
 
 use clap::{Parser, Subcommand};
 use node::cli;
@@ -20,6 +20,8 @@ enum Cmd {
     Demo(cli::demo::DemoArgs),
     /// Measure throughput, latency, failover, time travel, RSS and disk.
     Bench(cli::bench::BenchArgs),
+    /// Make a local CA plus node and operator certificates for `--tls-*`.
+    Certs(cli::certs::CertsArgs),
 }
 
 fn init_tracing() {
@@ -51,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Demo(args) => rt.block_on(cli::demo::run(args)),
         Cmd::Bench(args) => rt.block_on(cli::bench::run(args)),
+        Cmd::Certs(args) => cli::certs::run(args),
     }
 }
 

@@ -28,6 +28,9 @@ pub struct ReadModelConfig {
     /// Connections in the query pool.
     #[arg(long, default_value_t = 16)]
     pub query_connections_max: usize,
+    /// TLS of the query API: `--tls-cert`, `--tls-key` (see `crate::tls`).
+    #[command(flatten)]
+    pub tls: crate::tls::ServerTlsArgs,
 }
 
 impl ReadModelConfig {
@@ -51,6 +54,7 @@ impl ReadModelConfig {
             nats_url = %self.nats_url,
             postgres_url = %redact(&self.postgres_url),
             query_connections_max = self.query_connections_max,
+            tls = self.tls.tls_cert.is_some(),
             "readmodel.config"
         );
     }

@@ -68,10 +68,7 @@ pub fn client_key_path(dir: &Path) -> PathBuf {
 /// Generates the CA, node and client certificates of `req`; returns the files written.
 pub fn generate(req: &CertsRequest) -> anyhow::Result<Vec<PathBuf>> {
     anyhow::ensure!(!req.nodes.is_empty(), "at least one --node is required");
-    anyhow::ensure!(
-        req.nodes.iter().all(|id| *id > 0),
-        "node ids must be > 0"
-    );
+    anyhow::ensure!(req.nodes.iter().all(|id| *id > 0), "node ids must be > 0");
     let ca_file = ca_path(&req.out);
     let ca_key_file = req.out.join("ca-key.pem");
     if !req.force && (ca_file.exists() || ca_key_file.exists()) {
@@ -81,8 +78,7 @@ pub fn generate(req: &CertsRequest) -> anyhow::Result<Vec<PathBuf>> {
             req.out.display()
         );
     }
-    std::fs::create_dir_all(&req.out)
-        .with_context(|| format!("create {}", req.out.display()))?;
+    std::fs::create_dir_all(&req.out).with_context(|| format!("create {}", req.out.display()))?;
     let now = OffsetDateTime::now_utc();
 
     let ca_key = KeyPair::generate().context("generate CA key")?;

@@ -40,6 +40,7 @@ impl DemoReadSide {
             nats_url: self.nats.url(),
             postgres_url: self.postgres.url(),
             query_connections_max: 8,
+            tls: Default::default(),
         })
         .await
         .context("start read model")?;

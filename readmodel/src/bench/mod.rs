@@ -55,6 +55,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         nats_url: nats.url(),
         postgres_url: pg.url(),
         query_connections_max: 4,
+        tls: Default::default(),
     })
     .await?;
     let t = Instant::now();
