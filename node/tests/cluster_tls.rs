@@ -287,3 +287,81 @@ impl Drop for RogueNode {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the `raftledger` binary with `args`; (success, stdout + stderr).
+fn run_cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(exe())
+        .args(args)
+        .output()
+        .expect("run raftledger");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn certs_command_and_tls_flags_fail_loudly_on_bad_input() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("certs");
+    let out_s = out.display().to_string();
+    let certs = ["certs", "--out", &out_s, "--node", "1", "--node", "2"];
+    let (ok, text) = run_cli(&[&certs[..], &["--host", "ledger.example"]].concat());
+    assert!(ok, "raftledger certs: {text}");
+    for f in [
+        "ca.pem",
+        "node1.pem",
+        "node2-key.pem",
+        "client.pem",
+        "client-key.pem",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing: {text}");
+    }
+    let mode = std::fs::metadata(out.join("ca-key.pem"))
+        .expect("ca key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "private keys are 0600");
+    let (ok, text) = run_cli(&certs);
+    assert!(
+        !ok && text.contains("--force"),
+        "a second run must refuse: {text}"
+    );
+
+    let data = dir.path().join("data").display().to_string();
+    let ca = out.join("ca.pem").display().to_string();
+    let key = out.join("node1-key.pem").display().to_string();
+    let bad = dir.path().join("garbage.pem");
+    std::fs::write(&bad, "not a certificate").expect("write");
+    let bad = bad.display().to_string();
+    let node = [
+        "node",
+        "--id",
+        "1",
+        "--api",
+        "127.0.0.1:0",
+        "--raft",
+        "127.0.0.1:1",
+    ];
+    let tls = ["--data", &data, "--tls-key", &key, "--tls-ca", &ca];
+    let (ok, text) = run_cli(&[&node[..], &tls, &["--tls-cert", &bad]].concat());
+    assert!(
+        !ok && text.contains("garbage.pem"),
+        "bad file is named: {text}"
+    );
+    let (ok, text) = run_cli(&[&node[..], &["--data", &data, "--tls-ca", &ca]].concat());
+    assert!(
+        !ok && text.contains("go together"),
+        "partial TLS flags: {text}"
+    );
+    let cert = out.join("node1.pem").display().to_string();
+    let peers = "1=http://127.0.0.1:1|http://127.0.0.1:2";
+    let (ok, text) = run_cli(&[&node[..], &tls, &["--tls-cert", &cert, "--peers", peers]].concat());
+    assert!(
+        !ok && text.contains("https://"),
+        "http:// peer with TLS on: {text}"
+    );
+}
