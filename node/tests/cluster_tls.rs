@@ -4,7 +4,8 @@
 //! and fails over; and every listener refuses what it must: plain HTTP on the TLS API, Raft
 //! clients without a certificate or with one from another CA, replication to a node whose
 //! certificate another CA signed, and a handshake that never completes (closed after the header read
-//! timeout while other clients are served).
+//! timeout while other clients are served). Also: `raftledger certs` and the `--tls-*` flag
+//! errors, and the read model's HTTPS listener (real nats-server and PostgreSQL).
 
 mod common;
 
@@ -363,5 +364,62 @@ fn certs_command_and_tls_flags_fail_loudly_on_bad_input() {
     assert!(
         !ok && text.contains("https://"),
         "http:// peer with TLS on: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_model_serves_https_with_the_given_certificate() {
+    use readmodel::local::{nats::create_ledger_stream, nats::LocalNats, postgres::LocalPostgres};
+    let dir = tempfile::Builder::new()
+        .prefix("readmodel-tls-")
+        .tempdir()
+        .expect("tempdir");
+    let nats = LocalNats::start(&dir.path().join("nats")).expect("nats-server (install step)");
+    let pg = LocalPostgres::start(&dir.path().join("pg")).expect("postgres (install step)");
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.expect("nats"));
+    create_ledger_stream(&js).await.expect("stream");
+    let certs = dir.path().join("certs");
+    tlsconf::generate::generate(&CertsRequest {
+        out: certs.clone(),
+        nodes: vec![1],
+        hosts: Vec::new(),
+        force: false,
+    })
+    .expect("certs");
+    let rm = readmodel::start(readmodel::config::ReadModelConfig {
+        listen: "127.0.0.1:0".into(),
+        nats_url: nats.url(),
+        postgres_url: pg.url(),
+        query_connections_max: 2,
+        tls: readmodel::tls::ServerTlsArgs {
+            tls_cert: Some(node_cert_path(&certs, 1)),
+            tls_key: Some(node_key_path(&certs, 1)),
+        },
+    })
+    .await
+    .expect("start read model with TLS");
+    assert!(rm.url().starts_with("https://"), "{}", rm.url());
+    let client = client_with(tlsconf::client_config(&ca_path(&certs), None).expect("config"));
+    let r = client
+        .get(format!("{}/healthz", rm.url()))
+        .send()
+        .await
+        .expect("https request to the read model");
+    assert_eq!(r.status(), 200);
+    let plain = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let r = plain
+        .get(format!("http://{}/healthz", rm.addr))
+        .send()
+        .await;
+    assert!(r.is_err(), "plain HTTP must not be served: {r:?}");
+    let other = foreign_ca(dir.path(), 1);
+    let stranger = client_with(tlsconf::client_config(&ca_path(&other), None).expect("config"));
+    let r = stranger.get(format!("{}/healthz", rm.url())).send().await;
+    assert!(
+        r.is_err(),
+        "a client trusting another CA rejects the server: {r:?}"
     );
 }
