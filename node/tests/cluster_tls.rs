@@ -3,9 +3,10 @@
 //! (forwarded over mTLS), serves linearizable reads from a follower (read-index over mTLS)
 //! and fails over; and every listener refuses what it must: plain HTTP on the TLS API, Raft
 //! clients without a certificate or with one from another CA, replication to a node whose
-//! certificate another CA signed, and a handshake that never completes (closed after the header read
-//! timeout while other clients are served). Also: `raftledger certs` and the `--tls-*` flag
-//! errors, and the read model's HTTPS listener (real nats-server and PostgreSQL).
+//! certificate another CA signed, and a handshake that never completes (closed after the
+//! header read timeout while other clients are served). Also: `raftledger certs` and the
+//! `--tls-*` flag errors, and the read model's HTTPS listener (real nats-server and
+//! PostgreSQL).
 
 mod common;
 
