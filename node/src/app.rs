@@ -40,8 +40,12 @@ const ADMIN_REQUEST_TIMEOUT_MS: u64 = 120_000;
 const PEER_PROBE_TIMEOUT_MS: u64 = 500;
 
 /// An HTTP client with the outbound connect timeout and the request timeout `request_ms`.
-fn outbound_client(request_ms: u64) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// It trusts the cluster CA when TLS is on.
+fn outbound_client(
+    tls: Option<&crate::tls::NodeTls>,
+    request_ms: u64,
+) -> anyhow::Result<reqwest::Client> {
+    crate::tls::reqwest_builder(tls)
         .connect_timeout(Duration::from_millis(OUTBOUND_CONNECT_TIMEOUT_MS))
         .timeout(Duration::from_millis(request_ms))
         .build()
@@ -98,6 +102,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     let client_auth = crate::auth::gate::ClientAuth::from_config(&cfg)?;
     let peer_allow = crate::auth::member_url::PeerAllow::parse(&cfg.auth.peer_allow)
         .map_err(anyhow::Error::msg)?;
+    let tls = cfg.tls.load().context("load TLS certificates")?;
     crate::wal::create_dir_all_durable(&crate::wal::RealFs, &cfg.data)
         .with_context(|| format!("create {}", cfg.data.display()))?;
     let api_listener = TcpListener::bind(&cfg.api)
@@ -112,11 +117,11 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         api: cfg
             .advertise_api
             .clone()
-            .unwrap_or_else(|| format!("http://{api_addr}")),
+            .unwrap_or_else(|| format!("{}://{api_addr}", cfg.tls.scheme())),
         raft: cfg
             .advertise_raft
             .clone()
-            .unwrap_or_else(|| format!("http://{raft_addr}")),
+            .unwrap_or_else(|| format!("{}://{raft_addr}", cfg.tls.scheme())),
     };
 
     let wal_options = crate::wal::WalOptions {
@@ -131,7 +136,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     .context("open wal")?;
     let sm = StateMachineStore::open(&cfg.data).context("open state machine")?;
     let net = NetworkFactory::new(cfg.id, &cfg.cluster_secret)
-        .with_pool_idle_timeout(server_limits(&cfg).client_pool_idle())
+        .with_tls(server_limits(&cfg).client_pool_idle(), tls.as_ref())
         .with_raft_url_overrides(cfg.peer_raft_overrides()?);
     let raft = Raft::new(
         cfg.id,
@@ -178,7 +183,14 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         leader_contact,
         body_read_timeout: Duration::from_millis(cfg.body_read_timeout_ms),
     });
-    tasks.push(serve(raft_listener, raft_router, &cfg, shutdown_rx.clone()));
+    let raft_tls = tls.as_ref().map(|t| t.raft.clone());
+    tasks.push(serve(
+        raft_listener,
+        raft_router,
+        &cfg,
+        raft_tls,
+        shutdown_rx.clone(),
+    ));
     let state = AppState {
         node_id: cfg.id,
         raft: raft.clone(),
@@ -188,7 +200,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         client_auth,
         peer_allow: Arc::new(peer_allow),
         metrics,
-        http: reqwest::Client::builder()
+        http: crate::tls::reqwest_builder(tls.as_ref())
             .pool_idle_timeout(server_limits(&cfg).client_pool_idle())
             .connect_timeout(Duration::from_millis(OUTBOUND_CONNECT_TIMEOUT_MS))
             .timeout(Duration::from_millis(ADMIN_REQUEST_TIMEOUT_MS))
@@ -205,6 +217,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         api_listener,
         api::router(state),
         &cfg,
+        tls.as_ref().map(|t| t.api.clone()),
         shutdown_rx.clone(),
     ));
     if let Some(url) = cfg.nats_url.clone() {
@@ -227,7 +240,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         shutdown_rx.clone(),
     )));
 
-    bootstrap(&cfg, &raft, &node_addr).await?;
+    bootstrap(&cfg, &raft, &node_addr, tls.as_ref()).await?;
     tracing::info!(id = cfg.id, api = %node_addr.api, raft = %node_addr.raft, "node.started");
     Ok(RunningNode {
         id: cfg.id,
@@ -241,14 +254,16 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     })
 }
 
-/// Serves `router` on `listener` with the listener limits of `cfg` until `stop`.
+/// Serves `router` on `listener` with the listener limits of `cfg` (over TLS with `tls`)
+/// until `stop`.
 fn serve(
     listener: TcpListener,
     router: axum::Router,
     cfg: &NodeConfig,
+    tls: Option<tlsconf::tokio_rustls::TlsAcceptor>,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    crate::http_server::spawn(listener, router, server_limits(cfg), stop)
+    crate::http_server::spawn(listener, router, server_limits(cfg), tls, stop)
 }
 
 fn server_limits(cfg: &NodeConfig) -> crate::http_server::ServerLimits {
@@ -257,11 +272,19 @@ fn server_limits(cfg: &NodeConfig) -> crate::http_server::ServerLimits {
     }
 }
 
-/// Initializes from `--peers` (smallest id, never-initialized node only) or joins via `--join`.
-async fn bootstrap(cfg: &NodeConfig, raft: &Raft, me: &NodeAddr) -> anyhow::Result<()> {
+/// Initializes from `--peers` (smallest id, never-initialized node only) or joins via `--join`;
+/// peers' APIs are reached trusting the cluster CA when TLS is on.
+async fn bootstrap(
+    cfg: &NodeConfig,
+    raft: &Raft,
+    me: &NodeAddr,
+    tls: Option<&crate::tls::NodeTls>,
+) -> anyhow::Result<()> {
+    let probe = outbound_client(tls, PEER_PROBE_TIMEOUT_MS)?;
+    let join_http = outbound_client(tls, ADMIN_REQUEST_TIMEOUT_MS)?;
     let peers = cfg.peer_map()?;
     if !peers.is_empty() && peers.keys().next() == Some(&cfg.id) && !raft.is_initialized().await? {
-        if peers_already_clustered(cfg.id, &peers).await {
+        if peers_already_clustered(cfg.id, &peers, &probe).await {
             // Our data was wiped but the others still form the cluster: wait to be replicated
             // to (we are still a member) instead of starting a second cluster.
             tracing::warn!("cluster.initialize skipped: peers already form a cluster");
@@ -273,7 +296,9 @@ async fn bootstrap(cfg: &NodeConfig, raft: &Raft, me: &NodeAddr) -> anyhow::Resu
     if let Some(join) = cfg.join.clone() {
         let (id, me, token) = (cfg.id, me.clone(), cfg.admin_token.clone());
         let raft = raft.clone();
-        tokio::spawn(async move { join_cluster(&raft, &join, id, &me, token.as_deref()).await });
+        tokio::spawn(async move {
+            join_cluster(&raft, &join_http, &join, id, &me, token.as_deref()).await
+        });
     }
     Ok(())
 }
@@ -282,10 +307,8 @@ async fn bootstrap(cfg: &NodeConfig, raft: &Raft, me: &NodeAddr) -> anyhow::Resu
 async fn peers_already_clustered(
     self_id: u64,
     peers: &std::collections::BTreeMap<u64, NodeAddr>,
+    http: &reqwest::Client,
 ) -> bool {
-    let Ok(http) = outbound_client(PEER_PROBE_TIMEOUT_MS) else {
-        return false;
-    };
     for (id, addr) in peers {
         if *id == self_id {
             continue;
@@ -327,14 +350,14 @@ async fn replicated_to(raft: &Raft, index: u64) -> bool {
 /// leader's entries arrived here: a node the leader cannot replicate to (unreachable Raft URL,
 /// different cluster secret) would otherwise become a voter that never acknowledges, and stall
 /// every commit. Retries until done.
-async fn join_cluster(raft: &Raft, join_url: &str, id: u64, me: &NodeAddr, token: Option<&str>) {
-    let http = match outbound_client(ADMIN_REQUEST_TIMEOUT_MS) {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot join: no http client");
-            return;
-        }
-    };
+async fn join_cluster(
+    raft: &Raft,
+    http: &reqwest::Client,
+    join_url: &str,
+    id: u64,
+    me: &NodeAddr,
+    token: Option<&str>,
+) {
     let post = |path: &str, body: serde_json::Value| {
         let mut r = http.post(format!("{join_url}{path}")).json(&body);
         if let Some(t) = token {

@@ -42,7 +42,17 @@ pub struct LedgerClient {
 impl LedgerClient {
     /// A client for `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder()
+        Self::with_tls(base, None)
+    }
+
+    /// A client for `base`; with `tls` (e.g. `https://127.0.0.1:8080` and a config trusting
+    /// the cluster CA, see [`tlsconf::client_config`]) it speaks TLS with that config.
+    pub fn with_tls(base: &str, tls: Option<&tlsconf::rustls::ClientConfig>) -> Self {
+        let mut b = reqwest::Client::builder();
+        if let Some(t) = tls {
+            b = b.use_preconfigured_tls(t.clone());
+        }
+        let http = b
             .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
             .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
             .pool_max_idle_per_host(64)

@@ -133,6 +133,9 @@ pub struct NodeConfig {
     /// Authentication flags (`auth::args`).
     #[command(flatten)]
     pub auth: crate::auth::args::AuthArgs,
+    /// TLS: `--tls-cert`, `--tls-key`, `--tls-ca` (see `crate::tls`).
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 impl NodeConfig {
@@ -204,6 +207,7 @@ impl NodeConfig {
         if let Some(join) = &self.join {
             check("--join", join)?;
         }
+        crate::tls::validate(self)?;
         Ok(())
     }
 
@@ -271,6 +275,7 @@ impl NodeConfig {
             peer_allow = ?self.auth.peer_allow,
             api_keys_file = ?self.auth.api_keys_file,
             allowed_hosts = ?self.auth.allowed_hosts,
+            tls = self.tls.enabled(),
             "node.config"
         );
     }
@@ -305,6 +310,7 @@ impl NodeConfig {
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
             body_read_timeout_ms: BODY_READ_TIMEOUT_MS_DEFAULT,
             auth: Default::default(),
+            tls: crate::tls::TlsArgs::default(),
         }
     }
 }

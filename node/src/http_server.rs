@@ -8,12 +8,17 @@
 //! also the idle timeout; our own HTTP clients expire idle pooled connections sooner (see
 //! [`ServerLimits::client_pool_idle`]). Body read timeouts are per route (API extractors, Raft
 //! handlers), since only a handler knows how large a body it expects.
+//!
+//! With TLS (see `crate::tls`) each accepted connection first completes a TLS handshake,
+//! bounded by the same header read timeout, on its own task: a stalled handshake never holds
+//! up the accept loop or other clients.
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::time::Duration;
+use tlsconf::tokio_rustls::TlsAcceptor;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -41,11 +46,13 @@ impl ServerLimits {
     }
 }
 
-/// Serves `router` on `listener` until `stop` turns true.
+/// Serves `router` on `listener` until `stop` turns true; over TLS when `tls` is given (the
+/// handshake bounded by [`ServerLimits::header_read_timeout`]).
 pub fn spawn(
     listener: TcpListener,
     router: Router,
     limits: ServerLimits,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -73,25 +80,18 @@ pub fn spawn(
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "set TCP_NODELAY failed");
             }
-            let service = TowerToHyperService::new(
-                router
-                    .clone()
-                    .map_request(|req: hyper::Request<Incoming>| req.map(axum::body::Body::new)),
-            );
-            let conn = http.serve_connection(TokioIo::new(tcp), service);
-            let mut stop = stop.clone();
+            let (http, router, stop) = (http.clone(), router.clone(), stop.clone());
+            let tls = tls.clone();
             connections.spawn(async move {
-                let mut conn = std::pin::pin!(conn);
-                tokio::select! {
-                    r = conn.as_mut() => {
-                        if let Err(e) = r {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                    }
-                    () = stopped(&mut stop) => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    }
+                let Some(acceptor) = tls else {
+                    return serve_connection(http, TokioIo::new(tcp), router, stop).await;
+                };
+                // The handshake gets the header read timeout too: a client that connects and
+                // never finishes it (a TLS slowloris) is dropped as soon as one that never
+                // sends its headers.
+                match tlsconf::accept(&acceptor, tcp, limits.header_read_timeout).await {
+                    Ok(stream) => serve_connection(http, TokioIo::new(stream), router, stop).await,
+                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                 }
             });
         }
@@ -104,6 +104,33 @@ pub fn spawn(
             tracing::debug!(open = connections.len(), "dropping connections at shutdown");
         }
     })
+}
+
+/// Serves HTTP/1.1 requests on one accepted connection (plain or TLS) until the client
+/// leaves, a limit closes it, or `stop` (graceful: the request in flight finishes).
+async fn serve_connection<I>(
+    http: hyper::server::conn::http1::Builder,
+    io: I,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(
+        router.map_request(|req: hyper::Request<Incoming>| req.map(axum::body::Body::new)),
+    );
+    let mut conn = std::pin::pin!(http.serve_connection(io, service));
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        () = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// Resolves once `stop` is true (or its sender is gone).

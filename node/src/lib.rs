@@ -18,6 +18,8 @@
 //! - `local_cluster` — launches real node processes on loopback (demo, bench, tests).
 //! - `client`     — small typed HTTP client for the API.
 //! - `cli`        — `raftledger demo` and `raftledger bench`.
+//! - `tls`        — `--tls-*` flags, listener acceptors (API TLS, Raft mutual TLS), outbound
+//!   client TLS.
 //! - `sabotage`   — test-only deliberate defects (feature `sabotage`) for the chaos harness.
 
 pub mod api;
@@ -37,4 +39,5 @@ pub mod raft_types;
 pub mod relay;
 pub mod sabotage;
 pub mod sm;
+pub mod tls;
 pub mod wal;

@@ -1,5 +1,9 @@
 //! Launches real `raftledger node` processes on loopback: used by `raftledger demo`, the
 //! benchmark and the cluster tests. Children are killed when the cluster is dropped.
+//!
+//! Plain HTTP by default; [`LocalCluster::with_tls`] makes a CA and node certificates in the
+//! cluster directory and runs every node with TLS (API) and mutual TLS (Raft), `https://`
+//! URLs, and clients that trust only that CA.
 
 use crate::client::LedgerClient;
 use std::path::{Path, PathBuf};
@@ -18,18 +22,20 @@ pub struct LocalNode {
     pub data_dir: PathBuf,
     /// Where stdout/stderr go.
     pub log_path: PathBuf,
+    /// `http` or `https`.
+    scheme: &'static str,
     child: Option<Child>,
 }
 
 impl LocalNode {
     /// Base URL of the node's API.
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.api_port)
     }
 
     /// Base URL of the node's Raft listener.
     pub fn raft_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.raft_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.raft_port)
     }
 
     /// OS process id, when running.
@@ -46,6 +52,18 @@ pub struct LocalCluster {
     extra_args: Vec<String>,
     /// How many of the slots (ids 1..=k) are initial members; the rest join later.
     initial_members: usize,
+    /// The cluster directory (node data dirs and logs, certificates in TLS mode).
+    dir: PathBuf,
+    /// TLS mode: certificates and the operator client config.
+    tls: Option<ClusterTls>,
+}
+
+/// Certificates of a TLS cluster.
+struct ClusterTls {
+    /// Where `raftledger certs` files are (`ca.pem`, `node<N>.pem`, ...).
+    dir: PathBuf,
+    /// Operator client config: trusts only the cluster CA, presents `client.pem`.
+    client: tlsconf::rustls::ClientConfig,
 }
 
 /// Finds a free loopback TCP port (bind :0, read, release).
@@ -86,6 +104,7 @@ impl LocalCluster {
                 raft_port,
                 log_path: data.join(format!("node-{id}.log")),
                 data_dir,
+                scheme: "http",
                 child: None,
             });
         }
@@ -94,7 +113,48 @@ impl LocalCluster {
             nodes,
             exe: exe.to_owned(),
             extra_args: Vec::new(),
+            dir: data.to_owned(),
+            tls: None,
         })
+    }
+
+    /// TLS mode: makes a CA and node certificates in `<dir>/certs` (as `raftledger certs`
+    /// does) and runs every node with `--tls-cert/--tls-key/--tls-ca` on `https://` URLs.
+    pub fn with_tls(mut self) -> anyhow::Result<Self> {
+        let dir = self.dir.join("certs");
+        tlsconf::generate::generate(&tlsconf::generate::CertsRequest {
+            out: dir.clone(),
+            nodes: self.nodes.iter().map(|n| n.id).collect(),
+            hosts: Vec::new(),
+            force: false,
+        })?;
+        let client = tlsconf::client_config(
+            &tlsconf::generate::ca_path(&dir),
+            Some(tlsconf::Identity {
+                cert: &tlsconf::generate::client_cert_path(&dir),
+                key: &tlsconf::generate::client_key_path(&dir),
+            }),
+        )?;
+        for n in &mut self.nodes {
+            n.scheme = "https";
+        }
+        self.tls = Some(ClusterTls { dir, client });
+        Ok(self)
+    }
+
+    /// The certificate directory in TLS mode.
+    pub fn certs_dir(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.dir.as_path())
+    }
+
+    /// A reqwest builder for this cluster's API: in TLS mode it trusts only the cluster CA
+    /// and presents the operator certificate.
+    pub fn reqwest_builder(&self) -> reqwest::ClientBuilder {
+        let b = reqwest::Client::builder();
+        match &self.tls {
+            Some(t) => b.use_preconfigured_tls(t.client.clone()),
+            None => b,
+        }
     }
 
     /// Extra flags passed to every node (e.g. timing overrides).
@@ -137,7 +197,17 @@ impl LocalCluster {
 
     fn spawn(&mut self, id: u64, mode: &[&str]) -> std::io::Result<()> {
         let exe = self.exe.clone();
-        let extra = self.extra_args.clone();
+        let mut extra = self.extra_args.clone();
+        if let Some(t) = &self.tls {
+            let flags = [
+                ("--tls-cert", tlsconf::generate::node_cert_path(&t.dir, id)),
+                ("--tls-key", tlsconf::generate::node_key_path(&t.dir, id)),
+                ("--tls-ca", tlsconf::generate::ca_path(&t.dir)),
+            ];
+            for (flag, path) in flags {
+                extra.extend([flag.to_owned(), path.display().to_string()]);
+            }
+        }
         let n = &mut self.nodes[(id - 1) as usize];
         if n.child.is_some() {
             return Ok(());
@@ -198,7 +268,10 @@ impl LocalCluster {
 
     /// Client for node `id`.
     pub fn client(&self, id: u64) -> LedgerClient {
-        LedgerClient::new(&self.node(id).api_url())
+        LedgerClient::with_tls(
+            &self.node(id).api_url(),
+            self.tls.as_ref().map(|t| &t.client),
+        )
     }
 
     /// Waits until some running node reports a leader that every running node agrees on.

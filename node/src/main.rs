@@ -1,4 +1,5 @@
-//! `raftledger` binary: run a node, a local demo cluster, the benchmark, or make an API key.
+//! `raftledger` binary: run a node, a local demo cluster, the benchmark, make an API key or
+//! certificates.
 
 use clap::{Parser, Subcommand};
 use node::cli;
@@ -22,6 +23,8 @@ enum Cmd {
     Bench(cli::bench::BenchArgs),
     /// Make a client API key: prints the key once and the line for `--api-keys-file`.
     Apikey(cli::apikey::ApikeyArgs),
+    /// Make a local CA plus node and operator certificates for `--tls-*`.
+    Certs(cli::certs::CertsArgs),
 }
 
 fn init_tracing() {
@@ -54,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Demo(args) => rt.block_on(cli::demo::run(args)),
         Cmd::Bench(args) => rt.block_on(cli::bench::run(args)),
         Cmd::Apikey(args) => cli::apikey::run(&args),
+        Cmd::Certs(args) => cli::certs::run(args),
     }
 }
 

@@ -212,6 +212,7 @@ async fn read_side_survives_faults_and_equals_the_log() {
         postgres_url: pg.url(),
         query_connections_max: 4,
         access: Default::default(),
+        tls: Default::default(),
     })
     .await
     .expect("start read model");

@@ -36,6 +36,9 @@ pub struct ReadModelConfig {
     /// Admin token, NATS credentials and TLS, PostgreSQL read role and TLS.
     #[command(flatten)]
     pub access: crate::access::AccessArgs,
+    /// TLS of the query API: `--tls-cert`, `--tls-key` (see `crate::tls`).
+    #[command(flatten)]
+    pub tls: crate::tls::ServerTlsArgs,
 }
 
 impl ReadModelConfig {
@@ -65,6 +68,7 @@ impl ReadModelConfig {
             nats = %self.access.nats().map(|n| n.describe()).unwrap_or_default(),
             admin_token = self.access.admin_token.is_some(),
             insecure = self.access.insecure,
+            tls = self.tls.tls_cert.is_some(),
             "readmodel.config"
         );
     }

@@ -18,6 +18,7 @@
 //! - `manager`   — the live projector and blue/green rebuilds.
 //! - `lag`       — stream head vs checkpoint, in events and ms.
 //! - `api`       — the query HTTP API.
+//! - `tls`       — `--tls-cert`/`--tls-key` and the TLS listener of the query API.
 //! - `metrics`   — Prometheus recorder.
 //! - `local`     — throw-away nats-server and PostgreSQL for tests and the demo.
 //! - `bench`     — `raftledger-readmodel bench` (design.md §8 read-model bars).
@@ -40,6 +41,7 @@ pub mod metrics;
 pub mod projector;
 pub mod schema;
 pub mod store;
+pub mod tls;
 pub mod watermark;
 
 use anyhow::Context as _;
@@ -53,12 +55,14 @@ pub struct RunningReadModel {
     /// The projection manager.
     pub manager: manager::Manager,
     server: tokio::task::JoinHandle<()>,
+    /// `http` or `https`.
+    scheme: &'static str,
 }
 
 impl RunningReadModel {
     /// Base URL of the API.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Waits for the server task (runs until the process ends).
@@ -77,6 +81,7 @@ pub async fn start(cfg: config::ReadModelConfig) -> anyhow::Result<RunningReadMo
         cfg.access.insecure,
     )?;
     cfg.log_effective();
+    let tls = cfg.tls.load().context("load TLS certificate")?;
     let upstream = access::Upstream {
         nats: cfg.access.nats()?,
         pg: cfg.access.pg()?,
@@ -112,15 +117,27 @@ pub async fn start(cfg: config::ReadModelConfig) -> anyhow::Result<RunningReadMo
         .with_context(|| format!("bind {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let router = api::router(state);
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "readmodel.server_stopped");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = match tls {
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "readmodel.server_stopped");
+            }
+        }),
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor)?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "readmodel.server_stopped");
+                }
+            })
         }
-    });
-    tracing::info!(%addr, "readmodel.listening");
+    };
+    tracing::info!(%addr, scheme, "readmodel.listening");
     Ok(RunningReadModel {
         addr,
         manager,
         server,
+        scheme,
     })
 }

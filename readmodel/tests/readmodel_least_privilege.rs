@@ -157,6 +157,7 @@ async fn shipped_nats_users_pg_roles_and_admin_token_hold() {
         nats_url: nats.url(),
         postgres_url: pg_url(&pg, "raftledger_projector"),
         query_connections_max: 2,
+        tls: Default::default(),
         access: AccessArgs {
             admin_token: Some(ADMIN_TOKEN.into()),
             nats_user: Some("raftledger_readmodel".into()),
@@ -343,19 +344,23 @@ fn compose_requires_every_secret_and_publishes_only_on_loopback() {
     }
 }
 
-/// A CA, and a server certificate for 127.0.0.1/localhost it signed: (ca.pem, cert, key) PEMs.
+/// A fresh CA, and a server certificate for 127.0.0.1/localhost it signed (made by the code
+/// behind `raftledger certs`): (ca.pem, cert, key) PEMs.
 fn ca_and_server_cert() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca_cert, &ca_key)
-        .unwrap();
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+    let dir = tempfile::tempdir().unwrap();
+    let req = tlsconf::generate::CertsRequest {
+        out: dir.path().to_owned(),
+        nodes: vec![1],
+        hosts: Vec::new(),
+        force: false,
+    };
+    tlsconf::generate::generate(&req).unwrap();
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap();
+    (
+        read(tlsconf::generate::ca_path(dir.path())),
+        read(tlsconf::generate::node_cert_path(dir.path(), 1)),
+        read(tlsconf::generate::node_key_path(dir.path(), 1)),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,6 +430,7 @@ async fn tls_to_nats_and_postgres_is_verified() {
         nats_url: nats.url(),
         postgres_url: tls_url.clone(),
         query_connections_max: 2,
+        tls: Default::default(),
         access: AccessArgs {
             nats_user: Some("raftledger_readmodel".into()),
             nats_password: Some(READMODEL_PASSWORD.into()),

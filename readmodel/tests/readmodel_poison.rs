@@ -124,6 +124,7 @@ async fn poison_is_parked_and_the_api_answers() {
         postgres_url: pg.url(),
         query_connections_max: 4,
         access: Default::default(),
+        tls: Default::default(),
     })
     .await
     .expect("start read model");

@@ -41,6 +41,7 @@ impl DemoReadSide {
             postgres_url: self.postgres.url(),
             query_connections_max: 8,
             access: Default::default(),
+            tls: Default::default(),
         })
         .await
         .context("start read model")?;

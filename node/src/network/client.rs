@@ -53,7 +53,7 @@ impl NetworkFactory {
     /// A factory for node `self_id` authenticating with cluster secret `secret`.
     pub fn new(self_id: NodeId, secret: &str) -> Self {
         Self {
-            http: http_client(None),
+            http: http_client(None, None),
             key: PeerKey::new(secret),
             self_id,
             untrusted_logged: Arc::default(),
@@ -65,7 +65,15 @@ impl NetworkFactory {
     /// timeout, which closes idle keep-alive connections server-side, so a request never goes
     /// out on a connection the peer is closing.
     pub fn with_pool_idle_timeout(mut self, idle: Duration) -> Self {
-        self.http = http_client(Some(idle));
+        self.http = http_client(Some(idle), None);
+        self
+    }
+
+    /// Like [`NetworkFactory::with_pool_idle_timeout`], and with `tls` every peer is dialled
+    /// over mutual TLS: only servers with a certificate signed by the cluster CA are trusted,
+    /// and this node presents its own certificate.
+    pub fn with_tls(mut self, idle: Duration, tls: Option<&crate::tls::NodeTls>) -> Self {
+        self.http = http_client(Some(idle), tls);
         self
     }
 
@@ -97,8 +105,8 @@ impl NetworkFactory {
     }
 }
 
-fn http_client(pool_idle: Option<Duration>) -> reqwest::Client {
-    let mut b = reqwest::Client::builder()
+fn http_client(pool_idle: Option<Duration>, tls: Option<&crate::tls::NodeTls>) -> reqwest::Client {
+    let mut b = crate::tls::reqwest_builder(tls)
         .pool_max_idle_per_host(POOL_IDLE_PER_HOST_MAX)
         .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
         .tcp_nodelay(true);

@@ -1,7 +1,8 @@
 //! `TestCluster`: real `raftledger node` processes in a private tempdir; node logs are dumped
-//! and the dir is kept when a test panics.
+//! and the dir is kept when a test panics. [`TestCluster::start_tls`] runs the nodes with TLS
+//! (API) and mutual TLS (Raft), certificates made in the tempdir.
 
-use super::{eventually, exe, phase, Http, LEADER_WAIT};
+use super::{eventually, exe, phase, Http, HTTP_TIMEOUT, LEADER_WAIT};
 use node::client::LedgerClient;
 use node::local_cluster::LocalCluster;
 use serde_json::Value;
@@ -23,14 +24,33 @@ impl TestCluster {
     /// `n` node slots; starts those in `running` (all when empty) with `extra` flags, and waits
     /// for a leader every running node agrees on and for `/readyz` everywhere.
     pub async fn start(name: &'static str, n: usize, running: &[u64], extra: &[&str]) -> Self {
+        Self::start_with(name, n, running, extra, false).await
+    }
+
+    /// As [`TestCluster::start`], in TLS mode (`LocalCluster::with_tls`): `https://` URLs,
+    /// and [`TestCluster::http`] clients that trust only the cluster CA.
+    pub async fn start_tls(name: &'static str, n: usize, running: &[u64], extra: &[&str]) -> Self {
+        Self::start_with(name, n, running, extra, true).await
+    }
+
+    async fn start_with(
+        name: &'static str,
+        n: usize,
+        running: &[u64],
+        extra: &[&str],
+        tls: bool,
+    ) -> Self {
         let started = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix(&format!("raftledger-{name}-"))
             .tempdir()
             .expect("tempdir");
-        let lc = LocalCluster::new(&exe(), n, 0, 0, dir.path())
+        let mut lc = LocalCluster::new(&exe(), n, 0, 0, dir.path())
             .expect("describe cluster")
             .with_args(extra);
+        if tls {
+            lc = lc.with_tls().expect("make cluster certificates");
+        }
         let mut tc = Self {
             lc,
             name,
@@ -86,7 +106,13 @@ impl TestCluster {
 
     /// Raw client for node `id`.
     pub fn http(&self, id: u64) -> Http {
-        Http::new(&self.lc.node(id).api_url())
+        let client = self
+            .lc
+            .reqwest_builder()
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .expect("reqwest client");
+        Http::with_client(&self.lc.node(id).api_url(), client)
     }
 
     /// Raw clients for `ids`.

@@ -101,6 +101,14 @@ impl Http {
         Self::with_timeout(base, HTTP_TIMEOUT)
     }
 
+    /// A client for `base` sending through `client` (e.g. one trusting a TLS cluster's CA).
+    pub fn with_client(base: &str, client: reqwest::Client) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+        }
+    }
+
     /// A client whose requests time out after `timeout`.
     pub fn with_timeout(base: &str, timeout: Duration) -> Self {
         let client = reqwest::Client::builder()

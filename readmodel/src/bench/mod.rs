@@ -56,6 +56,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         postgres_url: pg.url(),
         query_connections_max: 4,
         access: Default::default(),
+        tls: Default::default(),
     })
     .await?;
     let t = Instant::now();
