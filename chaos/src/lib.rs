@@ -1,4 +1,4 @@
-//! raftledger chaos harness (issue 3, design.md §7 layer B): real `raftledger node` processes,
+//! raftledger chaos harness (real processes, not a simulation): real `raftledger node` processes,
 //! every node-to-node Raft link through a harness-owned proxy, a seeded fault schedule, a
 //! Jepsen-style bank workload, checkers for invariants L1–L8 and a per-run report; optionally
 //! (`--readmodel`) the CQRS read side too.

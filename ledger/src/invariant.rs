@@ -1,4 +1,4 @@
-//! The invariant catalogue (design.md §4). The same ids appear in the state machine's debug
+//! The invariant catalogue (ARCHITECTURE.md, "Invariant catalogue"). The same ids appear in the state machine's debug
 //! checks, the chaos checker's violations and the read model's reconciliation.
 
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Longest accepted account id, in bytes (design.md §3: 1..64 of `[A-Za-z0-9._:-]`).
+/// Longest accepted account id, in bytes (1..64 of `[A-Za-z0-9._:-]`).
 pub const ACCOUNT_ID_LEN_MAX: usize = 64;
 /// Longest accepted command/transfer id (the idempotency key), in bytes.
 pub const COMMAND_ID_LEN_MAX: usize = 128;

@@ -260,14 +260,14 @@ fn serve(
     listener: TcpListener,
     router: axum::Router,
     cfg: &NodeConfig,
-    tls: Option<tlsconf::tokio_rustls::TlsAcceptor>,
+    tls: Option<netserve::tokio_rustls::TlsAcceptor>,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    crate::http_server::spawn(listener, router, server_limits(cfg), tls, stop)
+    netserve::http_server::spawn(listener, router, server_limits(cfg), tls, stop)
 }
 
-fn server_limits(cfg: &NodeConfig) -> crate::http_server::ServerLimits {
-    crate::http_server::ServerLimits {
+fn server_limits(cfg: &NodeConfig) -> netserve::http_server::ServerLimits {
+    netserve::http_server::ServerLimits {
         header_read_timeout: Duration::from_millis(cfg.header_read_timeout_ms),
     }
 }

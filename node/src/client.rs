@@ -46,8 +46,8 @@ impl LedgerClient {
     }
 
     /// A client for `base`; with `tls` (e.g. `https://127.0.0.1:8080` and a config trusting
-    /// the cluster CA, see [`tlsconf::client_config`]) it speaks TLS with that config.
-    pub fn with_tls(base: &str, tls: Option<&tlsconf::rustls::ClientConfig>) -> Self {
+    /// the cluster CA, see [`netserve::client_config`]) it speaks TLS with that config.
+    pub fn with_tls(base: &str, tls: Option<&netserve::rustls::ClientConfig>) -> Self {
         let mut b = reqwest::Client::builder();
         if let Some(t) = tls {
             b = b.use_preconfigured_tls(t.clone());

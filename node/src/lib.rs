@@ -9,12 +9,11 @@
 //! - `auth`       — exposure rule, peer MACs, member URL checks, API keys, the client API gate.
 //! - `failover`   — fast failover: campaign once a dead leader's lease ends.
 //! - `proposer`   — write batching, leader stamping, one-hop forwarding to the leader.
-//! - `api`        — the client HTTP API (design.md §5).
+//! - `api`        — the client HTTP API.
 //! - `metrics`    — Prometheus recorder, HTTP latency and Raft gauges.
 //! - `relay`      — leader-only relay of committed events to the JetStream stream `LEDGER`.
 //! - `config`     — node configuration (flags + env).
 //! - `app`        — assembles and runs a node; used by the binary and the tests.
-//! - `http_server` — the HTTP/1.1 accept loop of both listeners (header read timeout).
 //! - `local_cluster` — launches real node processes on loopback (demo, bench, tests).
 //! - `client`     — small typed HTTP client for the API.
 //! - `cli`        — `raftledger demo` and `raftledger bench`.
@@ -29,7 +28,6 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod failover;
-pub mod http_server;
 pub mod local_cluster;
 pub mod log_store;
 pub mod metrics;

@@ -63,7 +63,7 @@ struct ClusterTls {
     /// Where `raftledger certs` files are (`ca.pem`, `node<N>.pem`, ...).
     dir: PathBuf,
     /// Operator client config: trusts only the cluster CA, presents `client.pem`.
-    client: tlsconf::rustls::ClientConfig,
+    client: netserve::rustls::ClientConfig,
 }
 
 /// Finds a free loopback TCP port (bind :0, read, release).
@@ -122,17 +122,17 @@ impl LocalCluster {
     /// does) and runs every node with `--tls-cert/--tls-key/--tls-ca` on `https://` URLs.
     pub fn with_tls(mut self) -> anyhow::Result<Self> {
         let dir = self.dir.join("certs");
-        tlsconf::generate::generate(&tlsconf::generate::CertsRequest {
+        netserve::generate::generate(&netserve::generate::CertsRequest {
             out: dir.clone(),
             nodes: self.nodes.iter().map(|n| n.id).collect(),
             hosts: Vec::new(),
             force: false,
         })?;
-        let client = tlsconf::client_config(
-            &tlsconf::generate::ca_path(&dir),
-            Some(tlsconf::Identity {
-                cert: &tlsconf::generate::client_cert_path(&dir),
-                key: &tlsconf::generate::client_key_path(&dir),
+        let client = netserve::client_config(
+            &netserve::generate::ca_path(&dir),
+            Some(netserve::Identity {
+                cert: &netserve::generate::client_cert_path(&dir),
+                key: &netserve::generate::client_key_path(&dir),
             }),
         )?;
         for n in &mut self.nodes {
@@ -200,9 +200,9 @@ impl LocalCluster {
         let mut extra = self.extra_args.clone();
         if let Some(t) = &self.tls {
             let flags = [
-                ("--tls-cert", tlsconf::generate::node_cert_path(&t.dir, id)),
-                ("--tls-key", tlsconf::generate::node_key_path(&t.dir, id)),
-                ("--tls-ca", tlsconf::generate::ca_path(&t.dir)),
+                ("--tls-cert", netserve::generate::node_cert_path(&t.dir, id)),
+                ("--tls-key", netserve::generate::node_key_path(&t.dir, id)),
+                ("--tls-ca", netserve::generate::ca_path(&t.dir)),
             ];
             for (flag, path) in flags {
                 extra.extend([flag.to_owned(), path.display().to_string()]);

@@ -2,7 +2,7 @@
 //!
 //! Every write goes to the [`Wal`], which serializes entries, vote, committed, truncation and
 //! purge through one flusher; `append` reports completion to openraft only after the covering
-//! `fdatasync` (design.md §2a). `save_vote`, `truncate_after` and `purge` return once durable.
+//! `fdatasync`. `save_vote`, `truncate_after` and `purge` return once durable.
 //! `save_committed` returns once queued: the committed log id is an optimization (it lets the
 //! state machine be re-applied up to it on restart), and an older value after a crash is safe.
 

@@ -1,4 +1,4 @@
-//! HTTP error contract (design.md §5) on a real 3-node cluster: every malformed or refused
+//! HTTP error contract on a real 3-node cluster: every malformed or refused
 //! request gets the right status and `{"error": {"code","message","details"}}`, replicated
 //! rejections carry `X-Ledger-Index`, and none of them moves any money.
 

@@ -11,12 +11,12 @@
 mod common;
 
 use common::{account, exe, open_accounts, write_ok, Http, TestCluster};
+use netserve::generate::{ca_path, node_cert_path, node_key_path, CertsRequest};
 use node::local_cluster::free_port;
 use serde_json::json;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tlsconf::generate::{ca_path, node_cert_path, node_key_path, CertsRequest};
 use tokio::io::AsyncReadExt as _;
 
 /// Header read timeout of the refusal test's cluster (also bounds TLS handshakes).
@@ -25,7 +25,7 @@ const HEADER_READ_TIMEOUT_MS: u64 = 1_000;
 const ROGUE_WATCH: Duration = Duration::from_secs(3);
 
 /// A reqwest client over `tls` with the test timeout.
-fn client_with(tls: tlsconf::rustls::ClientConfig) -> reqwest::Client {
+fn client_with(tls: netserve::rustls::ClientConfig) -> reqwest::Client {
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(Duration::from_secs(5))
@@ -36,7 +36,7 @@ fn client_with(tls: tlsconf::rustls::ClientConfig) -> reqwest::Client {
 /// A second, unrelated CA with a certificate for node `id` (in `dir`).
 fn foreign_ca(dir: &Path, id: u64) -> std::path::PathBuf {
     let out = dir.join("foreign-ca");
-    tlsconf::generate::generate(&CertsRequest {
+    netserve::generate::generate(&CertsRequest {
         out: out.clone(),
         nodes: vec![id],
         hosts: Vec::new(),
@@ -141,11 +141,11 @@ async fn tls_listeners_refuse_plain_http_wrong_certificates_and_stalled_handshak
     assert!(r.is_err(), "plain HTTP must not be served: {r:?}");
 
     tc.phase("Raft port: a cluster certificate gets an HTTP answer (control)");
-    let member = tlsconf::Identity {
+    let member = netserve::Identity {
         cert: &node_cert_path(&certs, leader),
         key: &node_key_path(&certs, leader),
     };
-    let ok = client_with(tlsconf::client_config(&ca, Some(member)).expect("config"));
+    let ok = client_with(netserve::client_config(&ca, Some(member)).expect("config"));
     let r = ok
         .post(format!("{raft_url}/raft/vote"))
         .send()
@@ -158,15 +158,15 @@ async fn tls_listeners_refuse_plain_http_wrong_certificates_and_stalled_handshak
     );
 
     tc.phase("Raft port: no client certificate, or one from another CA, is refused");
-    let anonymous = client_with(tlsconf::client_config(&ca, None).expect("config"));
+    let anonymous = client_with(netserve::client_config(&ca, None).expect("config"));
     let r = anonymous.post(format!("{raft_url}/raft/vote")).send().await;
     assert!(r.is_err(), "Raft port without a client certificate: {r:?}");
     let foreign = foreign_ca(tc.path(), 4);
-    let stranger = tlsconf::Identity {
+    let stranger = netserve::Identity {
         cert: &node_cert_path(&foreign, 4),
         key: &node_key_path(&foreign, 4),
     };
-    let wrong = client_with(tlsconf::client_config(&ca, Some(stranger)).expect("config"));
+    let wrong = client_with(netserve::client_config(&ca, Some(stranger)).expect("config"));
     let r = wrong.post(format!("{raft_url}/raft/vote")).send().await;
     assert!(r.is_err(), "Raft port with a foreign-CA certificate: {r:?}");
 
@@ -202,7 +202,7 @@ async fn tls_listeners_refuse_plain_http_wrong_certificates_and_stalled_handshak
     let mut rogue = RogueNode::spawn(tc.path(), &foreign, &ca, &tc.lc.node(leader).api_url());
     let rogue_http = Http::with_client(
         &rogue.api_url,
-        client_with(tlsconf::client_config(&ca_path(&foreign), None).expect("config")),
+        client_with(netserve::client_config(&ca_path(&foreign), None).expect("config")),
     );
     let deadline = Instant::now() + ROGUE_WATCH;
     let mut answered = false;
@@ -380,7 +380,7 @@ async fn read_model_serves_https_with_the_given_certificate() {
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.expect("nats"));
     create_ledger_stream(&js).await.expect("stream");
     let certs = dir.path().join("certs");
-    tlsconf::generate::generate(&CertsRequest {
+    netserve::generate::generate(&CertsRequest {
         out: certs.clone(),
         nodes: vec![1],
         hosts: Vec::new(),
@@ -392,6 +392,7 @@ async fn read_model_serves_https_with_the_given_certificate() {
         nats_url: nats.url(),
         postgres_url: pg.url(),
         query_connections_max: 2,
+        header_read_timeout_ms: 1_000,
         tls: readmodel::tls::ServerTlsArgs {
             tls_cert: Some(node_cert_path(&certs, 1)),
             tls_key: Some(node_key_path(&certs, 1)),
@@ -401,13 +402,30 @@ async fn read_model_serves_https_with_the_given_certificate() {
     .await
     .expect("start read model with TLS");
     assert!(rm.url().starts_with("https://"), "{}", rm.url());
-    let client = client_with(tlsconf::client_config(&ca_path(&certs), None).expect("config"));
+    // Same accept loop as the nodes: a stalled handshake is closed after the header read
+    // timeout (1 s here) while other clients are served.
+    let started = Instant::now();
+    let mut stalled = tokio::net::TcpStream::connect(rm.addr)
+        .await
+        .expect("connect read model");
+    let client = client_with(netserve::client_config(&ca_path(&certs), None).expect("config"));
     let r = client
         .get(format!("{}/healthz", rm.url()))
         .send()
         .await
         .expect("https request to the read model");
     assert_eq!(r.status(), 200);
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "read model: a never-finished handshake must be closed: {read:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "closed after the timeout, not at once: {:?}",
+        started.elapsed()
+    );
     let plain = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -418,7 +436,7 @@ async fn read_model_serves_https_with_the_given_certificate() {
         .await;
     assert!(r.is_err(), "plain HTTP must not be served: {r:?}");
     let other = foreign_ca(dir.path(), 1);
-    let stranger = client_with(tlsconf::client_config(&ca_path(&other), None).expect("config"));
+    let stranger = client_with(netserve::client_config(&ca_path(&other), None).expect("config"));
     let r = stranger.get(format!("{}/healthz", rm.url())).send().await;
     assert!(
         r.is_err(),

@@ -211,6 +211,7 @@ async fn read_side_survives_faults_and_equals_the_log() {
         nats_url: nats_url.clone(),
         postgres_url: pg.url(),
         query_connections_max: 4,
+        header_read_timeout_ms: readmodel::config::HEADER_READ_TIMEOUT_MS_DEFAULT,
         access: Default::default(),
         tls: Default::default(),
     })

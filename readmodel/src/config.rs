@@ -33,6 +33,10 @@ pub struct ReadModelConfig {
     /// Connections in the query pool.
     #[arg(long, default_value_t = 16)]
     pub query_connections_max: usize,
+    /// Longest a client may take to send a request's headers (or finish a TLS handshake); also
+    /// how long an idle keep-alive connection is kept. Stops slowloris clients.
+    #[arg(long, env = "RAFTLEDGER_READMODEL_HEADER_READ_TIMEOUT_MS", default_value_t = HEADER_READ_TIMEOUT_MS_DEFAULT)]
+    pub header_read_timeout_ms: u64,
     /// Admin token, NATS credentials and TLS, PostgreSQL read role and TLS.
     #[command(flatten)]
     pub access: crate::access::AccessArgs,
@@ -40,6 +44,9 @@ pub struct ReadModelConfig {
     #[command(flatten)]
     pub tls: crate::tls::ServerTlsArgs,
 }
+
+/// Default `--header-read-timeout-ms`, as on the nodes.
+pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 
 impl ReadModelConfig {
     /// Validates fields.
@@ -51,6 +58,10 @@ impl ReadModelConfig {
         anyhow::ensure!(
             (1..=256).contains(&self.query_connections_max),
             "--query-connections-max must be 1..=256"
+        );
+        anyhow::ensure!(
+            (100..=600_000).contains(&self.header_read_timeout_ms),
+            "--header-read-timeout-ms must be 100..=600000"
         );
         self.access.nats()?;
         Ok(())

@@ -21,7 +21,7 @@
 //! - `tls`       — `--tls-cert`/`--tls-key` and the TLS listener of the query API.
 //! - `metrics`   — Prometheus recorder.
 //! - `local`     — throw-away nats-server and PostgreSQL for tests and the demo.
-//! - `bench`     — `raftledger-readmodel bench` (design.md §8 read-model bars).
+//! - `bench`     — `raftledger-readmodel bench` (read-model bars of BENCHMARKS.md).
 
 pub mod access;
 pub mod api;
@@ -46,6 +46,7 @@ pub mod watermark;
 
 use anyhow::Context as _;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// A running read model.
@@ -55,6 +56,8 @@ pub struct RunningReadModel {
     /// The projection manager.
     pub manager: manager::Manager,
     server: tokio::task::JoinHandle<()>,
+    /// Dropping it stops the server (graceful); kept for the life of the read model.
+    _stop: tokio::sync::watch::Sender<bool>,
     /// `http` or `https`.
     scheme: &'static str,
 }
@@ -118,26 +121,17 @@ pub async fn start(cfg: config::ReadModelConfig) -> anyhow::Result<RunningReadMo
     let addr = listener.local_addr()?;
     let router = api::router(state);
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let server = match tls {
-        None => tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "readmodel.server_stopped");
-            }
-        }),
-        Some(acceptor) => {
-            let listener = tls::TlsListener::new(listener, acceptor)?;
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, router).await {
-                    tracing::error!(error = %e, "readmodel.server_stopped");
-                }
-            })
-        }
+    let limits = netserve::http_server::ServerLimits {
+        header_read_timeout: Duration::from_millis(cfg.header_read_timeout_ms),
     };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let server = netserve::http_server::spawn(listener, router, limits, tls, stop_rx);
     tracing::info!(%addr, scheme, "readmodel.listening");
     Ok(RunningReadModel {
         addr,
         manager,
         server,
+        _stop: stop,
         scheme,
     })
 }

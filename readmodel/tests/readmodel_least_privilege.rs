@@ -157,6 +157,7 @@ async fn shipped_nats_users_pg_roles_and_admin_token_hold() {
         nats_url: nats.url(),
         postgres_url: pg_url(&pg, "raftledger_projector"),
         query_connections_max: 2,
+        header_read_timeout_ms: readmodel::config::HEADER_READ_TIMEOUT_MS_DEFAULT,
         tls: Default::default(),
         access: AccessArgs {
             admin_token: Some(ADMIN_TOKEN.into()),
@@ -348,18 +349,18 @@ fn compose_requires_every_secret_and_publishes_only_on_loopback() {
 /// behind `raftledger certs`): (ca.pem, cert, key) PEMs.
 fn ca_and_server_cert() -> (String, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let req = tlsconf::generate::CertsRequest {
+    let req = netserve::generate::CertsRequest {
         out: dir.path().to_owned(),
         nodes: vec![1],
         hosts: Vec::new(),
         force: false,
     };
-    tlsconf::generate::generate(&req).unwrap();
+    netserve::generate::generate(&req).unwrap();
     let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap();
     (
-        read(tlsconf::generate::ca_path(dir.path())),
-        read(tlsconf::generate::node_cert_path(dir.path(), 1)),
-        read(tlsconf::generate::node_key_path(dir.path(), 1)),
+        read(netserve::generate::ca_path(dir.path())),
+        read(netserve::generate::node_cert_path(dir.path(), 1)),
+        read(netserve::generate::node_key_path(dir.path(), 1)),
     )
 }
 
@@ -430,6 +431,7 @@ async fn tls_to_nats_and_postgres_is_verified() {
         nats_url: nats.url(),
         postgres_url: tls_url.clone(),
         query_connections_max: 2,
+        header_read_timeout_ms: readmodel::config::HEADER_READ_TIMEOUT_MS_DEFAULT,
         tls: Default::default(),
         access: AccessArgs {
             nats_user: Some("raftledger_readmodel".into()),

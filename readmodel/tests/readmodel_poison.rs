@@ -123,6 +123,7 @@ async fn poison_is_parked_and_the_api_answers() {
         nats_url: nats.url(),
         postgres_url: pg.url(),
         query_connections_max: 4,
+        header_read_timeout_ms: readmodel::config::HEADER_READ_TIMEOUT_MS_DEFAULT,
         access: Default::default(),
         tls: Default::default(),
     })

@@ -1,4 +1,4 @@
-//! Checkers, one invariant (design.md §4) per file, each giving a three-valued verdict:
+//! Checkers, one invariant (ARCHITECTURE.md, "Invariant catalogue") per file, each giving a three-valued verdict:
 //! `valid`, `invalid` (a counterexample was found) or `unknown` (the check could not decide —
 //! a time limit expired, a requested fault never fired; never a pass).
 //!

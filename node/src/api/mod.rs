@@ -1,4 +1,4 @@
-//! Client HTTP API (design.md §5), in the order a request travels:
+//! Client HTTP API (README.md, "API by example"), in the order a request travels:
 //! - `auth::gate` — `Host` check, API keys, admin authorization of `/cluster/*` mutations.
 //! - `guard`    — every POST needs `Content-Type: application/json` (415): no cross-site form
 //!   post can reach a command.

@@ -1,5 +1,5 @@
 //! `raftledger certs`: makes a local CA and the node and operator certificates a TLS cluster
-//! needs (see `tlsconf::generate` for the files and their properties).
+//! needs (see `netserve::generate` for the files and their properties).
 
 use std::path::PathBuf;
 
@@ -23,7 +23,7 @@ pub struct CertsArgs {
 
 /// Generates the files and lists them.
 pub fn run(args: CertsArgs) -> anyhow::Result<()> {
-    let files = tlsconf::generate::generate(&tlsconf::generate::CertsRequest {
+    let files = netserve::generate::generate(&netserve::generate::CertsRequest {
         out: args.out,
         nodes: args.nodes,
         hosts: args.hosts,

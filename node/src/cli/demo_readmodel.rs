@@ -40,6 +40,7 @@ impl DemoReadSide {
             nats_url: self.nats.url(),
             postgres_url: self.postgres.url(),
             query_connections_max: 8,
+            header_read_timeout_ms: readmodel::config::HEADER_READ_TIMEOUT_MS_DEFAULT,
             access: Default::default(),
             tls: Default::default(),
         })

@@ -6,7 +6,7 @@
 //!
 //! Bounds: bodies are size-limited ([`RPC_BODY_BYTES_MAX`]) and must arrive within
 //! `--body-read-timeout-ms` (a snapshot, which streams for longer, may not pause for longer
-//! than that between chunks); headers are bounded by the listener (`http_server`). A proposal
+//! than that between chunks); headers are bounded by the listener (`netserve::http_server`). A proposal
 //! forwarded by a follower goes through the same proposer bounds as a local client's.
 
 use super::wire::{self, path};

@@ -1,5 +1,5 @@
 //! The relay: the committed log is the outbox. Only the current leader publishes committed
-//! events to the JetStream stream `LEDGER`, where stream sequence == event_seq (design.md §6).
+//! events to the JetStream stream `LEDGER`, where stream sequence == event_seq.
 //!
 //! - `access`  — NATS credentials and TLS flags (`--nats-user`, `--nats-tls-ca`, …).
 //! - `stream`  — stream configuration, server version check, the cursor (stream last sequence).

@@ -2,10 +2,10 @@
 //! agree with the mode) and loaded into a [`NodeTls`] at start.
 
 use super::NodeTls;
+use netserve::tokio_rustls::TlsAcceptor;
+use netserve::Identity;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tlsconf::tokio_rustls::TlsAcceptor;
-use tlsconf::Identity;
 
 /// TLS flags of a node: all three or none.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -71,9 +71,9 @@ impl TlsArgs {
             return Ok(None);
         };
         let identity = Identity { cert, key };
-        let api = tlsconf::server_config(identity, None)?;
-        let raft = tlsconf::server_config(identity, Some(ca))?;
-        let client = tlsconf::client_config(ca, Some(identity))?;
+        let api = netserve::server_config(identity, None)?;
+        let raft = netserve::server_config(identity, Some(ca))?;
+        let client = netserve::client_config(ca, Some(identity))?;
         Ok(Some(NodeTls {
             api: TlsAcceptor::from(api),
             raft: TlsAcceptor::from(raft),

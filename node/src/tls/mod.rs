@@ -1,4 +1,4 @@
-//! TLS of a node (rustls, via the `tlsconf` crate): the `--tls-*` flags, the acceptors of
+//! TLS of a node (rustls, via the `netserve` crate): the `--tls-*` flags, the acceptors of
 //! both listeners and the client config of every outbound connection.
 //!
 //! With TLS on, the client API serves TLS, and the Raft listener serves *mutual* TLS: a peer
@@ -12,8 +12,8 @@ mod args;
 
 pub use args::TlsArgs;
 
+use netserve::tokio_rustls::TlsAcceptor;
 use std::sync::Arc;
-use tlsconf::tokio_rustls::TlsAcceptor;
 
 /// Loaded TLS material of a node (present only when TLS is on).
 #[derive(Clone)]
@@ -24,7 +24,7 @@ pub struct NodeTls {
     pub raft: TlsAcceptor,
     /// Client config of outbound connections: trusts only the CA, presents this node's
     /// certificate.
-    pub client: Arc<tlsconf::rustls::ClientConfig>,
+    pub client: Arc<netserve::rustls::ClientConfig>,
 }
 
 /// Validates the TLS flags of `cfg` and that every node URL it names (advertised, `--peers`,

@@ -1,4 +1,4 @@
-//! Project-owned segmented write-ahead log for the Raft log and the vote (design.md §2a).
+//! Project-owned segmented write-ahead log for the Raft log and the vote.
 //!
 //! Shape (etcd's): CRC32C-framed records in preallocated segment files, appended only; one
 //! flusher thread with group commit (one `fdatasync` per round, completions fired in order after

@@ -17,7 +17,7 @@ pub const MIN_SEQ_WAIT_MS: u64 = 1_000;
 /// Default and largest history page: a page is one index range scan; 1000 rows is ~100 KiB.
 const HISTORY_PAGE_DEFAULT: i64 = 100;
 const HISTORY_PAGE_MAX: i64 = 1_000;
-/// Longest account id (design.md §3).
+/// Longest account id (the same bound as the ledger's).
 const ACCOUNT_ID_BYTES_MAX: usize = 64;
 
 /// Query of `GET /v1/accounts/{id}`.

@@ -1,4 +1,4 @@
-//! The query HTTP API (design.md §5, read model), in request order: query extraction, a
+//! The query HTTP API of the read model, in request order: query extraction, a
 //! read-only snapshot transaction that also reads the checkpoint (so `X-Read-Model-Seq` names
 //! exactly the seq the answer reflects), render. Routes:
 //! - `accounts` — balance (with `min_seq`), history (cursor pagination), balance at T;

@@ -1,5 +1,5 @@
 //! `raftledger-readmodel bench`: measures the read model against real, self-started
-//! nats-server and PostgreSQL (design.md §8 bars): sustained projection events/s (catching up
+//! nats-server and PostgreSQL (read-model bars of BENCHMARKS.md): sustained projection events/s (catching up
 //! a backlog), publish -> PostgreSQL commit latency p50/p99 at fixed publish rates, and
 //! rebuild events/s. Events are synthetic but in the node's wire format, published with the
 //! relay's headers.
@@ -55,6 +55,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         nats_url: nats.url(),
         postgres_url: pg.url(),
         query_connections_max: 4,
+        header_read_timeout_ms: crate::config::HEADER_READ_TIMEOUT_MS_DEFAULT,
         access: Default::default(),
         tls: Default::default(),
     })

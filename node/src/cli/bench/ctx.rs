@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Nodes of the self-started cluster (design.md §8 bars are for 3 nodes on one host).
+/// Nodes of the self-started cluster (the bars are for 3 nodes on one host).
 pub const OWNED_NODES: usize = 3;
 /// Accounts in the pool the write phases move money between.
 pub const POOL_ACCOUNTS: usize = 1000;

@@ -1,4 +1,4 @@
-//! `raftledger bench`: measures the design.md §8 bars against a self-started 3-node cluster
+//! `raftledger bench`: measures the benchmark bars (BENCHMARKS.md) against a self-started 3-node cluster
 //! (real node processes on loopback, in a temporary directory) or an already running one
 //! (`--target`). Phases, in order (`--only` picks a subset):
 //! - `batch`       — [`batch`]: transfers committed/s through `POST /v1/batches`.

@@ -1,5 +1,5 @@
 //! Collects each phase's results: markdown table rows (metric | result | must | aim | verdict,
-//! bars from design.md §8), per-phase JSON, notes, and the machine the numbers came from.
+//! bars of BENCHMARKS.md), per-phase JSON, notes, and the machine the numbers came from.
 
 use serde_json::{json, Map, Value};
 
@@ -10,9 +10,9 @@ pub struct Row {
     pub metric: String,
     /// The measured value, formatted.
     pub result: String,
-    /// The floor from design.md §8.
+    /// The floor (the bar we must not fall below).
     pub must: String,
-    /// The goal from design.md §8.
+    /// The aim (the bar we want to reach).
     pub aim: String,
     /// `meets aim`, `meets must`, `BELOW MUST`, `reported`, `error`, ...
     pub verdict: String,

@@ -1,8 +1,11 @@
-//! TLS plumbing shared by the node (`raftledger`) and the read model: rustls only (no
-//! OpenSSL), with the `ring` crypto provider named explicitly so no process-wide default is
-//! needed.
+//! How the node (`raftledger`) and the read model serve connections: one HTTP accept loop with
+//! bounded header reads and TLS handshakes, and the TLS plumbing. rustls only (no OpenSSL),
+//! with the `ring` crypto provider named explicitly so no process-wide default is needed.
 //!
 //! Modules:
+//! - `http_server` — the HTTP/1.1 accept loop of every listener (node API, node Raft, read
+//!   model): header read timeout (slowloris; also the idle keep-alive timeout), TLS handshake
+//!   bounded by the same timeout on each connection's own task, graceful shutdown.
 //! - `pem`      — reading certificate chains, private keys and CA bundles from PEM files
 //!   (errors name the file).
 //! - `configs`  — rustls server configs (optionally requiring a client certificate signed by
@@ -13,6 +16,7 @@
 
 pub mod configs;
 pub mod generate;
+pub mod http_server;
 pub mod pem;
 
 pub use configs::{accept, client_config, server_config, Identity};

@@ -1,4 +1,5 @@
-//! The HTTP/1.1 server loop of both listeners (client API and Raft RPC): accepts connections,
+//! The HTTP/1.1 server loop of every listener (node client API, node Raft RPC, read model):
+//! accepts connections,
 //! serves an axum router on each with hyper, and shuts down gracefully.
 //!
 //! Unlike `axum::serve`, it bounds how long a client may take to send request headers
@@ -6,10 +7,10 @@
 //! (slowloris) is disconnected instead of holding a connection and its task forever. hyper
 //! applies the same timeout while a keep-alive connection waits for its next request, so it is
 //! also the idle timeout; our own HTTP clients expire idle pooled connections sooner (see
-//! [`ServerLimits::client_pool_idle`]). Body read timeouts are per route (API extractors, Raft
-//! handlers), since only a handler knows how large a body it expects.
+//! [`ServerLimits::client_pool_idle`]). Body read timeouts are per route (the node's API
+//! extractors and Raft handlers), since only a handler knows how large a body it expects.
 //!
-//! With TLS (see `crate::tls`) each accepted connection first completes a TLS handshake,
+//! With TLS (a `TlsAcceptor` from `crate::configs`) each accepted connection first completes a TLS handshake,
 //! bounded by the same header read timeout, on its own task: a stalled handshake never holds
 //! up the accept loop or other clients.
 
@@ -18,10 +19,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::time::Duration;
-use tlsconf::tokio_rustls::TlsAcceptor;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again, so the
@@ -89,7 +90,7 @@ pub fn spawn(
                 // The handshake gets the header read timeout too: a client that connects and
                 // never finishes it (a TLS slowloris) is dropped as soon as one that never
                 // sends its headers.
-                match tlsconf::accept(&acceptor, tcp, limits.header_read_timeout).await {
+                match crate::accept(&acceptor, tcp, limits.header_read_timeout).await {
                     Ok(stream) => serve_connection(http, TokioIo::new(stream), router, stop).await,
                     Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                 }
