@@ -377,32 +377,10 @@ async fn raft_rpc_is_authenticated_both_ways() {
     assert!(!proven, "a 401 proves nothing");
 
     tc.phase("the node's own client trusts only answers signed with the secret");
-    let member = NodeAddr {
-        api: api.clone(),
-        raft: raft_url.clone(),
-    };
-    let conn = NetworkFactory::new(99, SECRET).connection(1, &member);
-    let r: Result<Result<u64, ReadIndexError>, _> = conn
-        .call(
-            path::READ_INDEX,
-            &node::network::server::ReadIndexRequest { lease: false },
-            Duration::from_secs(5),
-        )
-        .await;
+    let r = read_index_via(1, &api, &raft_url).await;
     assert!(matches!(r, Ok(Ok(_))), "real peer answers: {r:?}");
     let impostor = impostor_server().await;
-    let fake = NodeAddr {
-        api: impostor.clone(),
-        raft: impostor.clone(),
-    };
-    let conn = NetworkFactory::new(99, SECRET).connection(2, &fake);
-    let r: Result<Result<u64, ReadIndexError>, _> = conn
-        .call(
-            path::READ_INDEX,
-            &node::network::server::ReadIndexRequest { lease: false },
-            Duration::from_secs(5),
-        )
-        .await;
+    let r = read_index_via(2, &impostor, &impostor).await;
     let err = r.expect_err("an unsigned 200 is not trusted");
     assert!(err.to_string().contains("reply MAC"), "{err}");
 
@@ -505,4 +483,24 @@ fn joiner_log_has_refusals(joiner: &LocalCluster) -> bool {
     std::fs::read_to_string(&joiner.node(2).log_path)
         .expect("joiner log")
         .contains("raft rpc refused")
+}
+
+/// A read-index call from a node knowing [`SECRET`] to the member at `api`/`raft`.
+async fn read_index_via(
+    target: u64,
+    api: &str,
+    raft: &str,
+) -> Result<Result<u64, ReadIndexError>, node::network::client::CallError> {
+    let member = NodeAddr {
+        api: api.to_owned(),
+        raft: raft.to_owned(),
+    };
+    NetworkFactory::new(99, SECRET)
+        .connection(target, &member)
+        .call(
+            path::READ_INDEX,
+            &node::network::server::ReadIndexRequest { lease: false },
+            Duration::from_secs(5),
+        )
+        .await
 }
