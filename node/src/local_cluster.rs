@@ -250,6 +250,28 @@ impl LocalCluster {
         }
     }
 
+    /// SIGTERMs node `id` (its graceful shutdown path runs) and waits up to `timeout` for it to
+    /// exit, SIGKILLing it after that. Returns whether it exited by itself within `timeout`.
+    pub async fn terminate(&mut self, id: u64, timeout: Duration) -> std::io::Result<bool> {
+        let Some(mut c) = self.nodes[(id - 1) as usize].child.take() else {
+            return Ok(true);
+        };
+        // `kill(1)`: the workspace denies `unsafe`, so no `libc::kill`.
+        let sent = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()?;
+        let deadline = Instant::now() + timeout;
+        while sent.success() && Instant::now() < deadline {
+            if c.try_wait()?.is_some() {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        Ok(false)
+    }
+
     /// Kills node `id` and deletes its data directory.
     pub fn wipe(&mut self, id: u64) -> std::io::Result<()> {
         self.kill(id);

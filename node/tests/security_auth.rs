@@ -51,6 +51,7 @@ async fn admin_routes_need_the_token_and_member_urls_and_hosts_are_checked() {
         "/cluster/learners",
         "/cluster/init",
         "/cluster/leader/transfer",
+        "/cluster/snapshot",
     ] {
         for bearer in [None, Some("wrong-token-wrong-token-123")] {
             let (status, body) = post(&format!("{api}{route}"), bearer, &voters).await;

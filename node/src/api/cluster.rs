@@ -1,5 +1,6 @@
 //! Cluster administration and health: init, add learner, change membership, leader transfer,
-//! status (with per-follower lag on the leader), `/healthz`, `/readyz`, `/metrics`.
+//! build a snapshot on this node, status (with per-follower lag on the leader and the cost of
+//! this node's last snapshot build), `/healthz`, `/readyz`, `/metrics`.
 //! Mutations are authorized before they get here (`auth::gate`: admin token or admin API key);
 //! on a follower they are proxied to the leader (one hop). Member URLs are validated
 //! (`auth::member_url`) before anything is proposed or dialled.
@@ -251,6 +252,19 @@ pub async fn transfer_leader(
         .into_response())
 }
 
+/// `POST /cluster/snapshot` `{}`: asks this node (not the leader: every node snapshots its own
+/// state machine) to build a snapshot now, then to purge its log as after a policy snapshot.
+/// Returns 202 at once; `snapshot_build` in `/cluster/status` shows when it is done.
+pub async fn snapshot(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let applied = s.reader.applied_index();
+    s.raft.trigger().snapshot().await.map_err(raft_err)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"snapshot_requested_at_applied": applied})),
+    )
+        .into_response())
+}
+
 fn role(st: ServerState) -> &'static str {
     match st {
         ServerState::Leader => "leader",
@@ -293,6 +307,9 @@ pub async fn status(State(s): State<AppState>) -> Response {
         "committed": m.local_committed.map(|l| l.index).unwrap_or(0),
         "applied": s.reader.applied_index(),
         "snapshot": m.snapshot.map(|l| l.index),
+        "snapshot_build": s.reader.last_snapshot_build().map(|b| {
+            json!({"index": b.index, "bytes": b.bytes, "build_ms": b.build_ms})
+        }),
         "purged": m.purged.map(|l| l.index),
         "last_event_seq": s.reader.last_event_seq(),
         "applied_hash": applied_hash,

@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
             "/cluster/leader/transfer",
             command(cluster::transfer_leader),
         )
+        .route("/cluster/snapshot", command(cluster::snapshot))
         .route("/cluster/status", get(cluster::status))
         .route("/healthz", get(cluster::healthz))
         .route("/readyz", get(cluster::readyz))

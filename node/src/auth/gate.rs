@@ -198,6 +198,7 @@ mod tests {
         assert_eq!(need(&Method::GET, "/healthz"), Need::Open);
         assert_eq!(need(&Method::GET, "/cluster/status"), Need::Open);
         assert_eq!(need(&Method::POST, "/cluster/learners"), Need::Admin);
+        assert_eq!(need(&Method::POST, "/cluster/snapshot"), Need::Admin);
         assert_eq!(need(&Method::GET, "/v1/accounts/a"), Need::Key(Scope::Read));
         assert_eq!(
             need(&Method::POST, "/v1/transfers"),

@@ -78,6 +78,6 @@ mod recovery_tests;
 pub use history::EVENTS_PAGE_MAX;
 pub use postings::BalanceAt;
 pub use reader::LedgerReader;
-pub use snapshot_build::LedgerSnapshotBuilder;
+pub use snapshot_build::{LedgerSnapshotBuilder, SnapshotBuildStats};
 pub use snapshot_file::SnapshotFile;
 pub use store::StateMachineStore;

@@ -6,6 +6,7 @@
 use super::history;
 use super::postings::BalanceAt;
 use super::shared::Shared;
+use super::snapshot_build::SnapshotBuildStats;
 use ledger::{Account, AccountId, CommandResult, Event, TimestampUs, Transfer};
 use std::io;
 use std::sync::Arc;
@@ -19,6 +20,11 @@ pub struct LedgerReader {
 }
 
 impl LedgerReader {
+    /// Size and build time of the last snapshot this process built (none yet: `None`).
+    pub fn last_snapshot_build(&self) -> Option<SnapshotBuildStats> {
+        self.shared.last_build()
+    }
+
     /// Index of the last applied log entry (0 before the first).
     pub fn applied_index(&self) -> u64 {
         self.shared.live().applied_index()

@@ -3,6 +3,7 @@
 
 use super::meta::{SnapshotPointer, Trees};
 use super::postings::PostingsIndex;
+use super::snapshot_build::SnapshotBuildStats;
 use crate::raft_types::{LogId, StoredMembership};
 use ledger::LedgerState;
 use std::path::PathBuf;
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
     snapshot: Mutex<Option<SnapshotPointer>>,
     /// Makes temporary file names unique within this process.
     file_counter: AtomicU64,
+    /// The last snapshot this process built.
+    last_build: Mutex<Option<SnapshotBuildStats>>,
 }
 
 /// A panic while the state lock was held may have left the ledger half-applied: crash rather
@@ -75,6 +78,7 @@ impl Shared {
             event_seq_tx: watch::Sender::new(seq),
             snapshot: Mutex::new(None),
             file_counter: AtomicU64::new(0),
+            last_build: Mutex::new(None),
         }
     }
 
@@ -111,6 +115,16 @@ impl Shared {
     /// The current snapshot pointer.
     pub(crate) fn snapshot(&self) -> MutexGuard<'_, Option<SnapshotPointer>> {
         self.snapshot.lock().expect(POISONED)
+    }
+
+    /// Records a finished snapshot build.
+    pub(crate) fn record_build(&self, stats: SnapshotBuildStats) {
+        *self.last_build.lock().expect(POISONED) = Some(stats);
+    }
+
+    /// The last snapshot this process built, if any.
+    pub(crate) fn last_build(&self) -> Option<SnapshotBuildStats> {
+        *self.last_build.lock().expect(POISONED)
     }
 
     /// A fresh temporary path in the snapshot directory: `<prefix>-<pid>-<nanos>-<n>.tmp`.

@@ -20,6 +20,7 @@ use openraft::storage::RaftSnapshotBuilder;
 use std::fs;
 use std::io;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What a builder captured when it was created.
 struct Capture {
@@ -29,6 +30,21 @@ struct Capture {
     ledger: LedgerState,
     /// Install generation at capture; a later install makes this capture stale.
     generation: u64,
+    /// When the capture began (the build time counts the ledger clone too).
+    started: Instant,
+}
+
+/// What the last snapshot this node built cost (`/cluster/status` `snapshot_build`, the
+/// bench's growth phase). Installed snapshots (received from the leader) are not builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotBuildStats {
+    /// Log index the snapshot ends at.
+    pub index: u64,
+    /// Size of the snapshot file.
+    pub bytes: u64,
+    /// Wall time from the capture (the ledger clone on the state-machine task) until the file
+    /// is written and fsynced, sled made durable, and the snapshot published.
+    pub build_ms: u64,
 }
 
 /// openraft snapshot builder over a consistent capture of the state machine.
@@ -43,6 +59,7 @@ impl LedgerSnapshotBuilder {
     /// Captures the current applied state. Must run between applies (openraft's state-machine
     /// task guarantees it).
     pub(crate) fn capture(shared: Arc<Shared>) -> Self {
+        let started = Instant::now();
         let generation = shared.install_generation();
         let capture = {
             let live = shared.live();
@@ -53,6 +70,7 @@ impl LedgerSnapshotBuilder {
                 },
                 ledger: live.ledger.clone(),
                 generation,
+                started,
             }
         };
         Self {
@@ -122,7 +140,13 @@ fn build_blocking(shared: &Shared, capture: Capture) -> io::Result<Snapshot> {
         // Readers already streaming the old file keep their open handle.
         let _ = fs::remove_file(shared.snapshot_dir.join(old.file_name));
     }
-    tracing::info!(index, file = %pointer.file_name, "snapshot built");
+    let stats = SnapshotBuildStats {
+        index,
+        bytes: fs::metadata(&path).map_or(0, |m| m.len()),
+        build_ms: capture.started.elapsed().as_millis() as u64,
+    };
+    shared.record_build(stats);
+    tracing::info!(index, file = %pointer.file_name, bytes = stats.bytes, build_ms = stats.build_ms, "snapshot built");
     Ok(Snapshot {
         meta: pointer.meta,
         snapshot: SnapshotFile::open(path)?,

@@ -173,6 +173,32 @@ impl Http {
         Ok(head)
     }
 
+    /// POSTs `body` as JSON; returns the head, whether the reply says `Idempotent-Replayed:
+    /// true`, and the raw reply body.
+    pub async fn post_reply<T: Serialize + ?Sized>(
+        &self,
+        url: &str,
+        body: &T,
+        timeout: Duration,
+    ) -> Result<(Head, bool, bytes::Bytes), reqwest::Error> {
+        let r = self
+            .client
+            .post(url)
+            .json(body)
+            .timeout(timeout)
+            .send()
+            .await?;
+        let head = Head {
+            status: r.status().as_u16(),
+            index: ledger_index(&r),
+        };
+        let replayed = r
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v.as_bytes() == b"true");
+        Ok((head, replayed, r.bytes().await?))
+    }
+
     /// POSTs a batch and counts its per-command results.
     pub async fn post_batch(
         &self,

@@ -10,21 +10,28 @@
 //! - `resources`   — [`resources`]: node RSS and disk, per million postings.
 //! - `postgres`    — [`pg_baseline`]: the same transfer transaction on a durable single-node
 //!   PostgreSQL, compared with the single-transfer peak (the aim of that bar).
+//! - `growth`      — [`growth`]: memory, disk, snapshot, restart, time travel and idempotent
+//!   replay at growing sizes (`--growth-steps`). Not run by default (it takes many minutes):
+//!   only with `--only growth`.
 //!
-//! Support: [`ctx`] (cluster, leader discovery, account pool), [`http`] (client), [`stats`]
-//! (histograms), [`report`] (table, verdicts, JSON, machine info). Each phase prints as it goes;
-//! the run ends with a markdown table (metric | result | must | aim | verdict).
+//! Support: [`ctx`] (cluster, leader discovery, account pool), [`http`] (client), [`restart`]
+//! (time a follower's restart to serving reads), [`snapshot`] (have a node build a snapshot),
+//! [`stats`] (histograms), [`report`] (table, verdicts, JSON, machine info). Each phase prints
+//! as it goes; the run ends with a markdown table (metric | result | must | aim | verdict).
 
 pub mod batch;
 pub mod catchup;
 pub mod ctx;
 pub mod failover;
+pub mod growth;
 pub mod http;
 pub mod latency;
 pub mod pg_baseline;
 pub mod report;
 pub mod resources;
+pub mod restart;
 pub mod single;
+pub mod snapshot;
 pub mod stats;
 pub mod timetravel;
 
@@ -55,10 +62,19 @@ pub struct BenchArgs {
     /// Time-travel queries per mode (`at` / `at_index`, stale / linearizable).
     #[arg(long, default_value_t = 5_000)]
     pub queries: usize,
+    /// Growth phase: total postings after each step, comma separated, increasing. The phase
+    /// runs only with `--only growth` (the default steps take many minutes).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000000,5000000,10000000"
+    )]
+    pub growth_steps: Vec<u64>,
     /// Leader kills in the failover phase (self-started cluster only).
     #[arg(long, default_value_t = 20)]
     pub failover_trials: usize,
-    /// Run only these phases (comma separated), still in the standard order.
+    /// Run only these phases (comma separated), still in the standard order. Default: every
+    /// phase but `growth`.
     #[arg(long, value_delimiter = ',', value_enum)]
     pub only: Vec<Phase>,
     /// Also write the results as JSON to this file.
@@ -96,11 +112,13 @@ pub enum Phase {
     /// single-transfer bar).
     #[value(alias = "pg")]
     Postgres,
+    /// Memory, disk, snapshot, restart and query latency at growing sizes (only on request).
+    Growth,
 }
 
 impl Phase {
     /// Every phase in run order.
-    pub const ALL: [Phase; 8] = [
+    pub const ALL: [Phase; 9] = [
         Phase::Batch,
         Phase::Single,
         Phase::Latency,
@@ -109,7 +127,13 @@ impl Phase {
         Phase::Catchup,
         Phase::Resources,
         Phase::Postgres,
+        Phase::Growth,
     ];
+
+    /// Whether a run without `--only` includes the phase.
+    fn by_default(self) -> bool {
+        self != Phase::Growth
+    }
 
     fn title(self) -> &'static str {
         match self {
@@ -121,6 +145,7 @@ impl Phase {
             Phase::Catchup => "6. catch-up of a wiped node",
             Phase::Resources => "7. resources",
             Phase::Postgres => "8. PostgreSQL baseline",
+            Phase::Growth => "9. growth",
         }
     }
 }
@@ -134,6 +159,7 @@ impl BenchArgs {
             "--batch-size must be 1..=4096"
         );
         anyhow::ensure!(self.queries >= 1, "--queries must be at least 1");
+        growth::check_steps(&self.growth_steps)?;
         anyhow::ensure!(
             self.target.is_empty() || self.data.is_none(),
             "--data applies only to a self-started cluster"
@@ -146,11 +172,22 @@ impl BenchArgs {
     }
 
     fn phases(&self) -> Vec<Phase> {
-        Phase::ALL
-            .into_iter()
-            .filter(|p| self.only.is_empty() || self.only.contains(p))
-            .collect()
+        selected(&self.only)
     }
+}
+
+/// The phases to run, in run order: `only`, or every phase run by default when it is empty.
+fn selected(only: &[Phase]) -> Vec<Phase> {
+    Phase::ALL
+        .into_iter()
+        .filter(|p| {
+            if only.is_empty() {
+                p.by_default()
+            } else {
+                only.contains(p)
+            }
+        })
+        .collect()
 }
 
 /// The command line, shell-quoted where needed.
@@ -179,6 +216,7 @@ async fn run_phase(p: Phase, ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<
         Phase::Catchup => catchup::run(ctx, rep).await,
         Phase::Resources => resources::run(ctx, rep).await,
         Phase::Postgres => pg_baseline::run(ctx, rep).await,
+        Phase::Growth => growth::run(ctx, rep).await,
     }
 }
 
@@ -241,4 +279,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_runs_only_on_request() {
+        let default = selected(&[]);
+        assert_eq!(default.len(), Phase::ALL.len() - 1);
+        assert!(!default.contains(&Phase::Growth));
+        assert_eq!(
+            selected(&[Phase::Growth, Phase::Batch]),
+            vec![Phase::Batch, Phase::Growth]
+        );
+    }
 }

@@ -31,7 +31,7 @@ pub fn dir_bytes(dir: &Path, depth: usize) -> u64 {
 }
 
 /// Bytes under each top-level entry of `dir` (e.g. `wal`, `sm`, `snapshots`), largest first.
-fn breakdown(dir: &Path) -> Vec<(String, u64)> {
+pub fn breakdown(dir: &Path) -> Vec<(String, u64)> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -51,7 +51,8 @@ fn breakdown(dir: &Path) -> Vec<(String, u64)> {
     parts
 }
 
-fn rss_kb(pid: u32) -> Option<u64> {
+/// `VmRSS` of process `pid` in kB (`None` when it is gone).
+pub fn rss_kb(pid: u32) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| proc_kb(&s, "VmRSS:"))

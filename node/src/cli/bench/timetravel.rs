@@ -7,11 +7,14 @@
 //! answer must be a 200 with a balance; at one random past index and one random past time the
 //! 1000 balances must sum to the money deposited (the accounts only trade among themselves);
 //! at the last index the historical balance must equal the current one.
+//!
+//! The loading ([`start_load`], [`extend`]) and the query modes ([`query_modes`],
+//! [`check_conservation`]) are shared with the catch-up and growth phases.
 
 use super::ctx::{two_distinct, Ctx};
 use super::http::{Batch, Item};
 use super::report::{at_scale, verdict_lower, Report};
-use super::stats::{per_s, thousands, Errors, Lat};
+use super::stats::{per_s, thousands, Errors, Lat, LatSummary};
 use crate::api::render::rfc3339_us;
 use futures::StreamExt;
 use rand::{Rng, SeedableRng};
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Accounts the postings are spread over.
-const ACCOUNTS: usize = 1000;
+pub const ACCOUNTS: usize = 1000;
 /// Minor units deposited per account: transfers of 1..=100 never exhaust it.
 const DEPOSIT_MINOR: i64 = 1_000_000_000;
 /// Transfers per load batch: well under the API's 4096 commands and 1 MiB body, and small
@@ -37,7 +40,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest the nodes may take to finish applying the load before the queries start.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The loaded data set.
+/// A loaded data set (time travel, catch-up, growth).
 #[derive(Debug, Clone)]
 pub struct Loaded {
     /// Account ids.
@@ -46,6 +49,10 @@ pub struct Loaded {
     pub postings: u64,
     /// (leader timestamp µs, log index) of every transfer batch, in completion order.
     pub samples: Vec<(u64, u64)>,
+    /// Prefix of the transfer ids: `{id_prefix}.{batch}.{i}`.
+    pub id_prefix: String,
+    /// Transfer batches committed so far (the next batch's number).
+    pub batches: u64,
 }
 
 impl Loaded {
@@ -60,48 +67,57 @@ impl Loaded {
     }
 }
 
-/// Loads the postings unless this run already did; returns the data set.
-pub async fn ensure_loaded(ctx: &mut Ctx) -> anyhow::Result<Loaded> {
-    if let Some(l) = &ctx.loaded {
-        return Ok(l.clone());
-    }
-    let t = Instant::now();
+/// Opens and funds [`ACCOUNTS`] fresh accounts (`{tag}{run id}-{i}`): an empty data set whose
+/// transfers [`extend`] adds.
+pub async fn start_load(ctx: &mut Ctx, tag: &str) -> anyhow::Result<Loaded> {
     let accounts = Arc::new(
-        ctx.open_and_fund(&format!("t{}-", ctx.run_id), ACCOUNTS, DEPOSIT_MINOR)
+        ctx.open_and_fund(&format!("{tag}{}-", ctx.run_id), ACCOUNTS, DEPOSIT_MINOR)
             .await?,
     );
-    let transfers = ctx.args.postings.saturating_sub(ACCOUNTS as u64);
+    Ok(Loaded {
+        accounts,
+        postings: ACCOUNTS as u64,
+        samples: Vec::new(),
+        id_prefix: format!("{tag}{}", ctx.run_id),
+        batches: 0,
+    })
+}
+
+/// The first `n` transfers of load batch `b`: deterministic (seeded by `b`), so a phase can
+/// send one of them again (the growth phase replays the very first).
+pub fn batch_commands<'a>(l: &'a Loaded, b: u64, n: u64) -> Vec<Item<'a>> {
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(b);
+    (0..n)
+        .map(|i| {
+            let (x, y) = two_distinct(&mut rng, l.accounts.len());
+            Item::Transfer {
+                id: format!("{}.{b}.{i}", l.id_prefix),
+                from: &l.accounts[x],
+                to: &l.accounts[y],
+                amount: rng.random_range(1..=100),
+            }
+        })
+        .collect()
+}
+
+/// Commits `transfers` more random transfers among `l`'s accounts through the batch API.
+pub async fn extend(ctx: &mut Ctx, l: &mut Loaded, transfers: u64) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let first = l.batches;
     let batches = transfers.div_ceil(LOAD_BATCH_COMMANDS as u64);
     println!(
         "  loading {} transfers over {ACCOUNTS} accounts in {batches} batches ...",
         thousands(transfers)
     );
-    let c: &Ctx = ctx;
+    let (c, data): (&Ctx, &Loaded) = (ctx, l);
     let mut stream = futures::stream::iter(0..batches)
-        .map(|b| {
-            let accounts = accounts.clone();
-            async move {
-                let mut rng = rand::rngs::SmallRng::seed_from_u64(b);
-                let n =
-                    (transfers - b * LOAD_BATCH_COMMANDS as u64).min(LOAD_BATCH_COMMANDS as u64);
-                let commands = (0..n)
-                    .map(|i| {
-                        let (x, y) = two_distinct(&mut rng, accounts.len());
-                        let id = format!("t{}.{b}.{i}", c.run_id);
-                        Item::Transfer {
-                            id,
-                            from: &accounts[x],
-                            to: &accounts[y],
-                            amount: rng.random_range(1..=100),
-                        }
-                    })
-                    .collect();
-                c.post_batch_retry(&Batch {
-                    atomic: false,
-                    commands,
-                })
-                .await
-            }
+        .map(|k| async move {
+            let n = (transfers - k * LOAD_BATCH_COMMANDS as u64).min(LOAD_BATCH_COMMANDS as u64);
+            c.post_batch_retry(&Batch {
+                atomic: false,
+                commands: batch_commands(data, first + k, n),
+            })
+            .await
         })
         .buffer_unordered(LOAD_BATCHES_INFLIGHT);
     let (mut ok, mut rejected, mut samples, mut done) = (0u64, 0u64, Vec::new(), 0u64);
@@ -128,20 +144,29 @@ pub async fn ensure_loaded(ctx: &mut Ctx) -> anyhow::Result<Loaded> {
         "no batch reply carried a timestamp and index"
     );
     ctx.postings_total += ok;
+    l.postings += ok;
+    l.batches += batches;
+    l.samples.extend(samples);
     let secs = t.elapsed().as_secs_f64();
-    let postings = ok + ACCOUNTS as u64;
     println!(
-        "  loaded {} postings in {secs:.1} s ({})",
-        thousands(postings),
-        per_s(postings as f64 / secs)
+        "  loaded {} transfers in {secs:.1} s ({}); {} postings in this data set",
+        thousands(ok),
+        per_s(ok as f64 / secs),
+        thousands(l.postings)
     );
-    let loaded = Loaded {
-        accounts,
-        postings,
-        samples,
-    };
-    ctx.loaded = Some(loaded.clone());
-    Ok(loaded)
+    Ok(())
+}
+
+/// Loads `--postings` postings unless this run already did; returns the data set.
+pub async fn ensure_loaded(ctx: &mut Ctx) -> anyhow::Result<Loaded> {
+    if let Some(l) = &ctx.loaded {
+        return Ok(l.clone());
+    }
+    let transfers = ctx.args.postings.saturating_sub(ACCOUNTS as u64);
+    let mut l = start_load(ctx, "t").await?;
+    extend(ctx, &mut l, transfers).await?;
+    ctx.loaded = Some(l.clone());
+    Ok(l)
 }
 
 /// One query mode.
@@ -309,25 +334,27 @@ async fn latest_matches_current(ctx: &Ctx, l: &Loaded, last_index: u64) -> anyho
     Ok(())
 }
 
-/// Runs the phase.
-pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
-    let l = ensure_loaded(ctx).await?;
-    anyhow::ensure!(
-        !l.samples.is_empty(),
-        "--postings must exceed {ACCOUNTS} to have a past to query"
-    );
-    // Query the history, not the tail of the load: let every node finish applying it first.
-    let target = ctx.leader_committed().await?;
-    for id in 1..=ctx.urls.len() as u64 {
-        super::failover::wait_applied(ctx, id, target, SETTLE_TIMEOUT).await?;
-    }
+/// Latency and errors of one query mode.
+pub struct ModeResult {
+    /// E.g. `balance?at=, consistency=stale`.
+    pub label: String,
+    /// E.g. `at_stale` (JSON key).
+    pub key: String,
+    /// Percentiles.
+    pub summary: LatSummary,
+    /// Failed queries by kind.
+    pub errors: Errors,
+}
+
+/// Sends `queries` balance queries per mode (`at` / `at_index`, stale / linearizable) at random
+/// past points of `l`, spread over all nodes, `QUERY_CLIENTS` at a time; prints each mode.
+pub async fn query_modes(ctx: &Ctx, l: &Loaded, queries: usize) -> Vec<ModeResult> {
     let ((t_lo, t_hi), (i_lo, i_hi)) = (l.time_range(), l.index_range());
     let mut rng = rand::rngs::SmallRng::seed_from_u64(0x7173);
-    let q = ctx.args.queries;
-    let mut results = serde_json::Map::new();
+    let mut out = Vec::new();
     for (by_time, stale) in [(true, true), (true, false), (false, true), (false, false)] {
         let mode = Mode { by_time, stale };
-        let paths: Vec<String> = (0..q)
+        let paths: Vec<String> = (0..queries)
             .map(|_| {
                 let a = &l.accounts[rng.random_range(0..l.accounts.len())];
                 query_path(
@@ -340,24 +367,66 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
             .collect();
         let t = Instant::now();
         let (lat, errors, _) = query_all(ctx, paths, QUERY_CLIENTS).await;
-        let s = lat.summary();
+        let summary = lat.summary();
         println!(
-            "  {}: {} queries in {:.1} s; {s}; errors: {errors}",
+            "  {}: {} queries in {:.1} s; {summary}; errors: {errors}",
             mode.label(),
-            thousands(q as u64),
+            thousands(queries as u64),
             t.elapsed().as_secs_f64()
         );
+        out.push(ModeResult {
+            label: mode.label(),
+            key: mode.key(),
+            summary,
+            errors,
+        });
+    }
+    out
+}
+
+/// Plausibility at one random past index and one random past time: the balances of all of
+/// `l`'s accounts sum to the money deposited into them. Returns a description of the points.
+pub async fn check_conservation(ctx: &Ctx, l: &Loaded, seed: u64) -> anyhow::Result<String> {
+    let ((t_lo, t_hi), (i_lo, i_hi)) = (l.time_range(), l.index_range());
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let (t_mid, i_mid) = (rng.random_range(t_lo..=t_hi), rng.random_range(i_lo..=i_hi));
+    for by_time in [false, true] {
+        let mode = Mode {
+            by_time,
+            stale: true,
+        };
+        conservation(ctx, l, mode, t_mid, i_mid).await?;
+    }
+    Ok(format!("index {i_mid} and {}", rfc3339_us(t_mid)))
+}
+
+/// Runs the phase.
+pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
+    let l = ensure_loaded(ctx).await?;
+    anyhow::ensure!(
+        !l.samples.is_empty(),
+        "--postings must exceed {ACCOUNTS} to have a past to query"
+    );
+    // Query the history, not the tail of the load: let every node finish applying it first.
+    let target = ctx.leader_committed().await?;
+    for id in 1..=ctx.urls.len() as u64 {
+        super::failover::wait_applied(ctx, id, target, SETTLE_TIMEOUT).await?;
+    }
+    let q = ctx.args.queries;
+    let mut results = serde_json::Map::new();
+    for m in query_modes(ctx, &l, q).await {
+        let s = m.summary;
         results.insert(
-            mode.key(),
-            json!({"queries": q, "latency": s, "errors": errors}),
+            m.key,
+            json!({"queries": q, "latency": s, "errors": m.errors}),
         );
-        let verdict = if errors.total() > 0 {
-            format!("{} errors", errors.total())
+        let verdict = if m.errors.total() > 0 {
+            format!("{} errors", m.errors.total())
         } else {
             verdict_lower(s.p99_ms, 5.0, 2.0)
         };
         rep.row(
-            &format!("time travel {} p99", mode.label()),
+            &format!("time travel {} p99", m.label),
             format!(
                 "p99 {:.2} ms (p50 {:.2}) over {} postings",
                 s.p99_ms,
@@ -369,31 +438,10 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
             at_scale(verdict, l.postings, 1_000_000),
         );
     }
-    let (t_mid, i_mid) = (rng.random_range(t_lo..=t_hi), rng.random_range(i_lo..=i_hi));
-    conservation(
-        ctx,
-        &l,
-        Mode {
-            by_time: false,
-            stale: true,
-        },
-        0,
-        i_mid,
-    )
-    .await?;
-    conservation(
-        ctx,
-        &l,
-        Mode {
-            by_time: true,
-            stale: true,
-        },
-        t_mid,
-        0,
-    )
-    .await?;
+    let points = check_conservation(ctx, &l, 0x7174).await?;
+    let i_hi = l.index_range().1;
     latest_matches_current(ctx, &l, i_hi).await?;
-    println!("  plausibility: balances sum to the deposits at index {i_mid} and at {}; at_index {i_hi} = current balance", rfc3339_us(t_mid));
+    println!("  plausibility: balances sum to the deposits at {points}; at_index {i_hi} = current balance");
     results.insert("postings".into(), json!(l.postings));
     results.insert("clients".into(), json!(QUERY_CLIENTS));
     results.insert("plausibility".into(), json!("ok"));
