@@ -80,7 +80,7 @@ impl AccountId {
         }
     }
 
-    /// True for `@world:XXX` accounts, which may go negative without limit.
+    /// True for `@world:<currency>` accounts, which may go negative without limit.
     pub fn is_system(&self) -> bool {
         self.0.starts_with(SYSTEM_ACCOUNT_PREFIX)
     }

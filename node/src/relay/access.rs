@@ -25,13 +25,11 @@ pub struct NatsArgs {
 impl NatsArgs {
     /// The validated credentials and TLS settings.
     pub fn access(&self) -> anyhow::Result<NatsAccess> {
-        let a = NatsAccess {
-            user: self.nats_user.clone(),
-            password: self.nats_password.clone(),
-            creds_file: self.nats_creds.clone(),
-            tls_ca: self.nats_tls_ca.clone(),
-        };
-        a.validate()?;
-        Ok(a)
+        NatsAccess::from_flags(
+            self.nats_user.clone(),
+            self.nats_password.clone(),
+            self.nats_creds.clone(),
+            self.nats_tls_ca.clone(),
+        )
     }
 }

@@ -55,14 +55,12 @@ pub struct AccessArgs {
 impl AccessArgs {
     /// The NATS credentials and TLS these flags describe.
     pub fn nats(&self) -> anyhow::Result<NatsAccess> {
-        let a = NatsAccess {
-            user: self.nats_user.clone(),
-            password: self.nats_password.clone(),
-            creds_file: self.nats_creds.clone(),
-            tls_ca: self.nats_tls_ca.clone(),
-        };
-        a.validate()?;
-        Ok(a)
+        NatsAccess::from_flags(
+            self.nats_user.clone(),
+            self.nats_password.clone(),
+            self.nats_creds.clone(),
+            self.nats_tls_ca.clone(),
+        )
     }
 
     /// The PostgreSQL TLS settings these flags describe (reads the CA file).

@@ -26,6 +26,24 @@ impl std::fmt::Debug for NatsAccess {
 }
 
 impl NatsAccess {
+    /// Credentials and TLS from flag values, validated (shared by the node's and the read
+    /// model's flags, which differ only in their environment names).
+    pub fn from_flags(
+        user: Option<String>,
+        password: Option<String>,
+        creds_file: Option<std::path::PathBuf>,
+        tls_ca: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let a = Self {
+            user,
+            password,
+            creds_file,
+            tls_ca,
+        };
+        a.validate()?;
+        Ok(a)
+    }
+
     /// Refuses contradictory or incomplete settings.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(

@@ -158,18 +158,7 @@ impl Http {
         body: &T,
         timeout: Duration,
     ) -> Result<Head, reqwest::Error> {
-        let r = self
-            .client
-            .post(url)
-            .json(body)
-            .timeout(timeout)
-            .send()
-            .await?;
-        let head = Head {
-            status: r.status().as_u16(),
-            index: ledger_index(&r),
-        };
-        r.bytes().await?;
+        let (head, _, _) = self.post_reply(url, body, timeout).await?;
         Ok(head)
     }
 
