@@ -4,21 +4,24 @@
 //!
 //! Loads postings through the batch API (the time-travel loader, its own 1000 accounts) up to
 //! each step's total, then, per step:
-//! 1. waits until every node applied the load, and has each node in turn build a snapshot
+//! 1. commit latency (single transfers, 4 clients, at the leader) for 5 s, then while the
+//!    leader builds a snapshot (`commit_probe`);
+//! 2. waits until every node applied the load, and has each node in turn build a snapshot
 //!    (`POST /cluster/snapshot`); size and build time come from `snapshot_build` in that node's
 //!    `/cluster/status`;
-//! 2. each node's RSS (steady: after its snapshot) and bytes on disk per posting;
-//! 3. time-travel p99 (`at` / `at_index`, stale / linearizable) and a conservation check;
-//! 4. p99 of replaying the very first transfer of the load (same body, to the leader): every
+//! 3. each node's RSS (steady: after its snapshot) and bytes on disk per posting;
+//! 4. time-travel p99 (`at` / `at_index`, stale / linearizable) and a conservation check;
+//! 5. p99 of replaying the very first transfer of the load (same body, to the leader): every
 //!    reply must be a 200 with `Idempotent-Replayed: true` and the same body at every step;
-//! 5. restart of one follower, gracefully (SIGTERM) and after SIGKILL: time from the new
+//! 6. restart of one follower, gracefully (SIGTERM) and after SIGKILL: time from the new
 //!    process's start to its first stale time-travel read answered 200 (and to caught up).
 //!
 //! At the end, the RSS slope: least squares of the largest node RSS over the steps. Bars (must
 //! and aim alike): RSS ≤ 512 MB per node at 10M postings (MB = 10^6 bytes), slope ≤ 16 bytes
 //! per posting, disk ≤ 250 bytes per posting, restart to serving reads ≤ 5 s, time travel and
-//! replay p99 ≤ 2 ms. Below 10M postings the verdicts are marked indicative.
+//! replay p99 ≤ 2 ms, commit p99 during a snapshot build ≤ 2 × without. Below 10M postings the verdicts are marked indicative.
 
+use super::commit_probe;
 use super::ctx::Ctx;
 use super::failover::wait_applied;
 use super::http::{error_kind, Item, TransferReq};
@@ -48,6 +51,8 @@ const P99_BAR_MS: f64 = 2.0;
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Timeout of one request (reads, replays, snapshot requests).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest ratio of commit p99 during a snapshot build to commit p99 without one.
+const COMMIT_RATIO_BAR: f64 = 2.0;
 /// Replays of the first transfer per step.
 const REPLAYS: usize = 1000;
 /// Concurrent replays: low, so the percentiles measure the request, not queueing.
@@ -159,6 +164,15 @@ async fn step(
     for id in 1..=ctx.urls.len() as u64 {
         wait_applied(ctx, id, target, SETTLE_TIMEOUT).await?;
     }
+    let probe = commit_probe::run(ctx, l, &label).await?;
+    println!(
+        "  commit latency: {} without a snapshot; {} while the leader built one ({})",
+        probe.without, probe.during, probe.build
+    );
+    let target = ctx.leader_committed().await?;
+    for id in 1..=ctx.urls.len() as u64 {
+        wait_applied(ctx, id, target, SETTLE_TIMEOUT).await?;
+    }
     let rss_of = |c: &crate::local_cluster::LocalCluster| -> Vec<u64> {
         c.nodes
             .iter()
@@ -257,6 +271,25 @@ async fn step(
         "reported",
         "reported".into(),
     );
+    let ratio = probe.during.p99_ms / probe.without.p99_ms.max(f64::MIN_POSITIVE);
+    bar_row(
+        rep,
+        &format!("{at} commit p99 during a snapshot build"),
+        format!(
+            "{:.2} ms during ({} commits, build {} ms) vs {:.2} ms without ({} commits): {ratio:.2}x",
+            probe.during.p99_ms,
+            probe.during.count,
+            probe.build["build_ms"].as_u64().unwrap_or(0),
+            probe.without.p99_ms,
+            probe.without.count
+        ),
+        "2x without",
+        if probe.errors.total() > 0 {
+            format!("errors: {}", probe.errors)
+        } else {
+            verdict_lower(ratio, COMMIT_RATIO_BAR, COMMIT_RATIO_BAR)
+        },
+    );
     let worst = graceful.serving_s.max(killed.serving_s);
     bar_row(
         rep,
@@ -311,7 +344,9 @@ async fn step(
         "disk_bytes_by_entry": parts,
         "disk_bytes": disk, "snapshots": snaps, "time_travel": modes_json,
         "conservation_at": points, "replay": {"latency": replay, "errors": replay_errors},
-        "restart_sigterm": restart_json(&graceful), "restart_sigkill": restart_json(&killed)});
+        "restart_sigterm": restart_json(&graceful), "restart_sigkill": restart_json(&killed),
+        "commit_without_snapshot": probe.without, "commit_during_snapshot": probe.during,
+        "commit_probe_build": probe.build, "commit_probe_errors": probe.errors});
     Ok((v, rss_max))
 }
 

@@ -10,17 +10,19 @@
 //! - `resources`   — [`resources`]: node RSS and disk, per million postings.
 //! - `postgres`    — [`pg_baseline`]: the same transfer transaction on a durable single-node
 //!   PostgreSQL, compared with the single-transfer peak (the aim of that bar).
-//! - `growth`      — [`growth`]: memory, disk, snapshot, restart, time travel and idempotent
-//!   replay at growing sizes (`--growth-steps`). Not run by default (it takes many minutes):
+//! - `growth`      — [`growth`]: memory, disk, snapshot, restart, time travel, idempotent
+//!   replay and commit latency during a snapshot build at growing sizes (`--growth-steps`). Not run by default (it takes many minutes):
 //!   only with `--only growth`.
 //!
 //! Support: [`ctx`] (cluster, leader discovery, account pool), [`http`] (client), [`restart`]
 //! (time a follower's restart to serving reads), [`snapshot`] (have a node build a snapshot),
+//! [`commit_probe`] (commit latency without and during a snapshot build),
 //! [`stats`] (histograms), [`report`] (table, verdicts, JSON, machine info). Each phase prints
 //! as it goes; the run ends with a markdown table (metric | result | must | aim | verdict).
 
 pub mod batch;
 pub mod catchup;
+pub mod commit_probe;
 pub mod ctx;
 pub mod failover;
 pub mod growth;
