@@ -131,7 +131,39 @@ async fn wiped_follower_rejoins_via_snapshot() {
 
     let victim = wipe_and_rejoin(&mut tc, leader, true).await;
     compare_state(&mut tc, leader, victim).await;
+    retries_of_the_first_deposit_replay(&tc, &[leader, victim]).await;
     tc.assert_no_panics();
+}
+
+/// The very first deposit, retried on `nodes` (one of them restored from a snapshot), returns
+/// its original answer; the same id with another body is refused. Both come from each node's
+/// own state: the wiped node has the record only through the installed snapshot.
+async fn retries_of_the_first_deposit_replay(tc: &TestCluster, nodes: &[u64]) {
+    tc.phase("retrying the first deposit on the leader and on the rejoined node");
+    let first = json!({"id": "seed-s0", "account": "s0", "amount": 1_000_000});
+    let mut answers = Vec::new();
+    for &n in nodes {
+        let r = tc
+            .http(n)
+            .post("/v1/deposits", &first)
+            .await
+            .expect("retry");
+        assert_eq!(r.status, 200, "retry on node {n}: {:?}", r.body);
+        assert_eq!(r.header("idempotent-replayed"), Some("true"), "node {n}");
+        answers.push(r.body);
+        let changed = json!({"id": "seed-s0", "account": "s0", "amount": 7});
+        let r = tc
+            .http(n)
+            .post("/v1/deposits", &changed)
+            .await
+            .expect("reuse");
+        r.expect_error(
+            &format!("reused id on node {n}"),
+            409,
+            "idempotency_key_reused",
+        );
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
 }
 
 /// Wipes a follower other than node 1 (node 1 would re-initialize a cluster from `--peers`),

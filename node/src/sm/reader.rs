@@ -7,7 +7,7 @@ use super::history;
 use super::postings::BalanceAt;
 use super::shared::Shared;
 use super::snapshot_build::SnapshotBuildStats;
-use ledger::{Account, AccountId, CommandResult, Event, TimestampUs, Transfer};
+use ledger::{Account, AccountId, CommandResult, Event, IdempotencyEntry, TimestampUs, Transfer};
 use std::io;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -76,6 +76,12 @@ impl LedgerReader {
     pub fn transfer(&self, id: &str) -> (u64, Option<Transfer>) {
         let live = self.shared.live();
         (live.applied_index(), live.ledger.transfer(id).cloned())
+    }
+
+    /// The idempotency entry of command `id` (fingerprint and first result), if it was
+    /// applied. Entries never change once recorded, so it answers a retry as the log would.
+    pub fn command_entry(&self, id: &str) -> Option<IdempotencyEntry> {
+        self.shared.live().ledger.idempotency(id).cloned()
     }
 
     /// The recorded result of command `id` (its first application), if it was applied.
