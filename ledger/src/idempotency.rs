@@ -24,6 +24,22 @@ pub fn fingerprint(body: &CommandBody) -> [u8; 32] {
     crate::hash::fingerprint(body)
 }
 
+/// The answer to a command whose id `entry` records, given the fingerprint of its body: the
+/// stored first result marked `replayed` when the body is the same, else
+/// `IdempotencyKeyReused` (the caller labels that rejection with its own index and time).
+pub fn retry_answer(
+    entry: &IdempotencyEntry,
+    fingerprint: &[u8; 32],
+) -> Result<CommandResult, Rejection> {
+    if entry.fingerprint != *fingerprint {
+        return Err(Rejection::IdempotencyKeyReused);
+    }
+    Ok(CommandResult {
+        replayed: true,
+        ..entry.result.clone()
+    })
+}
+
 /// Runs one command (top-level or inside a batch) under the idempotency rule:
 /// - invalid id: `Rejected(InvalidCommand)`, not recorded;
 /// - known id, same body: the stored result with `replayed: true`, nothing changes;
@@ -45,13 +61,8 @@ pub(crate) fn run(x: &mut Exec<'_>, command_id: &str, body: &CommandBody) -> Com
     let fingerprint = fingerprint(body);
     let known = x.state().idempotency(command_id);
     if let Some(entry) = known.filter(|_| !crate::sabotage::double_apply()) {
-        if entry.fingerprint != fingerprint {
-            return result(x, Outcome::Rejected(Rejection::IdempotencyKeyReused));
-        }
-        return CommandResult {
-            replayed: true,
-            ..entry.result.clone()
-        };
+        return retry_answer(entry, &fingerprint)
+            .unwrap_or_else(|rejection| result(x, Outcome::Rejected(rejection)));
     }
     let mark = x.mark();
     let outcome = match crate::state::apply_body(x, command_id, body) {

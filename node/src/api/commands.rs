@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use ledger::types::validate_command_id;
-use ledger::{AccountId, Command, CommandBody, CommandResult, Outcome, Rejection};
+use ledger::{AccountId, Command, CommandBody, CommandResult, Outcome};
 use serde::Deserialize;
 
 /// `POST /v1/accounts`.
@@ -164,27 +164,28 @@ async fn run(
     }
 }
 
-/// The answer to `cmd` if its id was already applied here: the stored result replayed, or
-/// `IdempotencyKeyReused` (labelled with the applied index) for another body.
+/// The answer to `cmd` if its id was already applied here, by the ledger's own retry rule:
+/// the stored result replayed, or the rejection (labelled with the applied index) for another
+/// body. `None` (propose it) when the id is unknown here or the state is busy applying: a
+/// write never waits for the state lock, the log answers a retry just as well.
 fn answered_from_state(s: &AppState, cmd: &Command) -> Option<CommandResult> {
     if ledger::sabotage::double_apply() {
         // The sabotage build re-executes retries in the ledger; answering here would hide it.
         return None;
     }
-    let entry = s.reader.command_entry(&cmd.id)?;
-    if entry.fingerprint == ledger::fingerprint(&cmd.body) {
-        return Some(CommandResult {
-            replayed: true,
-            ..entry.result
-        });
-    }
-    Some(CommandResult {
-        command_id: cmd.id.clone(),
-        index: s.reader.applied_index(),
-        timestamp_us: s.reader.last_timestamp_us(),
-        outcome: Outcome::Rejected(Rejection::IdempotencyKeyReused),
-        replayed: false,
-    })
+    let (applied, last_timestamp_us, entry) = s.reader.command_entry_if_idle(&cmd.id)?;
+    let fingerprint = ledger::fingerprint(&cmd.body);
+    Some(
+        ledger::idempotency::retry_answer(&entry, &fingerprint).unwrap_or_else(|rejection| {
+            CommandResult {
+                command_id: cmd.id.clone(),
+                index: applied,
+                timestamp_us: last_timestamp_us,
+                outcome: Outcome::Rejected(rejection),
+                replayed: false,
+            }
+        }),
+    )
 }
 
 /// `POST /v1/accounts`.

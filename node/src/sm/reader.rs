@@ -78,10 +78,14 @@ impl LedgerReader {
         (live.applied_index(), live.ledger.transfer(id).cloned())
     }
 
-    /// The idempotency entry of command `id` (fingerprint and first result), if it was
-    /// applied. Entries never change once recorded, so it answers a retry as the log would.
-    pub fn command_entry(&self, id: &str) -> Option<IdempotencyEntry> {
-        self.shared.live().ledger.idempotency(id).cloned()
+    /// The idempotency entry of command `id` (fingerprint and first result) with the applied
+    /// index and last timestamp it was read at — or `None` when the id was not applied, or
+    /// when apply holds the state lock right now (the caller must not wait: the write path).
+    /// Entries never change once recorded, so it answers a retry as the log would.
+    pub fn command_entry_if_idle(&self, id: &str) -> Option<(u64, TimestampUs, IdempotencyEntry)> {
+        let live = self.shared.try_live()?;
+        let entry = live.ledger.idempotency(id)?.clone();
+        Some((live.applied_index(), live.ledger.last_timestamp_us(), entry))
     }
 
     /// The recorded result of command `id` (its first application), if it was applied.

@@ -87,6 +87,16 @@ impl Shared {
         self.live.read().expect(POISONED)
     }
 
+    /// Shared access to the in-memory state if nobody holds it exclusively now (`None` while
+    /// apply or install writes it).
+    pub(crate) fn try_live(&self) -> Option<RwLockReadGuard<'_, Live>> {
+        match self.live.try_read() {
+            Ok(live) => Some(live),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(_)) => panic!("{POISONED}"),
+        }
+    }
+
     /// Exclusive access to the in-memory state (apply and install only).
     pub(crate) fn live_mut(&self) -> RwLockWriteGuard<'_, Live> {
         self.live.write().expect(POISONED)

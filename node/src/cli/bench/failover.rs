@@ -110,6 +110,15 @@ fn writer(
     })
 }
 
+/// Waits until every node has applied the leader's current committed index.
+pub async fn wait_all_applied(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
+    let target = ctx.leader_committed().await?;
+    for id in 1..=ctx.urls.len() as u64 {
+        wait_applied(ctx, id, target, timeout).await?;
+    }
+    Ok(())
+}
+
 /// Waits until node `id` has applied at least `target`; returns the time it took.
 pub async fn wait_applied(
     ctx: &Ctx,

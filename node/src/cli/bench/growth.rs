@@ -19,12 +19,13 @@
 //! At the end, the RSS slope: least squares of the largest node RSS over the steps. Bars (must
 //! and aim alike): RSS ≤ 512 MB per node at 10M postings (MB = 10^6 bytes), slope ≤ 16 bytes
 //! per posting, disk ≤ 250 bytes per posting, restart to serving reads ≤ 5 s, time travel and
-//! replay p99 ≤ 2 ms, commit p99 during a snapshot build ≤ 2 × without. Below 10M postings the verdicts are marked indicative.
+//! replay p99 ≤ 2 ms, commit p99 during a snapshot build ≤ 2 × without. Below 10M postings the
+//! verdicts are marked indicative.
 
 use super::commit_probe;
 use super::ctx::Ctx;
-use super::failover::wait_applied;
-use super::http::{error_kind, Item, TransferReq};
+use super::failover::wait_all_applied;
+use super::http::{error_kind, TransferReq};
 use super::report::{at_scale, verdict_lower, Report};
 use super::resources::{breakdown, dir_bytes, rss_kb};
 use super::restart::{restart_follower, Restart};
@@ -107,21 +108,12 @@ async fn replay_first(
     l: &Loaded,
     reference: &mut Option<bytes::Bytes>,
 ) -> anyhow::Result<(Lat, Errors)> {
-    let first = timetravel::batch_commands(l, 0, 1);
-    let Some(Item::Transfer {
-        id,
-        from,
-        to,
-        amount,
-    }) = first.first()
-    else {
-        anyhow::bail!("the load's first command is not a transfer");
-    };
+    let first = timetravel::first_transfer(l)?;
     let body = TransferReq {
-        id,
-        from,
-        to,
-        amount: *amount,
+        id: &first.id,
+        from: first.from,
+        to: first.to,
+        amount: first.amount,
     };
     let url = format!("{}/v1/transfers", ctx.leader().await?.1);
     let (http, body, url) = (&ctx.http, &body, &url);
@@ -160,19 +152,13 @@ async fn step(
 ) -> anyhow::Result<(Value, u64)> {
     let (postings, label) = (ctx.postings_total, thousands(l.postings));
     let verdict = |v: f64, bar: f64| at_scale(verdict_lower(v, bar, bar), postings, BAR_POSTINGS);
-    let target = ctx.leader_committed().await?;
-    for id in 1..=ctx.urls.len() as u64 {
-        wait_applied(ctx, id, target, SETTLE_TIMEOUT).await?;
-    }
+    wait_all_applied(ctx, SETTLE_TIMEOUT).await?;
     let probe = commit_probe::run(ctx, l, &label).await?;
     println!(
         "  commit latency: {} without a snapshot; {} while the leader built one ({})",
         probe.without, probe.during, probe.build
     );
-    let target = ctx.leader_committed().await?;
-    for id in 1..=ctx.urls.len() as u64 {
-        wait_applied(ctx, id, target, SETTLE_TIMEOUT).await?;
-    }
+    wait_all_applied(ctx, SETTLE_TIMEOUT).await?;
     let rss_of = |c: &crate::local_cluster::LocalCluster| -> Vec<u64> {
         c.nodes
             .iter()

@@ -83,6 +83,37 @@ pub async fn start_load(ctx: &mut Ctx, tag: &str) -> anyhow::Result<Loaded> {
     })
 }
 
+/// The load's very first transfer (batch 0, item 0): what the growth phase replays and the
+/// accounts its commit probe moves money between.
+pub fn first_transfer(l: &Loaded) -> anyhow::Result<FirstTransfer<'_>> {
+    match batch_commands(l, 0, 1).pop() {
+        Some(Item::Transfer {
+            id,
+            from,
+            to,
+            amount,
+        }) => Ok(FirstTransfer {
+            id,
+            from,
+            to,
+            amount,
+        }),
+        _ => anyhow::bail!("the load's first command is not a transfer"),
+    }
+}
+
+/// The load's first transfer, as [`first_transfer`] gives it.
+pub struct FirstTransfer<'a> {
+    /// Transfer (command) id.
+    pub id: String,
+    /// Debited account.
+    pub from: &'a str,
+    /// Credited account.
+    pub to: &'a str,
+    /// Minor units.
+    pub amount: i64,
+}
+
 /// The first `n` transfers of load batch `b`: deterministic (seeded by `b`), so a phase can
 /// send one of them again (the growth phase replays the very first).
 pub fn batch_commands<'a>(l: &'a Loaded, b: u64, n: u64) -> Vec<Item<'a>> {
@@ -408,10 +439,7 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
         "--postings must exceed {ACCOUNTS} to have a past to query"
     );
     // Query the history, not the tail of the load: let every node finish applying it first.
-    let target = ctx.leader_committed().await?;
-    for id in 1..=ctx.urls.len() as u64 {
-        super::failover::wait_applied(ctx, id, target, SETTLE_TIMEOUT).await?;
-    }
+    super::failover::wait_all_applied(ctx, SETTLE_TIMEOUT).await?;
     let q = ctx.args.queries;
     let mut results = serde_json::Map::new();
     for m in query_modes(ctx, &l, q).await {
