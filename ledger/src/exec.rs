@@ -10,7 +10,7 @@ use crate::state::LedgerState;
 use crate::types::{AccountId, TimestampUs};
 
 /// Previous value of one touched record (`None`: it did not exist).
-enum Undo {
+pub(crate) enum Undo {
     Account(AccountId, Option<Account>),
     Transfer(String, Option<Transfer>),
     Idempotency(String, Option<IdempotencyEntry>),
@@ -37,12 +37,13 @@ pub(crate) struct Exec<'a> {
 impl<'a> Exec<'a> {
     /// Starts executing at log `index` with effective time `ts`.
     pub(crate) fn new(state: &'a mut LedgerState, index: u64, ts: TimestampUs) -> Self {
+        let journal = std::mem::take(&mut state.scratch.journal);
         Self {
             state,
             index,
             ts,
             events: Vec::new(),
-            journal: Vec::new(),
+            journal,
         }
     }
 
@@ -148,9 +149,11 @@ impl<'a> Exec<'a> {
 
     /// Ends the execution, returning the events; in debug builds checks L1 (per-currency sum of
     /// balance changes is zero) and L2 on every touched account.
-    pub(crate) fn finish(self) -> Vec<Event> {
+    pub(crate) fn finish(mut self) -> Vec<Event> {
         #[cfg(debug_assertions)]
         self.debug_check();
+        self.journal.clear();
+        self.state.scratch.journal = self.journal;
         self.events
     }
 

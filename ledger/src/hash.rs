@@ -49,11 +49,11 @@ pub(crate) fn state_digest(state: &LedgerState) -> [u8; 32] {
         feed(&mut hasher, account);
     }
     feed(&mut hasher, &(state.transfers.len() as u64));
-    for transfer in state.transfers.values() {
+    for (_, transfer) in state.transfers.sorted() {
         feed(&mut hasher, transfer);
     }
     feed(&mut hasher, &(state.idempotency.len() as u64));
-    for (key, entry) in &state.idempotency {
+    for (key, entry) in state.idempotency.sorted() {
         feed(&mut hasher, key);
         feed(&mut hasher, entry);
     }

@@ -23,6 +23,7 @@ pub mod command;
 pub mod event;
 mod exec;
 mod hash;
+pub mod id_map;
 pub mod idempotency;
 pub mod invariant;
 pub mod iso4217;
