@@ -134,7 +134,10 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
         wal_options,
     )
     .context("open wal")?;
-    let sm = StateMachineStore::open(&cfg.data).context("open state machine")?;
+    let sm_options = crate::sm::StoreOptions {
+        sled_cache_bytes: cfg.sled_cache_mb << 20,
+    };
+    let sm = StateMachineStore::open_with(&cfg.data, &sm_options).context("open state machine")?;
     let net = NetworkFactory::new(cfg.id, &cfg.cluster_secret)
         .with_tls(server_limits(&cfg).client_pool_idle(), tls.as_ref())
         .with_raft_url_overrides(cfg.peer_raft_overrides()?);

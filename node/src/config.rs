@@ -86,6 +86,11 @@ pub struct NodeConfig {
     /// segment gets a segment sized to fit it.
     #[arg(long, env = "RAFTLEDGER_WAL_SEGMENT_BYTES", default_value_t = crate::wal::SEGMENT_BYTES_DEFAULT)]
     pub wal_segment_bytes: u64,
+    /// sled's page cache for the state machine's event history, in MiB. The accounts and the
+    /// rest of the live state are in memory regardless; this bounds what sled keeps of the
+    /// stored event blocks (sled's own default would be 1 GiB).
+    #[arg(long, env = "RAFTLEDGER_SLED_CACHE_MB", default_value_t = crate::sm::SLED_CACHE_MB_DEFAULT)]
+    pub sled_cache_mb: u64,
     /// NATS server URL; when set, the leader relays committed events to JetStream stream
     /// `LEDGER` (relay off when unset).
     #[arg(long, env = "RAFTLEDGER_NATS_URL")]
@@ -163,6 +168,11 @@ impl NodeConfig {
             self.wal_segment_bytes >= crate::wal::SEGMENT_BYTES_MIN,
             "--wal-segment-bytes must be at least {}",
             crate::wal::SEGMENT_BYTES_MIN
+        );
+        anyhow::ensure!(
+            (1..=crate::sm::SLED_CACHE_MB_MAX).contains(&self.sled_cache_mb),
+            "--sled-cache-mb must be in 1..={}",
+            crate::sm::SLED_CACHE_MB_MAX
         );
         anyhow::ensure!(
             (crate::proposer::ENTRY_BYTES_MAX_MIN..=crate::proposer::ENTRY_BYTES_MAX_LIMIT)
@@ -261,6 +271,7 @@ impl NodeConfig {
             snapshot_every_entries = self.snapshot_every_entries,
             logs_kept_after_snapshot = self.logs_kept_after_snapshot,
             wal_segment_bytes = self.wal_segment_bytes,
+            sled_cache_mb = self.sled_cache_mb,
             nats_url = ?self.nats_url,
             nats_stream_bytes_max = self.nats_stream_bytes_max,
             nats_access = %self.nats_access.access().map(|a| a.describe()).unwrap_or_default(),
@@ -299,6 +310,7 @@ impl NodeConfig {
             snapshot_every_entries: 50_000,
             logs_kept_after_snapshot: 5_000,
             wal_segment_bytes: crate::wal::SEGMENT_BYTES_DEFAULT,
+            sled_cache_mb: crate::sm::SLED_CACHE_MB_DEFAULT,
             nats_url: None,
             nats_stream_bytes_max: NATS_STREAM_BYTES_MAX_DEFAULT,
             nats_access: Default::default(),

@@ -11,6 +11,7 @@ use super::postings::PostingsIndex;
 use super::shared::{Live, Shared};
 use super::snapshot_file::SnapshotFile;
 use super::snapshot_install::{install_blocking, verify};
+use super::store::StoreOptions;
 use crate::wal::{create_dir_all_durable, RealFs};
 use ledger::LedgerState;
 use std::fs;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 /// The ledger comes back as of the current snapshot (or empty without one); openraft then
 /// replays the log from there (`applied_state` reports the snapshot's log id). sled's history
 /// mark says which replayed entries already have their rows.
-pub(crate) fn open_shared(dir: &Path) -> io::Result<Arc<Shared>> {
+pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<Shared>> {
     let sled_dir = dir.join("sm");
     let snapshot_dir = dir.join("snapshots");
     // Durable in their parents, or a power cut could take the directories (and what is synced
@@ -32,7 +33,7 @@ pub(crate) fn open_shared(dir: &Path) -> io::Result<Arc<Shared>> {
     create_dir_all_durable(&RealFs, &sled_dir)?;
     create_dir_all_durable(&RealFs, &snapshot_dir)?;
     remove_files(&snapshot_dir, |name| name.ends_with(".tmp"))?;
-    let trees = Trees::open(&sled_dir)?;
+    let trees = Trees::open(&sled_dir, options.sled_cache_bytes)?;
     let installing = trees.read_pointer(meta_key::INSTALLING)?;
     let current = trees.read_pointer(meta_key::SNAPSHOT)?;
     let applied = trees.read_applied()?.unwrap_or_default();

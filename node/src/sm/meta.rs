@@ -15,9 +15,35 @@ use std::path::{Path, PathBuf};
 /// this only bounds how much replay a restart needs.
 const SLED_FLUSH_EVERY_MS: u64 = 1000;
 
-/// sled page-cache budget. The hot state lives in the in-memory `LedgerState`; sled mostly serves
-/// append-only history, so a modest cache suffices.
-const SLED_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// Default sled page-cache budget (`--sled-cache-mb`), in MiB. The hot state lives in the
+/// in-memory `LedgerState`; sled serves the append-only event history, read mostly at its
+/// tail (the relay, recent listings), so a small cache suffices. sled's own default is 1 GiB.
+pub const SLED_CACHE_MB_DEFAULT: u64 = 64;
+
+/// Largest accepted `--sled-cache-mb` (1 TiB): anything above is a typo.
+pub const SLED_CACHE_MB_MAX: u64 = 1 << 20;
+
+/// How long an open waits for sled's file lock. A store dropped in this process (an in-process
+/// restart) releases the lock only when sled's flusher thread lets go of the database, a moment
+/// later; another process holding it is still refused once this has passed.
+const SLED_LOCK_WAIT_MS: u64 = 5_000;
+
+/// Opens sled, retrying while its file lock is held (see [`SLED_LOCK_WAIT_MS`]).
+fn open_when_unlocked(config: &sled::Config) -> io::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(SLED_LOCK_WAIT_MS);
+    loop {
+        match config.open().map_err(sled_err) {
+            // sled reports the lock as an `Other` error wrapping `WouldBlock`, only in its text.
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
 
 /// How far the history tables go, written in the same transaction as the rows it describes.
 /// The in-memory ledger is NOT stored row by row: after a restart it is the snapshot's ledger
@@ -60,14 +86,14 @@ pub(crate) struct Trees {
 }
 
 impl Trees {
-    /// Opens (creating if needed) the sled database at `path`.
-    pub(crate) fn open(path: &Path) -> io::Result<Self> {
-        let db = sled::Config::new()
+    /// Opens (creating if needed) the sled database at `path` with a page cache of
+    /// `cache_bytes`.
+    pub(crate) fn open(path: &Path, cache_bytes: u64) -> io::Result<Self> {
+        let config = sled::Config::new()
             .path(path)
             .flush_every_ms(Some(SLED_FLUSH_EVERY_MS))
-            .cache_capacity(SLED_CACHE_BYTES)
-            .open()
-            .map_err(sled_err)?;
+            .cache_capacity(cache_bytes);
+        let db = open_when_unlocked(&config)?;
         let ledger = db.open_tree(tree::LEDGER).map_err(sled_err)?;
         let ns = |prefix: u8| Ns::new(ledger.clone(), prefix);
         let trees = Self {
@@ -163,4 +189,26 @@ fn sync_tree(dir: &Path) -> io::Result<()> {
 /// fsyncs a directory so renames and creations inside it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::Trees;
+
+    /// An in-process reopen while something (here: a thread standing in for sled's flusher)
+    /// still holds the previous database waits for the lock instead of failing.
+    #[test]
+    fn reopen_waits_for_a_database_still_closing() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Trees::open(dir.path(), 1 << 20).unwrap();
+        let held = first.db.clone();
+        drop(first);
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        let reopened = Trees::open(dir.path(), 1 << 20);
+        holder.join().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+    }
 }

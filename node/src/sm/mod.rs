@@ -76,8 +76,9 @@ mod write_set;
 mod recovery_tests;
 
 pub use history::EVENTS_PAGE_MAX;
+pub use meta::{SLED_CACHE_MB_DEFAULT, SLED_CACHE_MB_MAX};
 pub use postings::BalanceAt;
 pub use reader::LedgerReader;
 pub use snapshot_build::{LedgerSnapshotBuilder, SnapshotBuildStats};
 pub use snapshot_file::SnapshotFile;
-pub use store::StateMachineStore;
+pub use store::{StateMachineStore, StoreOptions};

@@ -7,6 +7,7 @@ use super::apply::{
     APPLY_CHUNK_ENTRIES_MAX,
 };
 use super::load::open_shared;
+use super::meta::SLED_CACHE_MB_DEFAULT;
 use super::reader::LedgerReader;
 use super::shared::Shared;
 use super::snapshot_build::{current_snapshot, LedgerSnapshotBuilder};
@@ -18,6 +19,21 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Tunables of a [`StateMachineStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// sled's page cache, in bytes (`--sled-cache-mb`).
+    pub sled_cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            sled_cache_bytes: SLED_CACHE_MB_DEFAULT << 20,
+        }
+    }
+}
 
 /// The ledger state machine over sled (see the module docs of `sm` for layout and guarantees).
 #[derive(Clone)]
@@ -33,8 +49,13 @@ impl StateMachineStore {
     /// `dir/snapshots`), loading the ledger, finishing an interrupted snapshot install, and
     /// restoring from the snapshot if sled lost writes the snapshot has. Blocking.
     pub fn open(dir: &Path) -> io::Result<Self> {
+        Self::open_with(dir, &StoreOptions::default())
+    }
+
+    /// [`StateMachineStore::open`] with explicit [`StoreOptions`].
+    pub fn open_with(dir: &Path, options: &StoreOptions) -> io::Result<Self> {
         Ok(Self {
-            shared: open_shared(dir)?,
+            shared: open_shared(dir, options)?,
             order: ApplyOrder::Contiguous,
         })
     }
@@ -46,7 +67,7 @@ impl StateMachineStore {
     /// skipped entries' effects.
     pub fn open_accepting_apply_gaps_for_tests(dir: &Path) -> io::Result<Self> {
         Ok(Self {
-            shared: open_shared(dir)?,
+            shared: open_shared(dir, &StoreOptions::default())?,
             order: ApplyOrder::Increasing,
         })
     }
