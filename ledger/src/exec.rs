@@ -7,12 +7,13 @@ use crate::account::{Account, Transfer};
 use crate::event::{Event, EventKind, EVENT_SCHEMA_VERSION};
 use crate::idempotency::IdempotencyEntry;
 use crate::state::LedgerState;
+use crate::tiers::TransferSlots;
 use crate::types::{AccountId, TimestampUs};
 
 /// Previous value of one touched record (`None`: it did not exist).
 pub(crate) enum Undo {
     Account(AccountId, Option<Account>),
-    Transfer(String, Option<Transfer>),
+    Transfer(String, TransferSlots),
     Idempotency(String, Option<IdempotencyEntry>),
 }
 
@@ -72,13 +73,13 @@ impl<'a> Exec<'a> {
     /// Inserts or replaces a transfer, keeping the deadline index in step.
     pub(crate) fn put_transfer(&mut self, transfer: Transfer) {
         let id = transfer.id.clone();
-        let prev = self.state.replace_transfer(transfer);
-        self.journal.push(Undo::Transfer(id, prev));
+        let slots = self.state.replace_transfer(transfer);
+        self.journal.push(Undo::Transfer(id, slots));
     }
 
     /// Records an idempotency entry.
     pub(crate) fn put_idempotency(&mut self, command_id: &str, entry: IdempotencyEntry) {
-        let prev = self.state.idempotency.insert(command_id.to_owned(), entry);
+        let prev = self.state.tiers.put_idempotency(command_id, entry);
         self.journal
             .push(Undo::Idempotency(command_id.to_owned(), prev));
     }
@@ -117,20 +118,10 @@ impl<'a> Exec<'a> {
                         self.state.accounts.remove(&id);
                     }
                 },
-                Some(Undo::Transfer(id, prev)) => match prev {
-                    Some(transfer) => {
-                        self.state.replace_transfer(transfer);
-                    }
-                    None => self.state.remove_transfer(&id),
-                },
-                Some(Undo::Idempotency(id, prev)) => match prev {
-                    Some(entry) => {
-                        self.state.idempotency.insert(id, entry);
-                    }
-                    None => {
-                        self.state.idempotency.remove(&id);
-                    }
-                },
+                Some(Undo::Transfer(id, slots)) => self.state.restore_transfer(&id, slots),
+                Some(Undo::Idempotency(id, prev)) => {
+                    self.state.tiers.restore_idempotency(&id, prev);
+                }
                 None => break,
             }
         }

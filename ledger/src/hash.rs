@@ -1,4 +1,5 @@
-//! Hashing: command-body fingerprints, the rolling applied hash, and the full state digest.
+//! Hashing: command-body fingerprints, the rolling applied hash, and the full state digest
+//! (accounts in order, transfers and idempotency entries as order-free multiset sums).
 //!
 //! Everything is sha256 over the bincode 2 (serde, standard config) encoding, fed straight into
 //! the hasher so nothing is buffered.
@@ -11,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Domain tag hashed first into every state digest, so a format change changes every hash.
-const STATE_DIGEST_TAG: &[u8] = b"raftledger/state/v1";
+const STATE_DIGEST_TAG: &[u8] = b"raftledger/state/v2";
 
 /// Feeds the bincode encoding of `value` into `hasher`.
 fn feed<T: Serialize + ?Sized>(hasher: &mut Sha256, value: &T) {
@@ -38,26 +39,119 @@ pub(crate) fn chain_applied(prev: &[u8; 32], result: &CommandResult, events: &[E
     hasher.finalize().into()
 }
 
-/// Digest of accounts, transfers, idempotency table and counters, in key order.
+/// Digest of accounts, transfers, idempotency table and counters.
 /// The deadline index is derived from transfers and the applied hash is history, so neither is
 /// included.
 pub(crate) fn state_digest(state: &LedgerState) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(STATE_DIGEST_TAG);
-    feed(&mut hasher, &(state.accounts.len() as u64));
-    for account in state.accounts.values() {
-        feed(&mut hasher, account);
+    let mut digest = StateDigest::new();
+    let accounts = state.accounts().try_for_each(|a| digest.account(a));
+    // Accounts iterate from an ordered map, so they always come in order.
+    accounts.expect("ledger state iterates its accounts in id order");
+    state.transfers().for_each(|t| digest.transfer(&t));
+    let entries = state.idempotency_entries();
+    entries.for_each(|(id, e)| digest.idempotency(&id, &e));
+    digest.finish(state.last_event_seq(), state.last_timestamp_us())
+}
+
+/// Accounts fed to a [`StateDigest`] out of order (or twice): a state that yields them cannot
+/// be the one its digest describes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state digest: account {0} is not after the previous one")]
+pub struct DigestOrderError(String);
+
+/// A multiset hash: the sum modulo 2^256 of the SHA-256 of each element (an additive
+/// multiset hash), so elements may be added in any order, and adding one twice changes the
+/// result. It detects divergence and corruption; at this modulus it is not meant to resist an
+/// adversary who chooses records to collide (nobody outside the cluster writes them).
+#[derive(Debug, Clone, Copy, Default)]
+struct MultisetSum {
+    limbs: [u64; 4],
+    count: u64,
+}
+
+impl MultisetSum {
+    fn add<T: Serialize + ?Sized>(&mut self, tag: &[u8], value: &T) {
+        let mut hasher = Sha256::new();
+        hasher.update(tag);
+        feed(&mut hasher, value);
+        let h: [u8; 32] = hasher.finalize().into();
+        let mut carry = 0u128;
+        for (i, limb) in self.limbs.iter_mut().enumerate() {
+            let mut part = [0u8; 8];
+            part.copy_from_slice(&h[i * 8..i * 8 + 8]);
+            let sum = u128::from(*limb) + u128::from(u64::from_le_bytes(part)) + carry;
+            *limb = sum as u64;
+            carry = sum >> 64;
+        }
+        self.count += 1;
     }
-    feed(&mut hasher, &(state.transfers.len() as u64));
-    for (_, transfer) in state.transfers.sorted() {
-        feed(&mut hasher, transfer);
+}
+
+/// The full state digest, computed incrementally: accounts in strictly increasing id order
+/// (hashed in sequence), transfers and idempotency entries in any order (each a multiset sum,
+/// so a node can stream them from wherever they live), then the counts and counters. A node
+/// verifying a snapshot feeds it while streaming the file, so the state never has to be in
+/// memory at once.
+pub struct StateDigest {
+    accounts: Sha256,
+    account_count: u64,
+    last_account: Option<String>,
+    transfers: MultisetSum,
+    idempotency: MultisetSum,
+}
+
+impl Default for StateDigest {
+    fn default() -> Self {
+        Self::new()
     }
-    feed(&mut hasher, &(state.idempotency.len() as u64));
-    for (key, entry) in state.idempotency.sorted() {
-        feed(&mut hasher, key);
-        feed(&mut hasher, entry);
+}
+
+impl StateDigest {
+    /// An empty digest.
+    pub fn new() -> Self {
+        Self {
+            accounts: Sha256::new(),
+            account_count: 0,
+            last_account: None,
+            transfers: MultisetSum::default(),
+            idempotency: MultisetSum::default(),
+        }
     }
-    feed(&mut hasher, &state.last_event_seq);
-    feed(&mut hasher, &state.last_timestamp_us);
-    hasher.finalize().into()
+
+    /// Feeds the next account (ids strictly increasing).
+    pub fn account(&mut self, account: &crate::account::Account) -> Result<(), DigestOrderError> {
+        let id = account.id.as_str();
+        if self.last_account.as_deref().is_some_and(|last| last >= id) {
+            return Err(DigestOrderError(id.to_owned()));
+        }
+        self.last_account = Some(id.to_owned());
+        self.account_count += 1;
+        feed(&mut self.accounts, account);
+        Ok(())
+    }
+
+    /// Adds a transfer (any order, each once).
+    pub fn transfer(&mut self, transfer: &crate::account::Transfer) {
+        self.transfers.add(b"transfer", transfer);
+    }
+
+    /// Adds an idempotency entry (any order, each command id once).
+    pub fn idempotency(&mut self, command_id: &str, entry: &crate::idempotency::IdempotencyEntry) {
+        self.idempotency.add(b"idempotency", &(command_id, entry));
+    }
+
+    /// The digest over everything fed and the counters.
+    pub fn finish(self, last_event_seq: u64, last_timestamp_us: u64) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(STATE_DIGEST_TAG);
+        hasher.update(self.accounts.finalize());
+        feed(&mut hasher, &self.account_count);
+        for sum in [self.transfers, self.idempotency] {
+            feed(&mut hasher, &sum.limbs);
+            feed(&mut hasher, &sum.count);
+        }
+        feed(&mut hasher, &last_event_seq);
+        feed(&mut hasher, &last_timestamp_us);
+        hasher.finalize().into()
+    }
 }

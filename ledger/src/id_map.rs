@@ -62,6 +62,11 @@ impl<V: Clone> IdMap<V> {
         self.map.values().map(|v| &**v)
     }
 
+    /// Every entry, in arbitrary order (use only where order cannot matter).
+    pub fn iter_unordered(&self) -> impl Iterator<Item = (&String, &V)> {
+        self.map.iter().map(|(k, v)| (k, &**v))
+    }
+
     /// The entries ordered by id: the one order in which replicas may observe the map.
     /// O(n log n) on each call.
     pub fn sorted(&self) -> Vec<(&String, &V)> {

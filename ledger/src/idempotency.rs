@@ -61,7 +61,7 @@ pub(crate) fn run(x: &mut Exec<'_>, command_id: &str, body: &CommandBody) -> Com
     let fingerprint = fingerprint(body);
     let known = x.state().idempotency(command_id);
     if let Some(entry) = known.filter(|_| !crate::sabotage::double_apply()) {
-        return retry_answer(entry, &fingerprint)
+        return retry_answer(&entry, &fingerprint)
             .unwrap_or_else(|rejection| result(x, Outcome::Rejected(rejection)));
     }
     let mark = x.mark();

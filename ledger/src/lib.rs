@@ -12,6 +12,8 @@
 //! - `outcome`   — what applying one command produced, as stored for idempotent retries.
 //! - `account`   — account and transfer records held by the state.
 //! - `state`     — `LedgerState`: execute dispatch, accessors, invariant checks, restore.
+//! - `tiers`     — where transfers and idempotency entries live: pending and recent in
+//!   memory, older in a `ColdHistory` (the node's disk), sealed generations in between.
 //! - `idempotency` — the idempotency table entry and the replay / key-reuse rule (L3).
 //! - `exec`      — (private) journaled execution context: undo, event seq, debug checks.
 //! - `hash`      — (private) command fingerprints, the rolling applied hash, the state digest.
@@ -31,13 +33,16 @@ pub mod outcome;
 pub mod rejection;
 pub mod sabotage;
 pub mod state;
+pub mod tiers;
 pub mod types;
 
 pub use account::{Account, AccountStatus, Transfer, TransferStatus};
 pub use command::{Command, CommandBody, BATCH_COMMANDS_MAX};
 pub use event::{Event, EventKind, EVENT_SCHEMA_VERSION};
+pub use hash::{DigestOrderError, StateDigest};
 pub use idempotency::fingerprint;
 pub use outcome::{CommandResult, Outcome};
 pub use rejection::Rejection;
-pub use state::{Applied, IdempotencyEntry, LedgerState, RestoreParts};
+pub use state::{Applied, IdempotencyEntry, LedgerState, RestoreParts, Sealed};
+pub use tiers::ColdHistory;
 pub use types::{AccountId, Currency, TimestampUs, ValidationError};

@@ -1,5 +1,7 @@
 //! `LedgerState`: the replicated state (accounts, transfers, idempotency table, counters), the
 //! `execute` dispatch, read accessors, whole-state invariant checks, hashes and restore.
+//! Transfers and idempotency entries live in [`crate::tiers`]: pending transfers and recent
+//! history in memory, older history in a [`ColdHistory`] the node supplies.
 //!
 //! Per top-level command, `execute`:
 //! 1. clamps time: `ts = max(cmd.timestamp_us, last_timestamp_us + 1)`;
@@ -13,14 +15,17 @@ use crate::command::transfer::{self, TransferArgs};
 use crate::command::{batch, open_account, two_phase, Command, CommandBody, Done, Executed};
 use crate::event::Event;
 use crate::exec::Exec;
-use crate::id_map::IdMap;
 use crate::invariant::{self, Invariant, Violation};
 use crate::outcome::{CommandResult, Outcome};
+use crate::tiers::{ColdHistory, Tiers, TransferSlots};
 use crate::types::{validate_command_id, AccountId, TimestampUs};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 pub use crate::idempotency::IdempotencyEntry;
+pub use crate::tiers::Sealed;
 
 /// Everything one execute() produced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,20 +55,19 @@ pub struct RestoreParts {
 }
 
 /// The deterministic ledger state machine. Accounts and deadlines are ordered maps; the
-/// per-command maps (`IdMap`) iterate in hash order and are only ever observed sorted — so
-/// iteration, hashing and expiry order are the same on every replica. Every map is persistent
-/// (structure-sharing): `clone` is O(1), so a snapshot capture never stalls apply; a write
-/// after a clone copies only the path it touches.
+/// per-command maps (`IdMap`, inside the tiers) iterate in hash order and are only ever
+/// observed sorted — so iteration, hashing and expiry order are the same on every replica.
+/// Every map is persistent (structure-sharing): `clone` is O(1), so a snapshot capture never
+/// stalls apply; a write after a clone copies only the path it touches.
 #[derive(Clone, Debug, Default)]
 pub struct LedgerState {
     /// Accounts by id.
     pub(crate) accounts: OrdMap<AccountId, Account>,
-    /// Transfers by id (the id of the command that created them).
-    pub(crate) transfers: IdMap<Transfer>,
-    /// Command id -> fingerprint and first result (L3).
-    pub(crate) idempotency: IdMap<IdempotencyEntry>,
+    /// Transfers by id (the id of the command that created them) and the idempotency table
+    /// (command id -> fingerprint and first result, L3), in memory and cold tiers.
+    pub(crate) tiers: Tiers,
     /// (expires_at_us, transfer id) of every pending transfer with a deadline; derived from
-    /// `transfers`, kept so expiry does not scan every transfer.
+    /// the pending transfers, kept so expiry does not scan them.
     pub(crate) deadlines: OrdSet<(TimestampUs, String)>,
     /// Last assigned event seq (0: none yet).
     pub(crate) last_event_seq: u64,
@@ -111,6 +115,7 @@ impl LedgerState {
             .timestamp_us
             .max(self.last_timestamp_us.saturating_add(1));
         self.last_timestamp_us = ts;
+        self.tiers.set_horizon(index);
         let mut x = Exec::new(self, index, ts);
         let sweep = x.mark();
         two_phase::expire_due(&mut x, &cmd.id);
@@ -141,6 +146,7 @@ impl LedgerState {
             body => crate::idempotency::run(&mut x, &cmd.id, body),
         };
         let events = x.finish();
+        self.tiers.set_horizon(index.saturating_add(1));
         self.applied_hash = crate::hash::chain_applied(&self.applied_hash, &result, &events);
         Applied { result, events }
     }
@@ -155,24 +161,66 @@ impl LedgerState {
         self.accounts.values()
     }
 
-    /// The transfer, if it exists.
-    pub fn transfer(&self, id: &str) -> Option<&Transfer> {
-        self.transfers.get(id)
+    /// The transfer, if it exists (from memory, or from the cold history).
+    pub fn transfer(&self, id: &str) -> Option<Cow<'_, Transfer>> {
+        self.tiers.transfer(id)
     }
 
-    /// All transfers, ordered by id (sorted on each call: O(n log n)).
-    pub fn transfers(&self) -> impl Iterator<Item = &Transfer> {
-        self.transfers.sorted().into_iter().map(|(_, t)| t)
+    /// All transfers of every tier, each once, in no particular order (the cold history is
+    /// streamed).
+    pub fn transfers(&self) -> impl Iterator<Item = Cow<'_, Transfer>> + '_ {
+        self.tiers.transfers_all()
+    }
+
+    /// The pending transfers (the working set), in arbitrary order.
+    pub fn pending_transfers(&self) -> impl Iterator<Item = &Transfer> {
+        self.tiers.pending.values_unordered()
     }
 
     /// The idempotency entry recorded for a command id.
-    pub fn idempotency(&self, command_id: &str) -> Option<&IdempotencyEntry> {
-        self.idempotency.get(command_id)
+    pub fn idempotency(&self, command_id: &str) -> Option<Cow<'_, IdempotencyEntry>> {
+        self.tiers.idempotency(command_id)
     }
 
-    /// The whole idempotency table, ordered by command id (sorted on each call: O(n log n)).
-    pub fn idempotency_entries(&self) -> impl Iterator<Item = (&String, &IdempotencyEntry)> {
-        self.idempotency.sorted().into_iter()
+    /// The whole idempotency table of every tier, each command id once, in no particular
+    /// order (the cold history is streamed).
+    pub fn idempotency_entries(
+        &self,
+    ) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, IdempotencyEntry>)> + '_ {
+        self.tiers.idempotency_all()
+    }
+
+    /// Sets the finished transfers and idempotency entries written since the last seal aside
+    /// as a sealed generation (O(1)), for the node to copy into its cold history.
+    pub fn seal_history(&mut self) {
+        self.tiers.seal();
+    }
+
+    /// The sealed generations not yet forgotten, oldest first.
+    pub fn sealed_history(&self) -> &[Sealed] {
+        self.tiers.sealed()
+    }
+
+    /// Forgets the sealed generations numbered `<= number`: the cold history holds them now.
+    pub fn forget_sealed_through(&mut self, number: u64) {
+        self.tiers.forget_sealed_through(number);
+    }
+
+    /// Serves lookups of history the memory tiers do not hold from `cold`.
+    pub fn attach_cold_history(&mut self, cold: Arc<dyn ColdHistory>) {
+        self.tiers.attach_cold(cold);
+    }
+
+    /// Makes the cold history visible up to (not including) log index `index`: a node restored
+    /// from a snapshot at index `n` sets `n + 1` (its cold history may hold later records).
+    /// `execute` moves it along by itself.
+    pub fn set_history_horizon(&mut self, index: u64) {
+        self.tiers.set_horizon(index);
+    }
+
+    /// Finished transfers and idempotency entries held in memory (not yet in cold history).
+    pub fn hot_history_len(&self) -> usize {
+        self.tiers.hot_len()
     }
 
     /// Last assigned event seq (0 before any event).
@@ -209,8 +257,8 @@ impl LedgerState {
     pub fn check_invariants(&self) -> Result<(), Violation> {
         invariant::check_l1(self.accounts.values())?;
         self.accounts.values().try_for_each(invariant::check_l2)?;
-        invariant::check_reservations(self.accounts.values(), self.transfers.values_unordered())?;
-        if self.deadlines != deadline_index(self.transfers.values_unordered()) {
+        invariant::check_reservations(self.accounts.values(), self.pending_transfers())?;
+        if self.deadlines != deadline_index(self.pending_transfers()) {
             let detail = "deadline index disagrees with pending transfers".to_owned();
             return Err(Violation {
                 invariant: Invariant::L2,
@@ -230,43 +278,48 @@ impl LedgerState {
     }
 
     /// Rebuilds a state from persisted parts (the deadline index is derived from transfers).
+    /// Everything goes to the memory tiers; a node whose cold history holds the finished
+    /// records passes only the pending transfers and attaches the cold history.
     pub fn restore(parts: RestoreParts) -> Self {
-        let deadlines = deadline_index(parts.transfers.iter());
-        Self {
+        let mut state = Self {
             accounts: parts
                 .accounts
                 .into_iter()
                 .map(|a| (a.id.clone(), a))
                 .collect(),
-            transfers: parts
-                .transfers
-                .into_iter()
-                .map(|t| (t.id.clone(), t))
-                .collect(),
-            idempotency: parts.idempotency.into_iter().collect(),
-            deadlines,
             last_event_seq: parts.last_event_seq,
             last_timestamp_us: parts.last_timestamp_us,
             applied_hash: parts.applied_hash,
-            scratch: Scratch::default(),
+            ..Self::default()
+        };
+        for transfer in parts.transfers {
+            state.replace_transfer(transfer);
         }
+        for (id, entry) in parts.idempotency {
+            state.tiers.put_idempotency(&id, entry);
+        }
+        state
     }
 
-    /// Stores a transfer, keeping the deadline index in step; returns the previous record.
-    pub(crate) fn replace_transfer(&mut self, transfer: Transfer) -> Option<Transfer> {
+    /// Stores a transfer, keeping the deadline index in step; returns what its slots held.
+    pub(crate) fn replace_transfer(&mut self, transfer: Transfer) -> TransferSlots {
         let key = deadline_key(&transfer);
-        let prev = self.transfers.insert(transfer.id.clone(), transfer);
-        self.unindex(prev.as_ref());
+        let slots = self.tiers.put_transfer(transfer);
+        self.unindex(slots.pending.as_ref());
         if let Some(key) = key {
             self.deadlines.insert(key);
         }
-        prev
+        slots
     }
 
-    /// Removes a transfer and its deadline entry.
-    pub(crate) fn remove_transfer(&mut self, id: &str) {
-        let prev = self.transfers.remove(id);
-        self.unindex(prev.as_ref());
+    /// Puts a transfer's slots back as `replace_transfer` found them, deadline index included.
+    pub(crate) fn restore_transfer(&mut self, id: &str, slots: TransferSlots) {
+        let restored_key = slots.pending.as_ref().and_then(deadline_key);
+        let replaced = self.tiers.restore_transfer(id, slots);
+        self.unindex(replaced.as_ref());
+        if let Some(key) = restored_key {
+            self.deadlines.insert(key);
+        }
     }
 
     fn unindex(&mut self, transfer: Option<&Transfer>) {

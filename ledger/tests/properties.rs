@@ -1,12 +1,13 @@
 //! Property tests: random command sequences over a few accounts, currencies and a small pool of
 //! (colliding) command ids keep L1/L2 and the internal consistency checks after every command,
 //! number events densely, replay stored results on retry, and are deterministic under replay
-//! and under restore-then-continue.
+//! and under restore-then-continue; and where history lives (memory tiers, cold history, a
+//! restart with only the working set) never changes any of it.
 
 use ledger::idempotency::fingerprint;
 use ledger::{
-    Account, AccountId, Applied, Command, CommandBody, CommandResult, Currency, EventKind,
-    LedgerState, Outcome, Rejection, RestoreParts, Transfer,
+    Account, AccountId, Applied, ColdHistory, Command, CommandBody, CommandResult, Currency,
+    EventKind, IdempotencyEntry, LedgerState, Outcome, Rejection, RestoreParts, Transfer,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -202,10 +203,10 @@ fn run_all(commands: &[Command]) -> (LedgerState, Vec<Applied>) {
 fn parts(state: &LedgerState) -> RestoreParts {
     RestoreParts {
         accounts: state.accounts().cloned().collect(),
-        transfers: state.transfers().cloned().collect(),
+        transfers: state.transfers().map(|t| t.into_owned()).collect(),
         idempotency: state
             .idempotency_entries()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, e)| (k.into_owned(), e.into_owned()))
             .collect(),
         last_event_seq: state.last_event_seq(),
         last_timestamp_us: state.last_timestamp_us(),
@@ -243,7 +244,7 @@ fn snapshot(state: &LedgerState) -> Snapshot {
     p.applied_hash = [0; 32];
     (
         state.accounts().cloned().collect(),
-        state.transfers().cloned().collect(),
+        state.transfers().map(|t| t.into_owned()).collect(),
         p,
         state.last_event_seq(),
     )
@@ -322,7 +323,7 @@ proptest! {
         }
         for (index, cmd) in (commands.len() as u64 + 2..).zip(&retried) {
             // Inner commands of an aborted batch were never recorded: not a retry, skip them.
-            let Some(entry) = state.idempotency(&cmd.id).cloned() else { continue };
+            let Some(entry) = state.idempotency(&cmd.id).map(|e| e.into_owned()) else { continue };
             let again = state.execute(index, cmd);
             prop_assert!(again.events.is_empty(), "retry emitted {:?}", again.events);
             if entry.fingerprint == fingerprint(&cmd.body) {
@@ -359,5 +360,149 @@ proptest! {
         }
         prop_assert_eq!(original.state_hash(), restored.state_hash());
         prop_assert_eq!(original.applied_hash(), restored.applied_hash());
+    }
+}
+
+/// A cold history in memory, standing in for the node's sled table.
+#[derive(Default)]
+struct MemCold {
+    transfers: std::sync::Mutex<BTreeMap<String, Transfer>>,
+    idempotency: std::sync::Mutex<BTreeMap<String, IdempotencyEntry>>,
+}
+
+impl ColdHistory for MemCold {
+    fn transfer(&self, id: &str) -> Option<Transfer> {
+        self.transfers.lock().expect("lock").get(id).cloned()
+    }
+    fn idempotency(&self, command_id: &str) -> Option<IdempotencyEntry> {
+        self.idempotency
+            .lock()
+            .expect("lock")
+            .get(command_id)
+            .cloned()
+    }
+    fn transfers(&self) -> Box<dyn Iterator<Item = Transfer> + '_> {
+        let all: Vec<Transfer> = self
+            .transfers
+            .lock()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect();
+        Box::new(all.into_iter())
+    }
+    fn idempotency_entries(&self) -> Box<dyn Iterator<Item = (String, IdempotencyEntry)> + '_> {
+        let all: Vec<_> = self
+            .idempotency
+            .lock()
+            .expect("lock")
+            .clone()
+            .into_iter()
+            .collect();
+        Box::new(all.into_iter())
+    }
+}
+
+/// What the node does after a snapshot build: copy every sealed generation (oldest first, so
+/// later records replace earlier ones) into the cold history, then forget them.
+fn migrate(state: &mut LedgerState, cold: &MemCold) {
+    let Some(last) = state.sealed_history().last().map(|s| s.number()) else {
+        return;
+    };
+    for sealed in state.sealed_history() {
+        let mut transfers = cold.transfers.lock().expect("lock");
+        transfers.extend(sealed.transfers().map(|t| (t.id.clone(), t.clone())));
+        let mut idempotency = cold.idempotency.lock().expect("lock");
+        idempotency.extend(sealed.idempotency().map(|(k, e)| (k.clone(), e.clone())));
+    }
+    state.forget_sealed_through(last);
+}
+
+/// A restart of a node from `state` as its snapshot (at index `horizon - 1`): only the
+/// working set comes back in memory; the cold history is whatever was migrated since.
+fn restart(state: &LedgerState, cold: &std::sync::Arc<MemCold>, horizon: u64) -> LedgerState {
+    let mut restored = LedgerState::restore(RestoreParts {
+        accounts: state.accounts().cloned().collect(),
+        transfers: state.pending_transfers().cloned().collect(),
+        idempotency: Vec::new(),
+        last_event_seq: state.last_event_seq(),
+        last_timestamp_us: state.last_timestamp_us(),
+        applied_hash: state.applied_hash(),
+    });
+    restored.attach_cold_history(cold.clone());
+    restored.set_history_horizon(horizon);
+    restored
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Where history lives (young, sealed, cold, or cold only after a restart) never changes
+    /// what the ledger does: the tiered ledger answers, hashes and iterates exactly like one
+    /// that keeps everything in memory, whenever seals, migrations and restarts happen.
+    #[test]
+    fn tiered_history_matches_all_in_memory(
+        commands in commands(80),
+        ops in prop::collection::vec(0u8..6, 100),
+    ) {
+        let cold = std::sync::Arc::new(MemCold::default());
+        let mut model = LedgerState::new();
+        let mut tiered = LedgerState::new();
+        tiered.attach_cold_history(cold.clone());
+        // A snapshot taken with everything before it migrated: (its index, the state).
+        let mut restart_point: Option<(u64, LedgerState)> = None;
+        for ((index, cmd), op) in (1u64..).zip(&commands).zip(ops.iter().cycle()) {
+            prop_assert_eq!(tiered.execute(index, cmd), model.execute(index, cmd));
+            match op {
+                1 | 2 => tiered.seal_history(),
+                3 => migrate(&mut tiered, &cold),
+                4 => {
+                    tiered.seal_history();
+                    migrate(&mut tiered, &cold);
+                    tiered = restart(&tiered, &cold, index + 1);
+                }
+                5 => {
+                    tiered.seal_history();
+                    migrate(&mut tiered, &cold);
+                    restart_point = Some((index, tiered.clone()));
+                }
+                _ => {}
+            }
+            prop_assert!(tiered.check_invariants().is_ok());
+        }
+        if let Some((at, point)) = restart_point {
+            // A crash after the cold history moved ahead of the last snapshot: restart from
+            // the snapshot and replay the log after it over the ahead cold history.
+            tiered.seal_history();
+            migrate(&mut tiered, &cold);
+            tiered = restart(&point, &cold, at + 1);
+            let mut replay = LedgerState::new();
+            for (index, cmd) in (1u64..).zip(&commands) {
+                let applied = replay.execute(index, cmd);
+                if index > at {
+                    prop_assert_eq!(tiered.execute(index, cmd), applied);
+                }
+            }
+        }
+        prop_assert_eq!(tiered.state_hash(), model.state_hash());
+        let transfers = |s: &LedgerState| {
+            let mut all: Vec<Transfer> = s.transfers().map(|t| t.into_owned()).collect();
+            all.sort_by(|a, b| a.id.cmp(&b.id));
+            all
+        };
+        let entries = |s: &LedgerState| {
+            let all = s.idempotency_entries().map(|(k, e)| (k.into_owned(), e.into_owned()));
+            all.collect::<BTreeMap<String, IdempotencyEntry>>()
+        };
+        prop_assert_eq!(transfers(&tiered), transfers(&model));
+        prop_assert_eq!(entries(&tiered).len(), model.idempotency_entries().count());
+        prop_assert_eq!(tiered.idempotency_entries().count(), model.idempotency_entries().count());
+        let entries = { let e = entries(&model); prop_assert_eq!(&entries(&tiered), &e); e };
+        for (id, entry) in &entries {
+            prop_assert_eq!(tiered.idempotency(id).map(|e| e.into_owned()), Some(entry.clone()));
+        }
+        for t in model.transfers() {
+            prop_assert_eq!(tiered.transfer(&t.id).map(|x| x.into_owned()), Some(t.into_owned()));
+        }
     }
 }

@@ -389,11 +389,11 @@ impl Runner {
         }
         let parts = RestoreParts {
             accounts: self.state.accounts().cloned().collect(),
-            transfers: self.state.transfers().cloned().collect(),
+            transfers: self.state.transfers().map(|t| t.into_owned()).collect(),
             idempotency: self
                 .state
                 .idempotency_entries()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, e)| (k.into_owned(), e.into_owned()))
                 .collect(),
             last_event_seq: self.state.last_event_seq(),
             last_timestamp_us: self.state.last_timestamp_us(),

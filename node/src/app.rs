@@ -236,6 +236,11 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
             shutdown_rx.clone(),
         ));
     }
+    tasks.push(tokio::spawn(crate::history_bound::run(
+        sm.reader(),
+        cfg.history_in_memory_max,
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(tick_loop(
         raft.clone(),
         sm.reader(),

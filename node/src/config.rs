@@ -91,6 +91,10 @@ pub struct NodeConfig {
     /// stored event blocks (sled's own default would be 1 GiB).
     #[arg(long, env = "RAFTLEDGER_SLED_CACHE_MB", default_value_t = crate::sm::SLED_CACHE_MB_DEFAULT)]
     pub sled_cache_mb: u64,
+    /// Finished transfers and idempotency entries held in memory (about 350 bytes each) before
+    /// the node moves them to the cold history file on disk.
+    #[arg(long, env = "RAFTLEDGER_HISTORY_IN_MEMORY_MAX", default_value_t = crate::history_bound::HISTORY_IN_MEMORY_MAX_DEFAULT)]
+    pub history_in_memory_max: u64,
     /// NATS server URL; when set, the leader relays committed events to JetStream stream
     /// `LEDGER` (relay off when unset).
     #[arg(long, env = "RAFTLEDGER_NATS_URL")]
@@ -168,6 +172,10 @@ impl NodeConfig {
             self.wal_segment_bytes >= crate::wal::SEGMENT_BYTES_MIN,
             "--wal-segment-bytes must be at least {}",
             crate::wal::SEGMENT_BYTES_MIN
+        );
+        anyhow::ensure!(
+            self.history_in_memory_max >= 1,
+            "--history-in-memory-max must be at least 1"
         );
         anyhow::ensure!(
             (1..=crate::sm::SLED_CACHE_MB_MAX).contains(&self.sled_cache_mb),
@@ -272,6 +280,7 @@ impl NodeConfig {
             logs_kept_after_snapshot = self.logs_kept_after_snapshot,
             wal_segment_bytes = self.wal_segment_bytes,
             sled_cache_mb = self.sled_cache_mb,
+            history_in_memory_max = self.history_in_memory_max,
             nats_url = ?self.nats_url,
             nats_stream_bytes_max = self.nats_stream_bytes_max,
             nats_access = %self.nats_access.access().map(|a| a.describe()).unwrap_or_default(),
@@ -311,6 +320,7 @@ impl NodeConfig {
             logs_kept_after_snapshot: 5_000,
             wal_segment_bytes: crate::wal::SEGMENT_BYTES_DEFAULT,
             sled_cache_mb: crate::sm::SLED_CACHE_MB_DEFAULT,
+            history_in_memory_max: crate::history_bound::HISTORY_IN_MEMORY_MAX_DEFAULT,
             nats_url: None,
             nats_stream_bytes_max: NATS_STREAM_BYTES_MAX_DEFAULT,
             nats_access: Default::default(),

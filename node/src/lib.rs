@@ -28,6 +28,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod failover;
+pub mod history_bound;
 pub mod local_cluster;
 pub mod log_store;
 pub mod metrics;

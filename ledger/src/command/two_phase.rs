@@ -15,7 +15,7 @@ fn pending_transfer(x: &Exec<'_>, transfer_id: &str) -> Result<Transfer, Rejecti
         .transfer(transfer_id)
         .ok_or(Rejection::TransferNotFound)?;
     match transfer.status {
-        TransferStatus::Pending => Ok(transfer.clone()),
+        TransferStatus::Pending => Ok(transfer.into_owned()),
         TransferStatus::Expired => Err(Rejection::TransferExpired),
         TransferStatus::Posted | TransferStatus::Voided => Err(Rejection::TransferNotPending),
     }

@@ -311,6 +311,8 @@ pub async fn status(State(s): State<AppState>) -> Response {
             json!({"index": b.index, "bytes": b.bytes, "build_ms": b.build_ms})
         }),
         "purged": m.purged.map(|l| l.index),
+        "history_in_memory": s.reader.history_in_memory(),
+        "history_on_disk": s.reader.history_on_disk(),
         "last_event_seq": s.reader.last_event_seq(),
         "applied_hash": applied_hash,
         "applied_hash_index": hash_index,

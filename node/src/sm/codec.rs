@@ -17,6 +17,14 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Appends `[FORMAT_V1][bincode(value)]` to `out` (reusing its allocation).
+pub(crate) fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> io::Result<()> {
+    out.push(FORMAT_V1);
+    bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
+        .map_err(|e| invalid_data(format!("encode failed: {e}")))?;
+    Ok(())
+}
+
 /// Decodes a value written by [`encode`]; refuses unknown versions and trailing bytes.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
     let (version, body) = bytes

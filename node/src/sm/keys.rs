@@ -26,8 +26,10 @@ pub(crate) mod meta_key {
 /// Layout of the state machine database this code reads and writes. Version 2 kept accounts,
 /// transfers and the idempotency table out of sled (they live in memory, in snapshots, and are
 /// rebuilt by replaying the log); version 3 also drops the `postings` and `index_ts` tables
-/// (the postings index lives in memory, rebuilt from the event blocks).
-pub(crate) const LAYOUT_VERSION: u32 = 3;
+/// (the postings index lives in memory, rebuilt from the event blocks); version 4 keeps the
+/// finished history that left memory in the cold history file beside sled
+/// (`<dir>/history`), whose records the snapshot pointer relies on.
+pub(crate) const LAYOUT_VERSION: u32 = 4;
 
 /// Big-endian u64 key (event seq, log index).
 pub(crate) fn u64_key(n: u64) -> [u8; 8] {

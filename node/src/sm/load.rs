@@ -33,7 +33,7 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
     create_dir_all_durable(&RealFs, &sled_dir)?;
     create_dir_all_durable(&RealFs, &snapshot_dir)?;
     remove_files(&snapshot_dir, |name| name.ends_with(".tmp"))?;
-    let trees = Trees::open(&sled_dir, options.sled_cache_bytes)?;
+    let trees = Trees::open(&sled_dir, options.sled_cache_bytes, &dir.join("history"))?;
     let installing = trees.read_pointer(meta_key::INSTALLING)?;
     let current = trees.read_pointer(meta_key::SNAPSHOT)?;
     let applied = trees.read_applied()?.unwrap_or_default();
@@ -42,7 +42,7 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
         (Some(_), _) => empty_live(),
         (None, Some(ptr)) => {
             let file = SnapshotFile::open(snapshot_dir.join(&ptr.file_name))?;
-            let verified = verify(file.path(), &ptr.meta)?;
+            let verified = verify(file.path(), &ptr.meta, &trees.cold)?;
             let history_index = history_index(&trees, &applied)?;
             // sled behind its snapshot is restored below, which rebuilds the index then.
             let postings = if ptr.meta.last_log_id > applied.last_applied {
@@ -64,6 +64,11 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
             ..empty_live()
         },
     };
+    let mut live = live;
+    // Every state reads the history that left memory from the cold tables; what they hold
+    // beyond the state's index (copied before a crash lost the snapshot) stays invisible.
+    live.ledger.attach_cold_history(trees.cold.clone());
+    live.ledger.set_history_horizon(live.applied_index() + 1);
     let shared = Arc::new(Shared::new(snapshot_dir.clone(), trees, live));
     shared.snapshot().clone_from(&current);
     if let Some(ptr) = installing {

@@ -2,6 +2,7 @@
 //! durable flush used before the Raft log may be purged.
 
 use super::codec::{decode, encode, sled_err};
+use super::cold::ColdStore;
 use super::keys::{meta_key, tree, LAYOUT_VERSION};
 use super::ns::Ns;
 use crate::raft_types::{LogId, SnapshotMeta, StoredMembership};
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// How often sled's background thread syncs its log. Durability of applied state is not needed
 /// per apply (the Raft log is durable and is replayed from the recorded last applied index), so
@@ -83,12 +85,14 @@ pub(crate) struct Trees {
     pub(crate) meta: Ns,
     /// `events` table.
     pub(crate) events: Ns,
+    /// The cold history (a file beside sled).
+    pub(crate) cold: Arc<ColdStore>,
 }
 
 impl Trees {
     /// Opens (creating if needed) the sled database at `path` with a page cache of
     /// `cache_bytes`.
-    pub(crate) fn open(path: &Path, cache_bytes: u64) -> io::Result<Self> {
+    pub(crate) fn open(path: &Path, cache_bytes: u64, cold_dir: &Path) -> io::Result<Self> {
         let config = sled::Config::new()
             .path(path)
             .flush_every_ms(Some(SLED_FLUSH_EVERY_MS))
@@ -100,6 +104,7 @@ impl Trees {
             path: path.to_path_buf(),
             meta: ns(tree::META),
             events: ns(tree::EVENTS),
+            cold: Arc::new(ColdStore::open(cold_dir)?),
             ledger,
             db,
         };
@@ -200,14 +205,14 @@ mod lock_tests {
     #[test]
     fn reopen_waits_for_a_database_still_closing() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Trees::open(dir.path(), 1 << 20).unwrap();
+        let first = Trees::open(dir.path(), 1 << 20, &dir.path().join("history")).unwrap();
         let held = first.db.clone();
         drop(first);
         let holder = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(300));
             drop(held);
         });
-        let reopened = Trees::open(dir.path(), 1 << 20);
+        let reopened = Trees::open(dir.path(), 1 << 20, &dir.path().join("history"));
         holder.join().unwrap();
         assert!(reopened.is_ok(), "{:?}", reopened.err());
     }

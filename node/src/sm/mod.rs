@@ -1,21 +1,26 @@
 //! openraft `RaftStateMachine` over sled: the ledger state, its history indexes, snapshots and
 //! the read side the HTTP API uses.
 //!
-//! The in-memory [`ledger::LedgerState`] is the live state (accounts, transfers, the
-//! idempotency table), next to the in-memory postings index (time travel, per-account
-//! listings). The ledger is persisted only in snapshot files; after a restart the store loads
-//! the current snapshot, rebuilds the postings index up to it from the stored events, reports
-//! the snapshot's log id as applied, and openraft replays the durable log (the WAL) from there.
-//! sled holds only the append-only event blocks that event streams, listings and the index
-//! rebuild read, written per apply chunk; entries whose events are already in sled are replayed
-//! in memory only. Per-apply durability of sled is not needed (the log is durable and
-//! replayed); sled is made durable explicitly before the log may be purged (when a snapshot is
-//! built).
+//! The in-memory [`ledger::LedgerState`] is the live working set (accounts, pending transfers,
+//! deadlines) plus the history applied since the last snapshot build (finished transfers and
+//! idempotency entries not yet moved to disk); older history is in the cold history file
+//! (`cold`, `<dir>/history`), which the ledger reads through [`ledger::ColdHistory`]. Next to
+//! it, the in-memory postings index (time travel,
+//! per-account listings). After a restart the store loads the current snapshot's working set,
+//! rebuilds the postings index up to it from the stored events, reports the snapshot's log id
+//! as applied, and openraft replays the durable log (the WAL) from there. sled holds the
+//! append-only event blocks (written per apply chunk; entries whose events are already in
+//! sled are replayed in memory only); the cold history file is appended by history moves,
+//! snapshot builds and installs, never on the apply path. Per-apply durability of sled is not needed (the log is
+//! durable and replayed); sled is made durable explicitly before the log may be purged (when a
+//! snapshot is built).
 //!
-//! Why not accounts/transfers/idempotency/postings rows in sled: they are derived from the log,
-//! and writing them per apply cost 8 of 9 sled rows per transfer (most of the node's CPU went
-//! to sled's insert path). The guarantee is unchanged: state = snapshot + replay of the
-//! committed log, deterministic; the index = a fold of the durable events.
+//! Why not history rows in sled per apply: writing accounts/transfers/idempotency/postings rows
+//! per apply cost 8 of 9 sled rows per transfer (most of the node's CPU went to sled's insert
+//! path); sled's random-key inserts also bloated its memory and disk when history rows were
+//! tried as sled tables, so the cold history is an append-only file written in bulk, off the
+//! apply path. The guarantee is unchanged: state = snapshot + replay of the committed log,
+//! deterministic; the index = a fold of the durable events.
 //!
 //! Files:
 //! - `store`             — [`StateMachineStore`] and its `RaftStateMachine` impl.
@@ -25,13 +30,16 @@
 //! - `reader`            — [`LedgerReader`], the HTTP layer's read handle.
 //! - `history`           — event lookups over the `events` table; index rebuild.
 //! - `snapshot_file`     — [`SnapshotFile`] and the snapshot file format.
-//! - `snapshot_build`    — consistent snapshots while apply continues.
+//! - `snapshot_build`    — consistent snapshots while apply continues; history to the cold file.
+//! - `cold`              — [`ledger::ColdHistory`] over an append-only file: the history that
+//!   left memory.
+//! - `migrate`           — moving history out of memory between snapshots.
 //! - `snapshot_install`  — verify and install a snapshot atomically for readers, crash-safely.
 //! - `load`              — open: ledger from the snapshot, index, history mark, resume an install.
 //! - `meta`, `keys`, `codec`, `ns`, `shared` — sled tables and records, key layouts, value
 //!   encoding, table prefixes, shared state.
 //!
-//! # sled layout (database at `<dir>/sm`, layout version 3)
+//! # sled layout (database at `<dir>/sm`, layout version 4)
 //!
 //! Every value starts with a format-version byte (`1`), followed by bincode 2 (serde API,
 //! standard config). Integers in keys are big-endian so byte order is numeric order. All tables
@@ -58,10 +66,12 @@
 
 mod apply;
 mod codec;
+mod cold;
 mod history;
 mod keys;
 mod load;
 mod meta;
+mod migrate;
 mod ns;
 mod postings;
 mod reader;
@@ -79,6 +89,6 @@ pub use history::EVENTS_PAGE_MAX;
 pub use meta::{SLED_CACHE_MB_DEFAULT, SLED_CACHE_MB_MAX};
 pub use postings::BalanceAt;
 pub use reader::LedgerReader;
-pub use snapshot_build::{LedgerSnapshotBuilder, SnapshotBuildStats};
+pub use snapshot_build::{lower_thread_priority, LedgerSnapshotBuilder, SnapshotBuildStats};
 pub use snapshot_file::SnapshotFile;
 pub use store::{StateMachineStore, StoreOptions};

@@ -75,7 +75,10 @@ impl LedgerReader {
     /// The transfer at the returned applied index.
     pub fn transfer(&self, id: &str) -> (u64, Option<Transfer>) {
         let live = self.shared.live();
-        (live.applied_index(), live.ledger.transfer(id).cloned())
+        (
+            live.applied_index(),
+            live.ledger.transfer(id).map(|t| t.into_owned()),
+        )
     }
 
     /// The idempotency entry of command `id` (fingerprint and first result) with the applied
@@ -84,7 +87,7 @@ impl LedgerReader {
     /// Entries never change once recorded, so it answers a retry as the log would.
     pub fn command_entry_if_idle(&self, id: &str) -> Option<(u64, TimestampUs, IdempotencyEntry)> {
         let live = self.shared.try_live()?;
-        let entry = live.ledger.idempotency(id)?.clone();
+        let entry = live.ledger.idempotency(id)?.into_owned();
         Some((live.applied_index(), live.ledger.last_timestamp_us(), entry))
     }
 
@@ -95,6 +98,25 @@ impl LedgerReader {
             .ledger
             .idempotency(id)
             .map(|e| e.result.clone())
+    }
+
+    /// Finished transfers and idempotency entries held in memory: those applied since the
+    /// last snapshot build (older ones are in the cold history on disk).
+    pub fn history_in_memory(&self) -> usize {
+        self.shared.live().ledger.hot_history_len()
+    }
+
+    /// Moves the finished transfers and idempotency entries held in memory to the cold history
+    /// file (blocking: one sequential append, synced by the next snapshot build); returns the
+    /// records appended.
+    pub fn migrate_history(&self) -> io::Result<u64> {
+        super::migrate::migrate_history(&self.shared)
+    }
+
+    /// Records in the cold history file (finished transfers and idempotency entries that left
+    /// memory; may include records beyond the applied index after a crash, hidden until then).
+    pub fn history_on_disk(&self) -> usize {
+        self.shared.trees.cold.len()
     }
 
     /// Every account at the returned applied index, ordered by id.

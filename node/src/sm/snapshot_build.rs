@@ -1,13 +1,20 @@
 //! Building a snapshot while apply continues.
 //!
 //! The builder is created on openraft's state-machine task between two apply calls, so sled
-//! and the in-memory ledger agree at that moment. It captures a clone of the ledger (O(1): its
-//! maps share structure), the applied log id and membership, and the last event sequence.
+//! and the in-memory ledger agree at that moment. It seals the ledger's young history (a new
+//! sealed generation, O(1)) and captures a clone of the ledger (O(1): its maps share
+//! structure), the applied log id and membership, and the last event sequence.
 //! `build_snapshot` then runs on a thread of its own at a lower CPU priority (on a loaded host
-//! it uses the CPU apply leaves over): it writes the captured ledger, then streams the
-//! append-only event blocks up to the captured sequence (blocks at or before it never change),
-//! which yields a consistent cut without pausing apply. The postings index is not in the file:
-//! it is rebuilt from the events.
+//! it uses the CPU apply leaves over): it streams the captured ledger — working set and
+//! memory tiers merged with the cold history on disk, in id order, hashed on the way — then
+//! the append-only event blocks up to the captured sequence (blocks at or before it never
+//! change), which yields a consistent cut without pausing apply. The postings index is not in
+//! the file: it is rebuilt from the events.
+//!
+//! Then the sealed generations move to disk: their records are copied into the cold history,
+//! the snapshot pointer written, sled made durable, and only then does the live ledger forget
+//! them. So memory holds the working set plus the history since the last snapshot, and a
+//! restart from this snapshot finds every older record in the cold history.
 
 use super::codec::sled_err;
 use super::keys::{meta_key, u64_key};
@@ -17,7 +24,7 @@ use super::snapshot_file::{
     RecordWriter, RowTree, SnapHeader, SnapRecord, SnapshotFile, ROWS_PER_RECORD_MAX,
 };
 use crate::raft_types::{Snapshot, SnapshotMeta, TypeConfig};
-use ledger::LedgerState;
+use ledger::{LedgerState, StateDigest};
 use openraft::storage::RaftSnapshotBuilder;
 use std::fs;
 use std::io;
@@ -69,7 +76,8 @@ impl LedgerSnapshotBuilder {
         let started = Instant::now();
         let generation = shared.install_generation();
         let capture = {
-            let live = shared.live();
+            let mut live = shared.live_mut();
+            live.ledger.seal_history();
             Capture {
                 meta: SnapshotMeta {
                     last_log_id: live.last_applied,
@@ -100,7 +108,7 @@ impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
         std::thread::Builder::new()
             .name("snapshot-build".into())
             .spawn(move || {
-                lower_thread_priority();
+                lower_thread_priority(BUILD_NICE);
                 let _ = done_tx.send(build_blocking(&shared, capture));
             })?;
         done_rx
@@ -109,15 +117,15 @@ impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
     }
 }
 
-/// Lowers the calling thread's CPU priority to [`BUILD_NICE`]. A build is background work: on
-/// a busy host it must take the CPU apply and replication leave over, not compete with them
-/// for it (commit latency during a build is a bar). Linux applies `setpriority` on a thread id
-/// to that thread only; the build runs on a thread of its own, so nothing else inherits it.
-/// A refusal is logged and the build runs at normal priority.
-fn lower_thread_priority() {
+/// Lowers the calling thread's CPU priority to `nice`. Background work (a snapshot build, a
+/// history move) must take the CPU apply and replication leave over, not compete with them for
+/// it (commit latency during a build is a bar). Linux applies `setpriority` on a thread id to
+/// that thread only; callers run on a thread of their own, so nothing else inherits it. A
+/// refusal is logged and the work runs at normal priority.
+pub fn lower_thread_priority(nice: i32) {
     let tid = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), BUILD_NICE) {
-        tracing::warn!(error = %e, "snapshot build: could not lower the thread's priority");
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+        tracing::warn!(error = %e, "could not lower a background thread's priority");
     }
 }
 
@@ -156,12 +164,26 @@ fn build_blocking(shared: &Shared, capture: Capture) -> io::Result<Snapshot> {
     let path = shared.snapshot_dir.join(&pointer.file_name);
     fs::rename(&tmp, &path)?;
     sync_dir(&shared.snapshot_dir)?;
+    // The sealed history goes to the cold tables before the pointer: a restart from this
+    // snapshot reads only its working set and needs every older record on disk.
+    let sealed = capture.ledger.sealed_history();
+    let mut cold_records = 0;
+    for generation in sealed {
+        cold_records += shared.trees.cold.append_sealed(generation)?;
+    }
+    shared.trees.cold.sync()?;
     shared
         .trees
         .write_pointer(meta_key::SNAPSHOT, Some(&pointer))?;
     // openraft purges the log up to this snapshot once we return: sled must hold everything the
     // log held up to here (and the pointer) on disk, not just in the page cache.
     shared.trees.flush_durable()?;
+    if let Some(last) = sealed.last() {
+        shared
+            .live_mut()
+            .ledger
+            .forget_sealed_through(last.number());
+    }
     if let Some(old) = current.replace(pointer.clone()) {
         // Readers already streaming the old file keep their open handle.
         let _ = fs::remove_file(shared.snapshot_dir.join(old.file_name));
@@ -172,7 +194,7 @@ fn build_blocking(shared: &Shared, capture: Capture) -> io::Result<Snapshot> {
         build_ms: capture.started.elapsed().as_millis() as u64,
     };
     shared.record_build(stats);
-    tracing::info!(index, file = %pointer.file_name, bytes = stats.bytes, build_ms = stats.build_ms, "snapshot built");
+    tracing::info!(index, file = %pointer.file_name, bytes = stats.bytes, build_ms = stats.build_ms, cold_records, "snapshot built");
     Ok(Snapshot {
         meta: pointer.meta,
         snapshot: SnapshotFile::open(path)?,
@@ -191,7 +213,8 @@ pub(crate) fn current_snapshot(shared: &Shared) -> io::Result<Option<Snapshot>> 
     }
 }
 
-/// Writes header, ledger parts and the event blocks up to the cut to `tmp`, fsynced.
+/// Writes header, ledger parts, the event blocks up to the cut and the state hash to `tmp`,
+/// fsynced. The parts stream (the cold history from disk) and are hashed on the way.
 fn write_snapshot(shared: &Shared, capture: &Capture, tmp: &std::path::Path) -> io::Result<()> {
     let ledger = &capture.ledger;
     let last_seq = ledger.last_event_seq();
@@ -201,29 +224,49 @@ fn write_snapshot(shared: &Shared, capture: &Capture, tmp: &std::path::Path) -> 
         last_event_seq: last_seq,
         last_timestamp_us: ledger.last_timestamp_us(),
         applied_hash: ledger.applied_hash(),
-        state_hash: ledger.state_hash(),
     }))?;
-    write_chunks(&mut w, ledger.accounts().cloned(), SnapRecord::Accounts)?;
-    write_chunks(&mut w, ledger.transfers().cloned(), SnapRecord::Transfers)?;
-    let idempotency = ledger
-        .idempotency_entries()
-        .map(|(k, v)| (k.clone(), v.clone()));
-    write_chunks(&mut w, idempotency, SnapRecord::Idempotency)?;
+    let mut digest = StateDigest::new();
+    let order = |e: ledger::DigestOrderError| io::Error::other(e.to_string());
+    let accounts = ledger.accounts().cloned();
+    write_chunks(
+        &mut w,
+        accounts,
+        |a| digest.account(a).map_err(order),
+        SnapRecord::Accounts,
+    )?;
+    let transfers = ledger.transfers().map(|t| t.into_owned());
+    let digest_t = |t: &ledger::Transfer| {
+        digest.transfer(t);
+        Ok(())
+    };
+    write_chunks(&mut w, transfers, digest_t, SnapRecord::Transfers)?;
+    let entries = ledger.idempotency_entries();
+    let entries = entries.map(|(id, e)| (id.into_owned(), e.into_owned()));
+    let digest_i = |(id, e): &(String, ledger::IdempotencyEntry)| {
+        digest.idempotency(id, e);
+        Ok(())
+    };
+    write_chunks(&mut w, entries, digest_i, SnapRecord::Idempotency)?;
     let trees = &shared.trees;
     // Events are keyed by seq and append-only: a prefix range is the cut.
     let events = trees.events.range(..=u64_key(last_seq));
     write_rows(&mut w, RowTree::Events, events, |_| true)?;
+    let state_hash = digest.finish(last_seq, ledger.last_timestamp_us());
+    w.write(&SnapRecord::StateHash(state_hash))?;
     w.finish()
 }
 
-/// Writes `items` as records of at most `ROWS_PER_RECORD_MAX` items each.
+/// Writes `items` as records of at most `ROWS_PER_RECORD_MAX` items each, passing each to
+/// `visit` first.
 fn write_chunks<T>(
     w: &mut RecordWriter,
     items: impl Iterator<Item = T>,
+    mut visit: impl FnMut(&T) -> io::Result<()>,
     record: impl Fn(Vec<T>) -> SnapRecord,
 ) -> io::Result<()> {
     let mut chunk = Vec::with_capacity(ROWS_PER_RECORD_MAX);
     for item in items {
+        visit(&item)?;
         chunk.push(item);
         if chunk.len() == ROWS_PER_RECORD_MAX {
             w.write(&record(std::mem::take(&mut chunk)))?;

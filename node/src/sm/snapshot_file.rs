@@ -2,13 +2,16 @@
 //! on-disk format.
 //!
 //! ```text
-//! file    := MAGIC record*            MAGIC = b"RLSNAP\0\x03" (8 bytes)
+//! file    := MAGIC record*            MAGIC = b"RLSNAP\0\x04" (8 bytes)
 //! record  := len: u32 LE | crc32c(payload): u32 LE | payload (len bytes)
 //! payload := FORMAT_V1 | bincode(SnapRecord)
 //! ```
 //! Records: one `Header` first, then the ledger parts (`Accounts`, `Transfers`, `Idempotency`,
-//! chunked) and the event blocks as raw sled rows (`Rows`), then one `End` carrying the record
-//! count. A file without its `End`, with a bad CRC, or with bytes after `End` is refused.
+//! chunked, each in strictly increasing id order) and the event blocks as raw sled rows
+//! (`Rows`), then the `StateHash` of the parts (computed while they were written, checked
+//! while they are read, so neither side holds the state in memory), then one `End` carrying
+//! the record count. A file without its `End`, with a bad CRC, or with bytes after `End` is
+//! refused.
 
 use super::codec::{decode, encode, invalid_data};
 use crate::raft_types::SnapshotMeta;
@@ -20,7 +23,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// First bytes of every snapshot file (name + layout version).
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RLSNAP\x00\x03";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"RLSNAP\x00\x04";
 
 /// Largest record accepted on read: bounds the allocation a corrupt length can cause. Writers
 /// stay far below it (`ROWS_PER_RECORD_MAX` rows of at most a few KiB each).
@@ -84,8 +87,6 @@ pub(crate) struct SnapHeader {
     pub(crate) last_timestamp_us: u64,
     /// Ledger: running applied hash.
     pub(crate) applied_hash: [u8; 32],
-    /// Ledger: full state hash; install checks the restored state against it.
-    pub(crate) state_hash: [u8; 32],
 }
 
 /// One record of a snapshot file.
@@ -106,6 +107,8 @@ pub(crate) enum SnapRecord {
         /// Rows in key order.
         rows: Vec<(Vec<u8>, Vec<u8>)>,
     },
+    /// The full state hash (`ledger::StateDigest`) of the ledger parts; after them.
+    StateHash([u8; 32]),
     /// Last record: how many records precede it.
     End {
         /// Count of records before this one (header included).

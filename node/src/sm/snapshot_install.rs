@@ -1,5 +1,7 @@
-//! Installing a snapshot: verify the whole file first, then replace every tree and the in-memory
-//! ledger while readers of the history are held off, so no reader sees a mix of old and new.
+//! Installing a snapshot: verify the whole file first, then replace the history trees, copy the
+//! file's finished records into the cold history, and swap the in-memory ledger (the working
+//! set) while readers of the history are held off, so no reader sees a mix of old and new.
+//! Neither pass holds more than the working set in memory: the file streams.
 //!
 //! Crash safety: the file is moved into the snapshot directory and an `installing` pointer is
 //! made durable before any tree is touched. If the process dies mid-install, `open` finds the
@@ -7,6 +9,7 @@
 //! that records the installed state.
 
 use super::codec::{encode, invalid_data, sled_err};
+use super::cold::ColdStore;
 use super::history::rebuild_postings;
 use super::keys::meta_key;
 use super::meta::{sync_dir, AppliedMeta, SnapshotPointer};
@@ -14,23 +17,29 @@ use super::ns::NsBatch;
 use super::shared::Shared;
 use super::snapshot_file::{RecordReader, RowTree, SnapHeader, SnapRecord, SnapshotFile};
 use crate::raft_types::SnapshotMeta;
-use ledger::LedgerState;
-use ledger::RestoreParts;
+use ledger::{LedgerState, RestoreParts, StateDigest, TransferStatus};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A snapshot file that passed verification, with the ledger it restores.
 pub(crate) struct Verified {
     /// Its header.
     pub(crate) header: SnapHeader,
-    /// The ledger rebuilt from its parts (state hash checked against the header).
+    /// The working set rebuilt from its parts (accounts, pending transfers, counters), with
+    /// `cold` attached for the rest of the history.
     pub(crate) ledger: LedgerState,
 }
 
 /// Reads the whole file: framing, CRCs, header first, `End` last, meta equal to `expected`,
-/// restored ledger's state hash equal to the header's, invariants hold.
-pub(crate) fn verify(path: &Path, expected: &SnapshotMeta) -> io::Result<Verified> {
+/// accounts in id order, the state hash of the parts equal to the file's, invariants hold. Keeps only
+/// the working set; the finished records are expected in `cold` (or copied there by install).
+pub(crate) fn verify(
+    path: &Path,
+    expected: &SnapshotMeta,
+    cold: &Arc<ColdStore>,
+) -> io::Result<Verified> {
     let mut reader = RecordReader::open(path)?;
     let header = match reader.next_record()? {
         Some(SnapRecord::Header(h)) => h,
@@ -52,23 +61,52 @@ pub(crate) fn verify(path: &Path, expected: &SnapshotMeta) -> io::Result<Verifie
         applied_hash: header.applied_hash,
         ..RestoreParts::default()
     };
+    let mut digest = StateDigest::new();
+    let order = |e: ledger::DigestOrderError| invalid_data(format!("snapshot: {e}"));
+    let mut state_hash = None;
     while let Some(record) = reader.next_record()? {
+        if state_hash.is_some() {
+            return Err(invalid_data(
+                "snapshot has records after its state hash".to_owned(),
+            ));
+        }
         match record {
-            SnapRecord::Accounts(v) => parts.accounts.extend(v),
-            SnapRecord::Transfers(v) => parts.transfers.extend(v),
-            SnapRecord::Idempotency(v) => parts.idempotency.extend(v),
+            SnapRecord::Accounts(v) => {
+                for account in v {
+                    digest.account(&account).map_err(order)?;
+                    parts.accounts.push(account);
+                }
+            }
+            SnapRecord::Transfers(v) => {
+                for transfer in v {
+                    digest.transfer(&transfer);
+                    if transfer.status == TransferStatus::Pending {
+                        parts.transfers.push(transfer);
+                    }
+                }
+            }
+            SnapRecord::Idempotency(v) => {
+                for (id, entry) in &v {
+                    digest.idempotency(id, entry);
+                }
+            }
             SnapRecord::Rows { .. } => {}
+            SnapRecord::StateHash(hash) => state_hash = Some(hash),
             SnapRecord::Header(_) | SnapRecord::End { .. } => {
                 return Err(invalid_data("misplaced header in snapshot".to_owned()));
             }
         }
     }
-    let ledger = LedgerState::restore(parts);
-    if ledger.state_hash() != header.state_hash {
+    let computed = digest.finish(header.last_event_seq, header.last_timestamp_us);
+    if state_hash != Some(computed) {
         return Err(invalid_data(
             "snapshot state hash does not match its contents".to_owned(),
         ));
     }
+    let index = expected.last_log_id.as_ref().map_or(0, |l| l.index);
+    let mut ledger = LedgerState::restore(parts);
+    ledger.attach_cold_history(cold.clone());
+    ledger.set_history_horizon(index + 1);
     ledger
         .check_invariants()
         .map_err(|v| invalid_data(format!("snapshot violates an invariant: {v}")))?;
@@ -81,7 +119,7 @@ pub(crate) fn install_blocking(
     meta: &SnapshotMeta,
     file: &SnapshotFile,
 ) -> io::Result<()> {
-    let verified = verify(file.path(), meta)?;
+    let verified = verify(file.path(), meta, &shared.trees.cold)?;
     let _gate = shared.install_gate();
     let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
     let pointer = SnapshotPointer {
@@ -152,24 +190,34 @@ fn place_file(shared: &Shared, path: &Path, index: u64) -> io::Result<String> {
     Ok(final_name)
 }
 
-/// Empties every data tree and fills them from the snapshot at `path`.
+/// Empties the events table and fills it from the snapshot at `path`; copies the file's
+/// finished transfers and idempotency entries to the cold history (a record already there is
+/// the same final record and is skipped) and syncs it. The working set lives in memory
+/// (restored by `verify`).
 fn replace_trees(shared: &Shared, path: &Path) -> io::Result<()> {
     let trees = &shared.trees;
     trees.events.clear().map_err(sled_err)?;
     let mut reader = RecordReader::open(path)?;
     while let Some(record) = reader.next_record()? {
-        // The ledger parts live in memory (restored by `verify`); only history goes to sled.
-        let SnapRecord::Rows { tree, rows } = record else {
-            continue;
-        };
-        let target = match tree {
-            RowTree::Events => &trees.events,
-        };
-        let mut batch = NsBatch::default();
-        for (k, v) in rows {
-            batch.insert(target, k, v);
+        match record {
+            SnapRecord::Transfers(v) => {
+                trees.cold.append_transfers(v.iter())?;
+            }
+            SnapRecord::Idempotency(v) => {
+                trees.cold.append_entries(v.iter())?;
+            }
+            SnapRecord::Rows { tree, rows } => {
+                let target = match tree {
+                    RowTree::Events => &trees.events,
+                };
+                let mut batch = NsBatch::default();
+                for (k, v) in rows {
+                    batch.insert(target, k, v);
+                }
+                batch.apply(&trees.ledger).map_err(sled_err)?;
+            }
+            _ => {}
         }
-        batch.apply(&trees.ledger).map_err(sled_err)?;
     }
-    Ok(())
+    trees.cold.sync()
 }

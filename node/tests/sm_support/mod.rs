@@ -354,6 +354,13 @@ pub fn fingerprint(reader: &LedgerReader) -> impl PartialEq + std::fmt::Debug {
         }
         history.push((account, per_account, points));
     }
+    // Every command that emitted an event: its recorded result and, for transfers, the
+    // transfer — wherever the node keeps them (memory or the cold history on disk).
+    let ids: BTreeSet<&str> = events.iter().map(|e| e.command_id.as_str()).collect();
+    let records: Vec<_> = ids
+        .into_iter()
+        .map(|id| (reader.command_result(id), reader.transfer(id)))
+        .collect();
     (
         reader.state_hash(),
         reader.applied_hash(),
@@ -361,5 +368,6 @@ pub fn fingerprint(reader: &LedgerReader) -> impl PartialEq + std::fmt::Debug {
         reader.last_timestamp_us(),
         events,
         history,
+        records,
     )
 }
