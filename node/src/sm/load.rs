@@ -65,7 +65,7 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
         },
     };
     let mut live = live;
-    // Every state reads the history that left memory from the cold tables; what they hold
+    // Every state reads the history that left memory from the cold file; what it holds
     // beyond the state's index (copied before a crash lost the snapshot) stays invisible.
     live.ledger.attach_cold_history(trees.cold.clone());
     live.ledger.set_history_horizon(live.applied_index() + 1);

@@ -223,7 +223,7 @@ async fn a_database_of_another_layout_is_refused() {
     assert!(err.to_string().contains("layout"), "{err}");
 }
 
-/// A crash after a build copied its history to the cold tables but before its snapshot was
+/// A crash after a build copied its history to the cold file but before its snapshot was
 /// current leaves the cold history AHEAD of the snapshot the node restarts from. The replay
 /// must not see those later records (it would take its own commands for retries).
 #[tokio::test]

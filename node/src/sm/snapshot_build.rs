@@ -5,16 +5,17 @@
 //! sealed generation, O(1)) and captures a clone of the ledger (O(1): its maps share
 //! structure), the applied log id and membership, and the last event sequence.
 //! `build_snapshot` then runs on a thread of its own at a lower CPU priority (on a loaded host
-//! it uses the CPU apply leaves over): it streams the captured ledger — working set and
-//! memory tiers merged with the cold history on disk, in id order, hashed on the way — then
+//! it uses the CPU apply leaves over): it streams the captured ledger — working set, memory
+//! tiers and the cold history file (below the capture's horizon, each record once), hashed on
+//! the way — then
 //! the append-only event blocks up to the captured sequence (blocks at or before it never
 //! change), which yields a consistent cut without pausing apply. The postings index is not in
 //! the file: it is rebuilt from the events.
 //!
-//! Then the sealed generations move to disk: their records are copied into the cold history,
-//! the snapshot pointer written, sled made durable, and only then does the live ledger forget
-//! them. So memory holds the working set plus the history since the last snapshot, and a
-//! restart from this snapshot finds every older record in the cold history.
+//! Then the sealed generations move to disk: their records are appended to the cold history
+//! file and it is fsynced (with every earlier move), the snapshot pointer written, sled made
+//! durable, and only then does the live ledger forget them. A restart from this snapshot finds
+//! every older record in the cold history.
 
 use super::codec::sled_err;
 use super::keys::{meta_key, u64_key};
@@ -164,7 +165,7 @@ fn build_blocking(shared: &Shared, capture: Capture) -> io::Result<Snapshot> {
     let path = shared.snapshot_dir.join(&pointer.file_name);
     fs::rename(&tmp, &path)?;
     sync_dir(&shared.snapshot_dir)?;
-    // The sealed history goes to the cold tables before the pointer: a restart from this
+    // The sealed history goes to the cold file (synced) before the pointer: a restart from this
     // snapshot reads only its working set and needs every older record on disk.
     let sealed = capture.ledger.sealed_history();
     let mut cold_records = 0;
