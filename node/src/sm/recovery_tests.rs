@@ -55,6 +55,12 @@ fn log_to(last: u64) -> Vec<Entry> {
     log
 }
 
+/// Builds a snapshot of `store` now.
+async fn build(store: &mut StateMachineStore) -> crate::raft_types::Snapshot {
+    let mut builder = store.get_snapshot_builder().await;
+    builder.build_snapshot().await.unwrap()
+}
+
 /// Makes `ptr` the current snapshot pointer, durably (as a build or install would).
 fn make_current(store: &StateMachineStore, ptr: &SnapshotPointer) {
     let trees = &store.shared.trees;
@@ -82,12 +88,7 @@ async fn interrupted_install_is_resumed_on_open() {
     let d1 = tempfile::tempdir().unwrap();
     let mut leader = StateMachineStore::open(d1.path()).unwrap();
     apply(&mut leader, log_to(40)).await;
-    let snap = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snap = build(&mut leader).await;
 
     let d2 = tempfile::tempdir().unwrap();
     let mut follower = StateMachineStore::open(d2.path()).unwrap();
@@ -129,12 +130,7 @@ async fn sled_behind_its_snapshot_is_restored_from_the_snapshot() {
     let d1 = tempfile::tempdir().unwrap();
     let mut full = StateMachineStore::open(d1.path()).unwrap();
     apply(&mut full, log_to(30)).await;
-    let snap = full
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snap = build(&mut full).await;
 
     // A store whose sled holds only a prefix (lost writes) but whose snapshot pointer survived.
     let d2 = tempfile::tempdir().unwrap();
@@ -164,12 +160,7 @@ async fn reopen_starts_at_the_snapshot_and_replay_skips_stored_history() {
     for i in 1..=10 {
         apply(&mut store, entries(i..=i)).await;
     }
-    store
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    build(&mut store).await;
     for i in 11..=20 {
         apply(&mut store, entries(i..=i)).await;
     }
@@ -231,19 +222,13 @@ async fn cold_history_ahead_of_the_snapshot_stays_invisible_to_the_replay() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = StateMachineStore::open(dir.path()).unwrap();
     apply(&mut store, log_to(10)).await;
-    let first = store.get_snapshot_builder().await.build_snapshot().await;
-    let first = first.unwrap();
+    let first = build(&mut store).await;
     let old = store.shared.trees.read_pointer(meta_key::SNAPSHOT).unwrap();
     let old = old.expect("pointer of the first snapshot");
     let kept = dir.path().join("first-snapshot.keep");
     std::fs::copy(first.snapshot.path(), &kept).unwrap();
     apply(&mut store, entries(11..=20)).await;
-    store
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    build(&mut store).await;
     assert_eq!(store.reader().history_in_memory(), 0);
     let expected = (
         store.reader().state_hash(),
