@@ -8,8 +8,9 @@
 //! down a B-tree. Values sit behind an `Arc` because trie nodes are allocated at full width:
 //! inline values made the map take 2.3× the memory of a `BTreeMap`. The hasher is keyed
 //! randomly per map (SipHash, `RandomState`), so clients cannot choose ids that collide.
-//! Iteration order is therefore arbitrary and differs between replicas: everything replicated
-//! or hashed goes through [`IdMap::sorted`].
+//! Iteration order is therefore arbitrary and differs between replicas: nothing replicated or
+//! hashed may depend on it (the state digest sums records as a multiset; expiry order comes from
+//! the ordered deadline index).
 
 use std::collections::hash_map::RandomState;
 use std::sync::Arc;
@@ -66,14 +67,6 @@ impl<V: Clone> IdMap<V> {
     pub fn iter_unordered(&self) -> impl Iterator<Item = (&String, &V)> {
         self.map.iter().map(|(k, v)| (k, &**v))
     }
-
-    /// The entries ordered by id: the one order in which replicas may observe the map.
-    /// O(n log n) on each call.
-    pub fn sorted(&self) -> Vec<(&String, &V)> {
-        let mut entries: Vec<(&String, &V)> = self.map.iter().map(|(k, v)| (k, &**v)).collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        entries
-    }
 }
 
 impl<V: Clone> FromIterator<(String, V)> for IdMap<V> {
@@ -88,15 +81,16 @@ impl<V: Clone> FromIterator<(String, V)> for IdMap<V> {
 mod tests {
     use super::*;
 
+    /// The entries, ordered by id.
     fn pairs(m: &IdMap<usize>) -> Vec<(String, usize)> {
-        m.sorted()
-            .into_iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
+        let mut pairs: Vec<(String, usize)> =
+            m.iter_unordered().map(|(k, v)| (k.clone(), *v)).collect();
+        pairs.sort();
+        pairs
     }
 
     #[test]
-    fn sorted_orders_by_id_whatever_the_insertion_order() {
+    fn entries_are_the_same_whatever_the_insertion_order() {
         let ids = ["b", "a", "d", "c", "aa"];
         let mut one = IdMap::default();
         let mut two = IdMap::default();

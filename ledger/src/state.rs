@@ -55,8 +55,10 @@ pub struct RestoreParts {
 }
 
 /// The deterministic ledger state machine. Accounts and deadlines are ordered maps; the
-/// per-command maps (`IdMap`, inside the tiers) iterate in hash order and are only ever
-/// observed sorted — so iteration, hashing and expiry order are the same on every replica.
+/// per-command maps (`IdMap`, inside the tiers) iterate in hash order, which nothing
+/// replicated depends on: the state digest sums transfers and idempotency entries as a
+/// multiset, and expiry follows the ordered deadline index — so hashing and expiry order are
+/// the same on every replica.
 /// Every map is persistent (structure-sharing): `clone` is O(1), so a snapshot capture never
 /// stalls apply; a write after a clone copies only the path it touches.
 #[derive(Clone, Debug, Default)]

@@ -244,34 +244,37 @@ impl Tiers {
     fn young_len(&self) -> usize {
         self.young_transfers.len() + self.young_idempotency.len()
     }
+
+    /// The memory tiers of transfers, in lookup order: pending, young, sealed newest first.
+    fn transfer_tiers(&self) -> impl Iterator<Item = &IdMap<Transfer>> + Clone {
+        let young = [&self.pending, &self.young_transfers];
+        young
+            .into_iter()
+            .chain(self.sealed.iter().rev().map(|s| &s.transfers))
+    }
+
+    /// The memory tiers of idempotency entries, in lookup order: young, sealed newest first.
+    fn idempotency_tiers(&self) -> impl Iterator<Item = &IdMap<IdempotencyEntry>> + Clone {
+        let sealed = self.sealed.iter().rev().map(|s| &s.idempotency);
+        std::iter::once(&self.young_idempotency).chain(sealed)
+    }
+
     /// Every transfer of every tier, each once, in no particular order.
     pub(crate) fn transfers_all(&self) -> impl Iterator<Item = Cow<'_, Transfer>> + '_ {
-        let tiers = std::iter::once(&self.pending)
-            .chain(std::iter::once(&self.young_transfers))
-            .chain(self.sealed.iter().rev().map(|s| &s.transfers));
-        let in_memory = tiers.enumerate().flat_map(move |(n, map)| {
-            // A record in an earlier (newer) tier shadows its copy here.
-            map.values_unordered()
-                .filter(move |t| self.first_transfer_tier(&t.id) == Some(n))
-        });
+        let in_memory = each_once(self.transfer_tiers()).map(|(_, t)| Cow::Borrowed(t));
         let horizon = self.horizon;
         let cold = self.cold.iter().flat_map(move |cold| {
             let visible = cold.transfers().filter(move |t| t.updated_index < horizon);
             visible.filter(|t| self.transfer_in_memory(&t.id).is_none())
         });
-        in_memory.map(Cow::Borrowed).chain(cold.map(Cow::Owned))
+        in_memory.chain(cold.map(Cow::Owned))
     }
 
     /// Every idempotency entry of every tier, each once, in no particular order.
     pub(crate) fn idempotency_all(
         &self,
     ) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, IdempotencyEntry>)> + '_ {
-        let tiers = std::iter::once(&self.young_idempotency)
-            .chain(self.sealed.iter().rev().map(|s| &s.idempotency));
-        let in_memory = tiers.enumerate().flat_map(move |(n, map)| {
-            map.iter_unordered()
-                .filter(move |(id, _)| self.first_idempotency_tier(id) == Some(n))
-        });
+        let in_memory = each_once(self.idempotency_tiers());
         let in_memory = in_memory.map(|(id, e)| (Cow::Borrowed(id.as_str()), Cow::Borrowed(e)));
         let horizon = self.horizon;
         let cold = self.cold.iter().flat_map(move |cold| {
@@ -284,31 +287,24 @@ impl Tiers {
 
     /// The transfer from the first memory tier that holds it.
     fn transfer_in_memory(&self, id: &str) -> Option<&Transfer> {
-        let young = self
-            .pending
-            .get(id)
-            .or_else(|| self.young_transfers.get(id));
-        young.or_else(|| self.sealed.iter().rev().find_map(|s| s.transfers.get(id)))
+        self.transfer_tiers().find_map(|m| m.get(id))
     }
 
     /// The idempotency entry from the first memory tier that holds it.
     fn idempotency_in_memory(&self, id: &str) -> Option<&IdempotencyEntry> {
-        let young = self.young_idempotency.get(id);
-        young.or_else(|| self.sealed.iter().rev().find_map(|s| s.idempotency.get(id)))
+        self.idempotency_tiers().find_map(|m| m.get(id))
     }
+}
 
-    /// Position (pending, young, sealed newest first) of the first memory tier holding `id`.
-    fn first_transfer_tier(&self, id: &str) -> Option<usize> {
-        let tiers = std::iter::once(&self.pending)
-            .chain(std::iter::once(&self.young_transfers))
-            .chain(self.sealed.iter().rev().map(|s| &s.transfers));
-        tiers.enumerate().find_map(|(n, m)| m.get(id).map(|_| n))
-    }
-
-    /// Position (young, sealed newest first) of the first memory tier holding `id`.
-    fn first_idempotency_tier(&self, id: &str) -> Option<usize> {
-        let tiers = std::iter::once(&self.young_idempotency)
-            .chain(self.sealed.iter().rev().map(|s| &s.idempotency));
-        tiers.enumerate().find_map(|(n, m)| m.get(id).map(|_| n))
-    }
+/// Every entry of `tiers` (in lookup order) once: an entry shadowed by the same id in an earlier
+/// tier is skipped.
+fn each_once<'a, V: Clone + 'a>(
+    tiers: impl Iterator<Item = &'a IdMap<V>> + Clone + 'a,
+) -> impl Iterator<Item = (&'a String, &'a V)> + 'a {
+    let all = tiers.clone();
+    tiers.enumerate().flat_map(move |(n, map)| {
+        let earlier = all.clone().take(n);
+        let fresh = move |id: &String| earlier.clone().all(|m| m.get(id).is_none());
+        map.iter_unordered().filter(move |(id, _)| fresh(id))
+    })
 }

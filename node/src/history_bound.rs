@@ -33,21 +33,12 @@ pub async fn run(reader: LedgerReader, max: u64, mut stop: watch::Receiver<bool>
             continue;
         }
         let moving = reader.clone();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("history-move".into())
-            .spawn(move || {
-                crate::sm::lower_thread_priority(MOVE_NICE);
-                let _ = done_tx.send(moving.migrate_history());
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "history move: no thread");
-            continue;
-        }
-        match done_rx.await {
-            Ok(Ok(appended)) => tracing::debug!(held, appended, "history moved to disk"),
-            Ok(Err(e)) => tracing::error!(error = %e, "history move failed"),
-            Err(_) => tracing::error!("history move thread ended without a result"),
+        let moved = crate::sm::run_at_low_priority("history-move", MOVE_NICE, move || {
+            moving.migrate_history()
+        });
+        match moved.await {
+            Ok(appended) => tracing::debug!(held, appended, "history moved to disk"),
+            Err(e) => tracing::error!(error = %e, "history move failed"),
         }
     }
 }

@@ -3,8 +3,7 @@
 //! from a 64-bit hash of each record's key to its offset.
 //!
 //! ```text
-//! file   := frame*
-//! frame  := len: u32 LE | crc32c(payload): u32 LE | payload (len bytes)
+//! file   := frame*               (`frame`: len: u32 LE | crc32c(payload): u32 LE | payload)
 //! payload:= FORMAT_V1 | bincode(ColdRecord)
 //! ```
 //!
@@ -26,7 +25,8 @@
 //! Memory: the index holds 16 bytes per record plus the hash table's slack; the records
 //! themselves are read from the file (the OS page cache) on demand.
 
-use super::codec::{decode, encode_into, invalid_data};
+use super::codec::{decode, encode_into, invalid_data, FORMAT_V1};
+use super::frame::{read_frame, write_frame, ReadFrame, FRAME_HEAD_BYTES};
 use crate::wal::{create_dir_all_durable, RealFs};
 use ledger::{ColdHistory, IdempotencyEntry, Sealed, Transfer, TransferStatus};
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 /// Name of the file inside the history directory.
@@ -77,10 +78,22 @@ impl ColdRecordRef<'_> {
 }
 
 /// Which key space a record's id belongs to (transfer and command ids may be equal).
-#[derive(Clone, Copy, Hash)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 enum Kind {
     Transfer,
     Idempotency,
+}
+
+impl Kind {
+    /// The kind of an encoded record without decoding it: the byte after the format version is
+    /// bincode's variant index of `ColdRecord` (one byte for small indexes).
+    fn of_payload(payload: &[u8]) -> Option<Self> {
+        match payload {
+            [FORMAT_V1, 0, ..] => Some(Self::Transfer),
+            [FORMAT_V1, 1, ..] => Some(Self::Idempotency),
+            _ => None,
+        }
+    }
 }
 
 impl ColdRecord {
@@ -143,7 +156,7 @@ pub(crate) struct ColdStore {
     appender: Mutex<Appender>,
     index: RwLock<Index>,
     /// Length of the file up to which frames are written (readable); scans stop here.
-    written: RwLock<u64>,
+    written: AtomicU64,
 }
 
 /// A read that failed: the history on disk is unreadable, which no replica can answer around.
@@ -168,10 +181,13 @@ impl ColdStore {
         let mut index = Index::default();
         let mut end = 0u64;
         let mut reader = BufReader::with_capacity(IO_BUFFER_BYTES, file.try_clone()?);
-        while let Some((record, len)) = read_frame(&mut reader)? {
+        while let Some(payload) = next_intact(&mut reader)? {
+            let Ok(record) = decode::<ColdRecord>(&payload) else {
+                break;
+            };
             let (kind, id) = record.key();
             index.insert(key_hash(kind, id), end);
-            end += len;
+            end += FRAME_HEAD_BYTES + payload.len() as u64;
         }
         if end < file.metadata()?.len() {
             tracing::warn!(kept = end, "cold history: cutting off a torn tail");
@@ -184,7 +200,7 @@ impl ColdStore {
             file,
             appender: Mutex::new(Appender { out, end }),
             index: RwLock::new(index),
-            written: RwLock::new(end),
+            written: AtomicU64::new(end),
         })
     }
 
@@ -209,17 +225,16 @@ impl ColdStore {
     }
 
     fn read_at(&self, offset: u64) -> io::Result<ColdRecord> {
-        let mut head = [0u8; 8];
-        self.file.read_exact_at(&mut head, offset)?;
-        let (len, crc) = frame_head(&head)?;
-        let mut payload = vec![0u8; len];
-        self.file.read_exact_at(&mut payload, offset + 8)?;
-        if crc32c::crc32c(&payload) != crc {
-            return Err(invalid_data(format!(
-                "cold record at {offset} has a bad crc"
-            )));
+        let mut at = FileAt {
+            file: &self.file,
+            offset,
+        };
+        match read_frame(&mut at, FRAME_BYTES_MAX)? {
+            ReadFrame::Payload(payload) => decode(&payload),
+            ReadFrame::End | ReadFrame::Damaged(_) => {
+                Err(invalid_data(format!("cold record at {offset} is damaged")))
+            }
         }
-        decode(&payload)
     }
 
     /// Appends the records of `sealed` that the file does not hold yet.
@@ -260,20 +275,12 @@ impl ColdStore {
             }
             payload.clear();
             encode_into(&record, &mut payload)?;
-            let len = u32::try_from(payload.len())
-                .ok()
-                .filter(|l| *l as usize <= FRAME_BYTES_MAX)
-                .ok_or_else(|| invalid_data(format!("cold record of {} bytes", payload.len())))?;
-            appender.out.write_all(&len.to_le_bytes())?;
-            appender
-                .out
-                .write_all(&crc32c::crc32c(&payload).to_le_bytes())?;
-            appender.out.write_all(&payload)?;
-            added.push((key_hash(kind, id), appender.end));
-            appender.end += 8 + u64::from(len);
+            let offset = appender.end;
+            appender.end += write_frame(&mut appender.out, &payload, FRAME_BYTES_MAX)?;
+            added.push((key_hash(kind, id), offset));
         }
         appender.out.flush()?;
-        *self.written.write().expect("cold length lock") = appender.end;
+        self.written.store(appender.end, Ordering::Release);
         // In slices: apply looks every new command id up here, and must not wait for a whole
         // move's worth of inserts (or a table resize) at once.
         for slice in added.chunks(INDEX_INSERTS_PER_LOCK) {
@@ -291,61 +298,45 @@ impl ColdStore {
         appender.out.get_ref().sync_data()
     }
 
-    /// Every record up to the current end, in file order.
-    fn scan(&self) -> impl Iterator<Item = ColdRecord> + '_ {
-        let end = *self.written.read().expect("cold length lock");
+    /// Every record of `kind` up to the current end, in file order (records of the other kind
+    /// are skipped without being decoded).
+    fn scan(&self, kind: Kind) -> impl Iterator<Item = ColdRecord> + '_ {
+        let end = self.written.load(Ordering::Acquire);
         let file = File::open(&self.path).unwrap_or_else(|e| fail("the file", e));
         let mut reader = BufReader::with_capacity(IO_BUFFER_BYTES, file.take(end));
-        std::iter::from_fn(move || match read_frame(&mut reader) {
-            Ok(frame) => frame.map(|(record, _)| record),
-            Err(e) => fail("a scan", e),
+        std::iter::from_fn(move || loop {
+            let payload = match next_intact(&mut reader) {
+                Ok(payload) => payload?,
+                Err(e) => fail("a scan", e),
+            };
+            if Kind::of_payload(&payload) == Some(kind) {
+                return Some(decode(&payload).unwrap_or_else(|e| fail("a scan", e)));
+            }
         })
     }
 }
 
-/// Length and crc of a frame header.
-fn frame_head(head: &[u8; 8]) -> io::Result<(usize, u32)> {
-    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    if len > FRAME_BYTES_MAX {
-        return Err(invalid_data(format!(
-            "cold frame length {len} is over the limit"
-        )));
-    }
-    Ok((len, crc))
-}
-
-/// The next whole, intact frame and its size; None at the end or at a torn/corrupt tail.
-fn read_frame(reader: &mut impl Read) -> io::Result<Option<(ColdRecord, u64)>> {
-    let mut head = [0u8; 8];
-    if !read_full(reader, &mut head)? {
-        return Ok(None);
-    }
-    let Ok((len, crc)) = frame_head(&head) else {
-        return Ok(None);
-    };
-    let mut payload = vec![0u8; len];
-    if !read_full(reader, &mut payload)? || crc32c::crc32c(&payload) != crc {
-        return Ok(None);
-    }
-    match decode(&payload) {
-        Ok(record) => Ok(Some((record, 8 + len as u64))),
-        Err(_) => Ok(None),
+/// The next intact frame's payload; None at the end or at a torn or damaged frame (the tail a
+/// crash cut short: nothing after it is trusted).
+fn next_intact(reader: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    match read_frame(reader, FRAME_BYTES_MAX)? {
+        ReadFrame::Payload(payload) => Ok(Some(payload)),
+        ReadFrame::End | ReadFrame::Damaged(_) => Ok(None),
     }
 }
 
-/// Fills `buf`; false if the input ends first.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => return Ok(false),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// A `Read` over `file` from `offset` on, by positioned reads (no shared file offset).
+struct FileAt<'a> {
+    file: &'a File,
+    offset: u64,
+}
+
+impl Read for FileAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
     }
-    Ok(true)
 }
 
 impl ColdHistory for ColdStore {
@@ -366,14 +357,14 @@ impl ColdHistory for ColdStore {
     }
 
     fn transfers(&self) -> Box<dyn Iterator<Item = Transfer> + '_> {
-        Box::new(self.scan().filter_map(|r| match r {
+        Box::new(self.scan(Kind::Transfer).filter_map(|r| match r {
             ColdRecord::Transfer(t) => Some(t),
             ColdRecord::Idempotency(..) => None,
         }))
     }
 
     fn idempotency_entries(&self) -> Box<dyn Iterator<Item = (String, IdempotencyEntry)> + '_> {
-        Box::new(self.scan().filter_map(|r| match r {
+        Box::new(self.scan(Kind::Idempotency).filter_map(|r| match r {
             ColdRecord::Idempotency(id, e) => Some((id, e)),
             ColdRecord::Transfer(_) => None,
         }))
@@ -416,6 +407,15 @@ mod tests {
                 result,
             },
         )
+    }
+
+    #[test]
+    fn a_payload_tells_its_kind_without_decoding() {
+        let transfer = super::super::codec::encode(&ColdRecord::Transfer(transfer("t", 1)));
+        let (id, e) = entry("t", 1);
+        let entry = super::super::codec::encode(&ColdRecord::Idempotency(id, e));
+        assert_eq!(Kind::of_payload(&transfer.unwrap()), Some(Kind::Transfer));
+        assert_eq!(Kind::of_payload(&entry.unwrap()), Some(Kind::Idempotency));
     }
 
     #[test]

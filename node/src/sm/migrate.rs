@@ -12,6 +12,7 @@
 //! ledger and its sealed generations) cannot run in between.
 
 use super::shared::Shared;
+use ledger::Sealed;
 use std::io;
 
 /// Moves every finished record held in memory to the cold history; returns how many records
@@ -23,15 +24,25 @@ pub(crate) fn migrate_history(shared: &Shared) -> io::Result<u64> {
         live.ledger.seal_history();
         live.ledger.sealed_history().to_vec()
     };
+    let appended = copy_to_cold(shared, &sealed)?;
+    forget(shared, &sealed);
+    Ok(appended)
+}
+
+/// Appends the records of `sealed` (oldest generation first) to the cold history file; returns
+/// how many were new to it. Not synced.
+pub(crate) fn copy_to_cold(shared: &Shared, sealed: &[Sealed]) -> io::Result<u64> {
     let mut appended = 0;
-    for generation in &sealed {
+    for generation in sealed {
         appended += shared.trees.cold.append_sealed(generation)?;
     }
-    if let Some(last) = sealed.last() {
-        shared
-            .live_mut()
-            .ledger
-            .forget_sealed_through(last.number());
-    }
     Ok(appended)
+}
+
+/// Drops `sealed` from the live ledger's memory: call only once the cold file holds them.
+pub(crate) fn forget(shared: &Shared, sealed: &[Sealed]) {
+    if let Some(last) = sealed.last() {
+        let mut live = shared.live_mut();
+        live.ledger.forget_sealed_through(last.number());
+    }
 }

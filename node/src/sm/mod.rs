@@ -34,8 +34,10 @@
 //! - `cold`              — [`ledger::ColdHistory`] over an append-only file: the history that
 //!   left memory.
 //! - `migrate`           — moving history out of memory between snapshots.
+//! - `background`        — builds and moves on threads of their own at a lower CPU priority.
 //! - `snapshot_install`  — verify and install a snapshot atomically for readers, crash-safely.
 //! - `load`              — open: ledger from the snapshot, index, history mark, resume an install.
+//! - `frame`             — the length + crc32c framing of snapshot and cold history files.
 //! - `meta`, `keys`, `codec`, `ns`, `shared` — sled tables and records, key layouts, value
 //!   encoding, table prefixes, shared state.
 //!
@@ -65,8 +67,10 @@
 //! `snapshot_file` for the format.
 
 mod apply;
+mod background;
 mod codec;
 mod cold;
+mod frame;
 mod history;
 mod keys;
 mod load;
@@ -85,10 +89,11 @@ mod write_set;
 #[cfg(test)]
 mod recovery_tests;
 
+pub use background::run_at_low_priority;
 pub use history::EVENTS_PAGE_MAX;
 pub use meta::{SLED_CACHE_MB_DEFAULT, SLED_CACHE_MB_MAX};
 pub use postings::BalanceAt;
 pub use reader::LedgerReader;
-pub use snapshot_build::{lower_thread_priority, LedgerSnapshotBuilder, SnapshotBuildStats};
+pub use snapshot_build::{LedgerSnapshotBuilder, SnapshotBuildStats};
 pub use snapshot_file::SnapshotFile;
 pub use store::{StateMachineStore, StoreOptions};

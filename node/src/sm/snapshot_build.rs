@@ -7,9 +7,8 @@
 //! `build_snapshot` then runs on a thread of its own at a lower CPU priority (on a loaded host
 //! it uses the CPU apply leaves over): it streams the captured ledger — working set, memory
 //! tiers and the cold history file (below the capture's horizon, each record once), hashed on
-//! the way — then
-//! the append-only event blocks up to the captured sequence (blocks at or before it never
-//! change), which yields a consistent cut without pausing apply. The postings index is not in
+//! the way — then the append-only event blocks up to the captured sequence (blocks at or
+//! before it never change), which yields a consistent cut without pausing apply. The postings index is not in
 //! the file: it is rebuilt from the events.
 //!
 //! Then the sealed generations move to disk: their records are appended to the cold history
@@ -20,6 +19,7 @@
 use super::codec::sled_err;
 use super::keys::{meta_key, u64_key};
 use super::meta::{sync_dir, SnapshotPointer};
+use super::migrate::{copy_to_cold, forget};
 use super::shared::Shared;
 use super::snapshot_file::{
     RecordWriter, RowTree, SnapHeader, SnapRecord, SnapshotFile, ROWS_PER_RECORD_MAX,
@@ -105,28 +105,8 @@ impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
             .take()
             .ok_or_else(|| io::Error::other("snapshot builder used twice"))?;
         let shared = Arc::clone(&self.shared);
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("snapshot-build".into())
-            .spawn(move || {
-                lower_thread_priority(BUILD_NICE);
-                let _ = done_tx.send(build_blocking(&shared, capture));
-            })?;
-        done_rx
-            .await
-            .map_err(|_| io::Error::other("snapshot build thread ended without a result"))?
-    }
-}
-
-/// Lowers the calling thread's CPU priority to `nice`. Background work (a snapshot build, a
-/// history move) must take the CPU apply and replication leave over, not compete with them for
-/// it (commit latency during a build is a bar). Linux applies `setpriority` on a thread id to
-/// that thread only; callers run on a thread of their own, so nothing else inherits it. A
-/// refusal is logged and the work runs at normal priority.
-pub fn lower_thread_priority(nice: i32) {
-    let tid = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
-        tracing::warn!(error = %e, "could not lower a background thread's priority");
+        let build = move || build_blocking(&shared, capture);
+        super::background::run_at_low_priority("snapshot-build", BUILD_NICE, build).await
     }
 }
 
@@ -168,10 +148,7 @@ fn build_blocking(shared: &Shared, capture: Capture) -> io::Result<Snapshot> {
     // The sealed history goes to the cold file (synced) before the pointer: a restart from this
     // snapshot reads only its working set and needs every older record on disk.
     let sealed = capture.ledger.sealed_history();
-    let mut cold_records = 0;
-    for generation in sealed {
-        cold_records += shared.trees.cold.append_sealed(generation)?;
-    }
+    let cold_records = copy_to_cold(shared, sealed)?;
     shared.trees.cold.sync()?;
     shared
         .trees
@@ -179,12 +156,7 @@ fn build_blocking(shared: &Shared, capture: Capture) -> io::Result<Snapshot> {
     // openraft purges the log up to this snapshot once we return: sled must hold everything the
     // log held up to here (and the pointer) on disk, not just in the page cache.
     shared.trees.flush_durable()?;
-    if let Some(last) = sealed.last() {
-        shared
-            .live_mut()
-            .ledger
-            .forget_sealed_through(last.number());
-    }
+    forget(shared, sealed);
     if let Some(old) = current.replace(pointer.clone()) {
         // Readers already streaming the old file keep their open handle.
         let _ = fs::remove_file(shared.snapshot_dir.join(old.file_name));

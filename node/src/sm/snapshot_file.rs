@@ -3,17 +3,18 @@
 //!
 //! ```text
 //! file    := MAGIC record*            MAGIC = b"RLSNAP\0\x04" (8 bytes)
-//! record  := len: u32 LE | crc32c(payload): u32 LE | payload (len bytes)
+//! record  := frame (`frame`: len: u32 LE | crc32c(payload): u32 LE | payload)
 //! payload := FORMAT_V1 | bincode(SnapRecord)
 //! ```
-//! Records: one `Header` first, then the ledger parts (`Accounts`, `Transfers`, `Idempotency`,
-//! chunked, each in strictly increasing id order) and the event blocks as raw sled rows
+//! Records: one `Header` first, then the ledger parts (`Accounts` in strictly increasing id
+//! order, `Transfers` and `Idempotency` in any order, chunked) and the event blocks as raw sled rows
 //! (`Rows`), then the `StateHash` of the parts (computed while they were written, checked
 //! while they are read, so neither side holds the state in memory), then one `End` carrying
 //! the record count. A file without its `End`, with a bad CRC, or with bytes after `End` is
 //! refused.
 
 use super::codec::{decode, encode, invalid_data};
+use super::frame::{read_frame, write_frame, ReadFrame};
 use crate::raft_types::SnapshotMeta;
 use ledger::IdempotencyEntry;
 use ledger::{Account, Transfer};
@@ -136,14 +137,7 @@ impl RecordWriter {
     /// Appends one framed record.
     pub(crate) fn write(&mut self, record: &SnapRecord) -> io::Result<()> {
         let payload = encode(record)?;
-        let len = u32::try_from(payload.len())
-            .ok()
-            .filter(|l| *l as usize <= RECORD_LEN_MAX)
-            .ok_or_else(|| invalid_data(format!("snapshot record of {} bytes", payload.len())))?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out
-            .write_all(&crc32c::crc32c(&payload).to_le_bytes())?;
-        self.out.write_all(&payload)?;
+        write_frame(&mut self.out, &payload, RECORD_LEN_MAX)?;
         self.records += 1;
         Ok(())
     }
@@ -195,27 +189,17 @@ impl RecordReader {
         if self.done {
             return Ok(None);
         }
-        let mut frame = [0u8; 8];
-        self.inp
-            .read_exact(&mut frame)
-            .map_err(|e| invalid_data(format!("snapshot truncated before its end record: {e}")))?;
-        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
-        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        if len > RECORD_LEN_MAX {
-            return Err(invalid_data(format!(
-                "snapshot record length {len} is over the limit"
-            )));
-        }
-        let mut payload = vec![0u8; len];
-        self.inp
-            .read_exact(&mut payload)
-            .map_err(|e| invalid_data(format!("snapshot truncated inside a record: {e}")))?;
-        if crc32c::crc32c(&payload) != crc {
-            return Err(invalid_data(format!(
-                "snapshot record {} has a bad crc",
-                self.records
-            )));
-        }
+        let payload = match read_frame(&mut self.inp, RECORD_LEN_MAX)? {
+            ReadFrame::Payload(payload) => payload,
+            ReadFrame::End => {
+                let msg = "snapshot truncated before its end record".to_owned();
+                return Err(invalid_data(msg));
+            }
+            ReadFrame::Damaged(why) => {
+                let msg = format!("snapshot record {}: {why}", self.records);
+                return Err(invalid_data(msg));
+            }
+        };
         match decode::<SnapRecord>(&payload)? {
             SnapRecord::End { records } => {
                 if records != self.records {
