@@ -8,7 +8,7 @@ use crate::command::CommandBody;
 use crate::event::Event;
 use crate::outcome::CommandResult;
 use crate::state::LedgerState;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Domain tag hashed first into every state digest, so a format change changes every hash.
@@ -63,7 +63,7 @@ pub struct DigestOrderError(String);
 /// multiset hash), so elements may be added in any order, and adding one twice changes the
 /// result. It detects divergence and corruption; at this modulus it is not meant to resist an
 /// adversary who chooses records to collide (nobody outside the cluster writes them).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct MultisetSum {
     limbs: [u64; 4],
     count: u64,
@@ -75,15 +75,57 @@ impl MultisetSum {
         hasher.update(tag);
         feed(&mut hasher, value);
         let h: [u8; 32] = hasher.finalize().into();
-        let mut carry = 0u128;
-        for (i, limb) in self.limbs.iter_mut().enumerate() {
+        let mut limbs = [0u64; 4];
+        for (i, limb) in limbs.iter_mut().enumerate() {
             let mut part = [0u8; 8];
             part.copy_from_slice(&h[i * 8..i * 8 + 8]);
-            let sum = u128::from(*limb) + u128::from(u64::from_le_bytes(part)) + carry;
+            *limb = u64::from_le_bytes(part);
+        }
+        self.combine(&Self { limbs, count: 1 });
+    }
+
+    /// Adds every element of `other` (the sum of two multisets' sums is their union's).
+    fn combine(&mut self, other: &Self) {
+        let mut carry = 0u128;
+        for (limb, add) in self.limbs.iter_mut().zip(other.limbs) {
+            let sum = u128::from(*limb) + u128::from(add) + carry;
             *limb = sum as u64;
             carry = sum >> 64;
         }
-        self.count += 1;
+        self.count += other.count;
+    }
+}
+
+/// The multiset part of a state digest for finished history kept outside the ledger: a node
+/// sums it as it appends records to disk, and a snapshot that references those records instead
+/// of holding them carries it. Adding the same records to a [`StateDigest`] one by one gives the
+/// same digest as adding this.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryDigest {
+    transfers: MultisetSum,
+    idempotency: MultisetSum,
+}
+
+impl HistoryDigest {
+    /// Adds a transfer (each once).
+    pub fn transfer(&mut self, transfer: &crate::account::Transfer) {
+        self.transfers.add(b"transfer", transfer);
+    }
+
+    /// Adds an idempotency entry (each command id once).
+    pub fn idempotency(&mut self, command_id: &str, entry: &crate::idempotency::IdempotencyEntry) {
+        self.idempotency.add(b"idempotency", &(command_id, entry));
+    }
+
+    /// Adds every record of `other` (disjoint from this one's).
+    pub fn combine(&mut self, other: &Self) {
+        self.transfers.combine(&other.transfers);
+        self.idempotency.combine(&other.idempotency);
+    }
+
+    /// Records summed (transfers, idempotency entries).
+    pub fn counts(&self) -> (u64, u64) {
+        (self.transfers.count, self.idempotency.count)
     }
 }
 
@@ -96,8 +138,7 @@ pub struct StateDigest {
     accounts: Sha256,
     account_count: u64,
     last_account: Option<String>,
-    transfers: MultisetSum,
-    idempotency: MultisetSum,
+    history: HistoryDigest,
 }
 
 impl Default for StateDigest {
@@ -113,8 +154,7 @@ impl StateDigest {
             accounts: Sha256::new(),
             account_count: 0,
             last_account: None,
-            transfers: MultisetSum::default(),
-            idempotency: MultisetSum::default(),
+            history: HistoryDigest::default(),
         }
     }
 
@@ -132,12 +172,17 @@ impl StateDigest {
 
     /// Adds a transfer (any order, each once).
     pub fn transfer(&mut self, transfer: &crate::account::Transfer) {
-        self.transfers.add(b"transfer", transfer);
+        self.history.transfer(transfer);
     }
 
     /// Adds an idempotency entry (any order, each command id once).
     pub fn idempotency(&mut self, command_id: &str, entry: &crate::idempotency::IdempotencyEntry) {
-        self.idempotency.add(b"idempotency", &(command_id, entry));
+        self.history.idempotency(command_id, entry);
+    }
+
+    /// Adds records summed elsewhere (disjoint from those fed one by one).
+    pub fn history(&mut self, history: &HistoryDigest) {
+        self.history.combine(history);
     }
 
     /// The digest over everything fed and the counters.
@@ -146,12 +191,98 @@ impl StateDigest {
         hasher.update(STATE_DIGEST_TAG);
         hasher.update(self.accounts.finalize());
         feed(&mut hasher, &self.account_count);
-        for sum in [self.transfers, self.idempotency] {
+        for sum in [self.history.transfers, self.history.idempotency] {
             feed(&mut hasher, &sum.limbs);
             feed(&mut hasher, &sum.count);
         }
         feed(&mut hasher, &last_event_seq);
         feed(&mut hasher, &last_timestamp_us);
         hasher.finalize().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AccountId, Command, CommandBody, Currency};
+
+    /// A ledger with accounts, transfers (one refused) and their idempotency entries.
+    fn ledger() -> LedgerState {
+        let usd = Currency::parse("USD").unwrap();
+        let id = |s: &str| AccountId::parse(s).unwrap();
+        let mut bodies = vec![];
+        for a in ["a", "b"] {
+            bodies.push(CommandBody::OpenAccount {
+                account: id(a),
+                currency: usd,
+                overdraft_limit: 0,
+                metadata: "{}".to_owned(),
+            });
+        }
+        bodies.push(CommandBody::Deposit {
+            account: id("a"),
+            amount: 100,
+        });
+        for amount in [10, 20, 500, 30] {
+            bodies.push(CommandBody::Transfer {
+                from: id("a"),
+                to: id("b"),
+                amount,
+                pending: false,
+                timeout_s: None,
+                memo: None,
+            });
+        }
+        let mut ledger = LedgerState::new();
+        for (i, body) in bodies.into_iter().enumerate() {
+            let cmd = Command {
+                id: format!("c{i}"),
+                timestamp_us: i as u64 + 1,
+                body,
+            };
+            ledger.execute(i as u64 + 1, &cmd);
+        }
+        ledger
+    }
+
+    #[test]
+    fn history_summed_apart_gives_the_same_state_digest() {
+        let ledger = ledger();
+        let whole = state_digest(&ledger);
+        // Half the records summed into two history digests, the rest fed one by one.
+        let (mut early, mut late) = (HistoryDigest::default(), HistoryDigest::default());
+        let mut digest = StateDigest::new();
+        ledger.accounts().for_each(|a| digest.account(a).unwrap());
+        for (i, t) in ledger.transfers().enumerate() {
+            match i % 3 {
+                0 => early.transfer(&t),
+                1 => late.transfer(&t),
+                _ => digest.transfer(&t),
+            }
+        }
+        for (i, (id, e)) in ledger.idempotency_entries().enumerate() {
+            match i % 2 {
+                0 => late.idempotency(&id, &e),
+                _ => digest.idempotency(&id, &e),
+            }
+        }
+        assert!(early.counts().0 > 0 && late.counts().1 > 0);
+        early.combine(&late);
+        digest.history(&early);
+        assert_eq!(
+            digest.finish(ledger.last_event_seq(), ledger.last_timestamp_us()),
+            whole
+        );
+        // A record summed twice is a different state.
+        let mut twice = StateDigest::new();
+        ledger.accounts().for_each(|a| twice.account(a).unwrap());
+        ledger.transfers().for_each(|t| twice.transfer(&t));
+        ledger
+            .idempotency_entries()
+            .for_each(|(id, e)| twice.idempotency(&id, &e));
+        let first = ledger.transfers().next().unwrap();
+        twice.transfer(&first);
+        let twice = twice.finish(ledger.last_event_seq(), ledger.last_timestamp_us());
+        assert_ne!(twice, whole);
     }
 }

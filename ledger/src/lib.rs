@@ -39,7 +39,7 @@ pub mod types;
 pub use account::{Account, AccountStatus, Transfer, TransferStatus};
 pub use command::{Command, CommandBody, BATCH_COMMANDS_MAX};
 pub use event::{Event, EventKind, EVENT_SCHEMA_VERSION};
-pub use hash::{DigestOrderError, StateDigest};
+pub use hash::{DigestOrderError, HistoryDigest, StateDigest};
 pub use idempotency::fingerprint;
 pub use outcome::{CommandResult, Outcome};
 pub use rejection::Rejection;

@@ -39,7 +39,7 @@ async fn views_never_hold_data_newer_than_their_index() {
         move || {
             let mut checked = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let (index, b) = reader.balance_at_time_view(&a, u64::MAX);
+                let (index, b) = reader.balance_at_time_view(&a, u64::MAX).unwrap();
                 let b = b.expect("account open");
                 assert!(
                     b.index <= index,
@@ -71,7 +71,7 @@ async fn views_never_hold_data_newer_than_their_index() {
     stop.store(true, Ordering::Relaxed);
     let checked = checker.join().expect("checker thread");
     assert!(checked > 0, "the checker ran");
-    let (index, b) = reader.balance_at_time_view(&a, u64::MAX);
+    let (index, b) = reader.balance_at_time_view(&a, u64::MAX).unwrap();
     assert_eq!(
         (index, b.map(|b| b.balance)),
         (ENTRIES + 1, Some(ENTRIES as i64))

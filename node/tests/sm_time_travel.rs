@@ -52,17 +52,18 @@ async fn balance_at_time_and_index_match_replay() {
             _ => events[rng.random_range(0..events.len())].timestamp_us - 1,
         };
         let want = replay_balance(&events, account, |e| e.timestamp_us <= t);
-        let got = reader.balance_at_time(account, t);
+        let got = reader.balance_at_time(account, t).unwrap();
         assert_eq!(got, want, "balance_at_time({account}, {t})");
         let n = rng.random_range(0..=index_max + 2);
         let want = replay_balance(&events, account, |e| e.index <= n);
-        let got = reader.balance_at_index(account, n);
+        let got = reader.balance_at_index(account, n).unwrap();
         assert_eq!(got, want, "balance_at_index({account}, {n})");
     }
     // The present equals the live balance.
     for account in &accounts {
         let now = reader
             .balance_at_index(account, index_max)
+            .unwrap()
             .map(|b| b.balance);
         assert_eq!(
             now,

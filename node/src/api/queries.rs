@@ -76,11 +76,11 @@ pub async fn balance_at(
     // The label and the data come from one view. (An `at_index` balance is history at an
     // index the barrier already waited for, so any later applied index labels it truthfully.)
     let (applied, found) = match (at_us, q.at_index) {
-        (Some(t), _) => s.reader.balance_at_time_view(&id, t),
-        (None, Some(i)) => (s.reader.applied_index(), s.reader.balance_at_index(&id, i)),
+        (Some(t), _) => s.reader.balance_at_time_view(&id, t)?,
+        (None, Some(i)) => (s.reader.applied_index(), s.reader.balance_at_index(&id, i)?),
         (None, None) => {
             let applied = s.reader.applied_index();
-            (applied, s.reader.balance_at_index(&id, applied))
+            (applied, s.reader.balance_at_index(&id, applied)?)
         }
     };
     match found {

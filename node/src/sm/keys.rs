@@ -9,6 +9,8 @@ pub(crate) mod tree {
     pub(crate) const META: u8 = 0;
     /// First event seq (BE) -> `Vec<Event>`: a block of one entry's events, contiguous seqs.
     pub(crate) const EVENTS: u8 = 4;
+    /// Account postings pages and their time / log index keys (see `postings::pages`).
+    pub(crate) const POSTINGS: u8 = 5;
 }
 
 /// Keys in the `meta` tree.
@@ -28,8 +30,10 @@ pub(crate) mod meta_key {
 /// rebuilt by replaying the log); version 3 also drops the `postings` and `index_ts` tables
 /// (the postings index lives in memory, rebuilt from the event blocks); version 4 keeps the
 /// finished history that left memory in the cold history file beside sled
-/// (`<dir>/history`), whose records the snapshot pointer relies on.
-pub(crate) const LAYOUT_VERSION: u32 = 4;
+/// (`<dir>/history`), whose records the snapshot pointer relies on; version 5 brings the
+/// postings back as pages (a row per page of one account's postings, not per posting), so a
+/// restart no longer rebuilds them from every event.
+pub(crate) const LAYOUT_VERSION: u32 = 5;
 
 /// Big-endian u64 key (event seq, log index).
 pub(crate) fn u64_key(n: u64) -> [u8; 8] {

@@ -1,10 +1,10 @@
-//! Opening the store: load the ledger from the current snapshot, rebuild the postings index up
-//! to it from the stored events, read sled's history mark,
+//! Opening the store: load the ledger from the current snapshot, read sled's history mark,
+//! open the postings index at it (pages on disk, recent tails from the last events),
 //! finish an interrupted install, restore the history from the snapshot when sled lost rows the
 //! snapshot has, and tidy the snapshot directory.
 
 use super::codec::invalid_data;
-use super::history::rebuild_postings;
+use super::history::open_postings;
 use super::keys::meta_key;
 use super::meta::{AppliedMeta, Trees};
 use super::postings::PostingsIndex;
@@ -39,16 +39,16 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
     let applied = trees.read_applied()?.unwrap_or_default();
     let live = match (&installing, &current) {
         // The trees are half replaced: their content is meaningless until reinstalled.
-        (Some(_), _) => empty_live(),
+        (Some(_), _) => empty_live(&trees),
         (None, Some(ptr)) => {
             let file = SnapshotFile::open(snapshot_dir.join(&ptr.file_name))?;
             let verified = verify(file.path(), &ptr.meta, &trees.cold)?;
             let history_index = history_index(&trees, &applied)?;
             // sled behind its snapshot is restored below, which rebuilds the index then.
             let postings = if ptr.meta.last_log_id > applied.last_applied {
-                PostingsIndex::default()
+                PostingsIndex::empty(trees.postings.clone())
             } else {
-                rebuild_postings(&trees, verified.ledger.last_event_seq())?
+                open_postings(&trees, &applied)?
             };
             Live {
                 ledger: verified.ledger,
@@ -61,7 +61,8 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
         // No snapshot: the ledger starts empty and the whole log is replayed.
         (None, None) => Live {
             history_index: history_index(&trees, &applied)?,
-            ..empty_live()
+            postings: open_postings(&trees, &applied)?,
+            ..empty_live(&trees)
         },
     };
     let mut live = live;
@@ -91,12 +92,12 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
     Ok(shared)
 }
 
-fn empty_live() -> Live {
+fn empty_live(trees: &Trees) -> Live {
     Live {
         ledger: LedgerState::new(),
         last_applied: None,
         membership: Default::default(),
-        postings: PostingsIndex::default(),
+        postings: PostingsIndex::empty(trees.postings.clone()),
         history_index: 0,
     }
 }

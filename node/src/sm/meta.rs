@@ -62,6 +62,9 @@ pub(crate) struct AppliedMeta {
     pub(crate) last_timestamp_us: u64,
     /// Ledger: running hash over everything applied.
     pub(crate) applied_hash: [u8; 32],
+    /// Postings index: every posting of an event before this seq is in a page (0 or 1: none
+    /// yet); an open rebuilds the in-memory tails from the events from here on.
+    pub(crate) postings_unpaged_from_seq: u64,
 }
 
 /// Where a snapshot file is and what it holds.
@@ -85,6 +88,8 @@ pub(crate) struct Trees {
     pub(crate) meta: Ns,
     /// `events` table.
     pub(crate) events: Ns,
+    /// `postings` table.
+    pub(crate) postings: Ns,
     /// The cold history (a file beside sled).
     pub(crate) cold: Arc<ColdStore>,
 }
@@ -104,6 +109,7 @@ impl Trees {
             path: path.to_path_buf(),
             meta: ns(tree::META),
             events: ns(tree::EVENTS),
+            postings: ns(tree::POSTINGS),
             cold: Arc::new(ColdStore::open(cold_dir)?),
             ledger,
             db,

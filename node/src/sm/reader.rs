@@ -1,7 +1,8 @@
 //! `LedgerReader`: the read side the HTTP API uses. Methods on the current state read under the
 //! state lock and return the applied index they were served at, so each answer is the replay of
-//! one log prefix (L5). Time travel reads the in-memory postings index (also under the state
-//! lock); event listings read the append-only event blocks in sled.
+//! one log prefix (L5). Time travel reads the postings index (recent postings in memory, older
+//! pages in sled; under the history gate and the state lock, capped at the applied events);
+//! event listings read the append-only event blocks in sled.
 
 use super::history;
 use super::postings::BalanceAt;
@@ -141,10 +142,14 @@ impl LedgerReader {
     }
 
     /// Balance of `account` after the last event with timestamp <= `ts_us` (L8); None if the
-    /// account was not open yet. O(log n), from the in-memory postings index, which is always
-    /// exactly the applied prefix.
-    pub fn balance_at_time(&self, account: &AccountId, ts_us: TimestampUs) -> Option<BalanceAt> {
-        self.shared.live().postings.balance_at_time(account, ts_us)
+    /// account was not open yet. O(log n): the account's recent postings in memory, older ones
+    /// in one sled page; never beyond the applied prefix.
+    pub fn balance_at_time(
+        &self,
+        account: &AccountId,
+        ts_us: TimestampUs,
+    ) -> io::Result<Option<BalanceAt>> {
+        Ok(self.balance_at_time_view(account, ts_us)?.1)
     }
 
     /// [`Self::balance_at_time`] together with the applied index it was read at, under one
@@ -153,16 +158,26 @@ impl LedgerReader {
         &self,
         account: &AccountId,
         ts_us: TimestampUs,
-    ) -> (u64, Option<BalanceAt>) {
+    ) -> io::Result<(u64, Option<BalanceAt>)> {
+        // Gate before state lock, as install takes them (it rewrites the pages).
+        let _gate = self.shared.history_gate();
         let live = self.shared.live();
-        let balance = live.postings.balance_at_time(account, ts_us);
-        (live.applied_index(), balance)
+        let cap = live.ledger.last_event_seq();
+        let balance = live.postings.balance_at_time(account, ts_us, cap)?;
+        Ok((live.applied_index(), balance))
     }
 
     /// Balance of `account` after applying log index `index` (L8); None if the account was not
     /// open yet. O(log n). Only meaningful for `index <= applied_index()`.
-    pub fn balance_at_index(&self, account: &AccountId, index: u64) -> Option<BalanceAt> {
-        self.shared.live().postings.balance_at_index(account, index)
+    pub fn balance_at_index(
+        &self,
+        account: &AccountId,
+        index: u64,
+    ) -> io::Result<Option<BalanceAt>> {
+        let _gate = self.shared.history_gate();
+        let live = self.shared.live();
+        let cap = live.ledger.last_event_seq();
+        live.postings.balance_at_index(account, index, cap)
     }
 
     /// Events concerning `account` with seq > `after_seq`, in seq order, at most `limit`
@@ -177,11 +192,11 @@ impl LedgerReader {
         // from the same installed history.
         let _gate = self.shared.history_gate();
         let limit = limit.min(super::EVENTS_PAGE_MAX);
-        let seqs = self
-            .shared
-            .live()
-            .postings
-            .seqs_after(account, after_seq, limit);
+        let seqs = {
+            let live = self.shared.live();
+            let cap = live.ledger.last_event_seq();
+            live.postings.seqs_after(account, after_seq, cap, limit)?
+        };
         history::events_with_seqs(&self.shared.trees, &seqs)
     }
 
@@ -198,10 +213,12 @@ impl LedgerReader {
         let _gate = self.shared.history_gate();
         let (index, seqs) = {
             let live = self.shared.live();
-            let seqs = live.ledger.account(account).map(|_| {
-                let limit = limit.min(super::EVENTS_PAGE_MAX);
-                live.postings.seqs_after(account, after_seq, limit)
-            });
+            let cap = live.ledger.last_event_seq();
+            let limit = limit.min(super::EVENTS_PAGE_MAX);
+            let seqs = match live.ledger.account(account) {
+                Some(_) => Some(live.postings.seqs_after(account, after_seq, cap, limit)?),
+                None => None,
+            };
             (live.applied_index(), seqs)
         };
         match seqs {

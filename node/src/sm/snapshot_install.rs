@@ -131,12 +131,15 @@ pub(crate) fn install_blocking(
     trees.write_pointer(meta_key::INSTALLING, Some(&pointer))?;
     trees.flush_durable()?;
     replace_trees(shared, &path)?;
+    let last_event_seq = verified.ledger.last_event_seq();
+    let postings = rebuild_postings(trees, last_event_seq)?;
     let applied = AppliedMeta {
         last_applied: meta.last_log_id,
         membership: meta.last_membership.clone(),
         last_event_seq: verified.header.last_event_seq,
         last_timestamp_us: verified.header.last_timestamp_us,
         applied_hash: verified.header.applied_hash,
+        postings_unpaged_from_seq: postings.unpaged_from_seq(),
     };
     trees
         .meta
@@ -145,8 +148,6 @@ pub(crate) fn install_blocking(
     trees.write_pointer(meta_key::SNAPSHOT, Some(&pointer))?;
     trees.write_pointer(meta_key::INSTALLING, None)?;
     trees.flush_durable()?;
-    let last_event_seq = verified.ledger.last_event_seq();
-    let postings = rebuild_postings(trees, last_event_seq)?;
     {
         let mut live = shared.live_mut();
         live.ledger = verified.ledger;

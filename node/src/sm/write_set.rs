@@ -1,16 +1,17 @@
-//! `WriteSet`: the history rows one apply call produces (event blocks), gathered while the
+//! `WriteSet`: the history rows one apply call produces (event blocks, postings pages), gathered while the
 //! commands execute and committed with the applied meta in ONE atomic sled batch on the single
 //! state machine tree, so sled never holds rows without the meta that accounts for them, or the
 //! reverse.
 //!
-//! Accounts, transfers, the idempotency table and the postings index are not written here: they
-//! live in memory (the index is rebuilt from these event blocks, the rest from snapshot files
-//! and the log) and are brought back after a restart by replaying the log.
+//! Accounts, transfers and the idempotency table are not written here: the working set lives
+//! in memory and in snapshot files, finished history in the cold history file, and a restart
+//! brings the rest back by replaying the log.
 
 use super::codec::encode;
 use super::keys::{meta_key, u64_key};
 use super::meta::{AppliedMeta, Trees};
 use super::ns::NsBatch;
+use super::postings::Row;
 use ledger::Event;
 use std::io;
 
@@ -22,6 +23,8 @@ pub(crate) const EVENTS_PER_BLOCK_MAX: usize = 64;
 #[derive(Default)]
 pub(crate) struct WriteSet {
     blocks: Vec<([u8; 8], Vec<u8>)>,
+    /// Postings pages completed by these entries (`postings::pages` rows).
+    postings: Vec<Row>,
     /// Events of the current entry, not yet stored as blocks.
     entry_events: Vec<Event>,
 }
@@ -43,12 +46,20 @@ impl WriteSet {
         Ok(())
     }
 
+    /// Records the postings pages the index completed.
+    pub(crate) fn record_pages(&mut self, rows: Vec<Row>) {
+        self.postings.extend(rows);
+    }
+
     /// Commits the rows with `meta` in one atomic batch.
     pub(crate) fn commit(self, trees: &Trees, meta: &AppliedMeta) -> io::Result<()> {
         let mut batch = NsBatch::default();
         batch.insert(&trees.meta, meta_key::APPLIED, encode(meta)?);
         for (key, value) in self.blocks {
             batch.insert(&trees.events, key, value);
+        }
+        for (key, value) in self.postings {
+            batch.insert(&trees.postings, key, value);
         }
         batch.apply(&trees.ledger).map_err(super::codec::sled_err)
     }

@@ -349,8 +349,8 @@ pub fn fingerprint(reader: &LedgerReader) -> impl PartialEq + std::fmt::Debug {
         let per_account = reader.account_events(&account, 0, usize::MAX).unwrap();
         let mut points = Vec::new();
         for e in events.iter().step_by(7) {
-            points.push(reader.balance_at_time(&account, e.timestamp_us));
-            points.push(reader.balance_at_index(&account, e.index));
+            points.push(reader.balance_at_time(&account, e.timestamp_us).unwrap());
+            points.push(reader.balance_at_index(&account, e.index).unwrap());
         }
         history.push((account, per_account, points));
     }
