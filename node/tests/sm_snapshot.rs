@@ -121,17 +121,23 @@ async fn newer_snapshot_replaces_older_and_install_through_incoming_path() {
     assert_eq!(files.len(), 1);
     assert!(leader.snapshot_dir().starts_with(d1.path()));
 
-    // As the network layer does: bytes into an incoming path, then SnapshotFile::open.
+    // As the network layer does: the full file's bytes into an incoming path, then
+    // SnapshotFile::open. The node itself keeps only the working set; the full file carries
+    // the history too.
+    let sent = second.snapshot.file_to_send().await.unwrap();
+    let sent_bytes = std::fs::metadata(&sent).unwrap().len();
+    let local_bytes = second.snapshot.size_bytes().unwrap();
+    assert!(
+        local_bytes * 3 < sent_bytes,
+        "local {local_bytes} B, full {sent_bytes} B"
+    );
     let d2 = tempfile::tempdir().unwrap();
     let mut follower = StateMachineStore::open(d2.path()).unwrap();
     let incoming = follower.new_incoming_snapshot_path();
     assert!(incoming.starts_with(follower.snapshot_dir()));
-    std::fs::copy(second.snapshot.path(), &incoming).unwrap();
+    std::fs::copy(&sent, &incoming).unwrap();
     let file = SnapshotFile::open(&incoming).unwrap();
-    assert_eq!(
-        file.size_bytes().unwrap(),
-        second.snapshot.size_bytes().unwrap()
-    );
+    assert_eq!(file.size_bytes().unwrap(), sent_bytes);
     follower.install_snapshot(&second.meta, file).await.unwrap();
     assert!(!incoming.exists(), "incoming file moved into place");
     assert_eq!(
@@ -228,8 +234,11 @@ async fn history_leaves_memory_at_a_snapshot_and_is_answered_from_disk() {
     };
     let d2 = tempfile::tempdir().unwrap();
     let mut installed = StateMachineStore::open_with(d2.path(), &small).unwrap();
+    // The restarted store serves its snapshot (expanded from its local file and history).
+    let served = store.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(served.meta, snap.meta);
     installed
-        .install_snapshot(&snap.meta, snap.snapshot)
+        .install_snapshot(&served.meta, served.snapshot)
         .await
         .unwrap();
     assert_eq!(installed.reader().history_in_memory(), 0);

@@ -345,13 +345,20 @@ impl RaftNetworkV2<TypeConfig> for Connection {
             .map_err(|e| StreamingError::Network(NetworkError::from_string(e)))?;
         let mut prefix = (header.len() as u32).to_le_bytes().to_vec();
         prefix.extend_from_slice(&header);
+        // A node keeps local snapshot files (its history stays on its disk); a peer gets the
+        // full file, expanded once per snapshot.
+        let path = snapshot
+            .snapshot
+            .file_to_send()
+            .await
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         // The request MAC covers the digest of the whole stream, so the file is read twice:
         // once here (blocking pool) and once while streaming. The receiver hashes as it writes
         // and checks before installing.
-        let digest = stream_digest(prefix.clone(), snapshot.snapshot.path().to_owned())
+        let digest = stream_digest(prefix.clone(), path.clone())
             .await
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-        let file = tokio::fs::File::open(snapshot.snapshot.path())
+        let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         let head = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes_of(prefix)) });

@@ -28,7 +28,7 @@
 use super::codec::{decode, encode_into, invalid_data, FORMAT_V1};
 use super::frame::{read_frame, write_frame, ReadFrame, FRAME_HEAD_BYTES};
 use crate::wal::{create_dir_all_durable, RealFs};
-use ledger::{ColdHistory, IdempotencyEntry, Sealed, Transfer, TransferStatus};
+use ledger::{ColdHistory, HistoryDigest, IdempotencyEntry, Sealed, Transfer, TransferStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -53,7 +53,7 @@ const IO_BUFFER_BYTES: usize = 1 << 20;
 
 /// One record of the cold history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum ColdRecord {
+pub(crate) enum ColdRecord {
     /// A finished transfer.
     Transfer(Transfer),
     /// An idempotency entry and its command id.
@@ -69,6 +69,13 @@ enum ColdRecordRef<'a> {
 }
 
 impl ColdRecordRef<'_> {
+    fn add_to(&self, digest: &mut HistoryDigest) {
+        match self {
+            Self::Transfer(t) => digest.transfer(t),
+            Self::Idempotency(id, e) => digest.idempotency(id, e),
+        }
+    }
+
     fn key(&self) -> (Kind, &str) {
         match self {
             Self::Transfer(t) => (Kind::Transfer, &t.id),
@@ -157,6 +164,8 @@ pub(crate) struct ColdStore {
     index: RwLock<Index>,
     /// Length of the file up to which frames are written (readable); scans stop here.
     written: AtomicU64,
+    /// Digest of every record in the file.
+    digest: Mutex<HistoryDigest>,
 }
 
 /// A read that failed: the history on disk is unreadable, which no replica can answer around.
@@ -178,17 +187,7 @@ impl ColdStore {
         if created {
             super::meta::sync_dir(dir)?;
         }
-        let mut index = Index::default();
-        let mut end = 0u64;
-        let mut reader = BufReader::with_capacity(IO_BUFFER_BYTES, file.try_clone()?);
-        while let Some(payload) = next_intact(&mut reader)? {
-            let Ok(record) = decode::<ColdRecord>(&payload) else {
-                break;
-            };
-            let (kind, id) = record.key();
-            index.insert(key_hash(kind, id), end);
-            end += FRAME_HEAD_BYTES + payload.len() as u64;
-        }
+        let (index, end, digest) = scan_index(&file, u64::MAX)?;
         if end < file.metadata()?.len() {
             tracing::warn!(kept = end, "cold history: cutting off a torn tail");
             file.set_len(end)?;
@@ -201,7 +200,62 @@ impl ColdStore {
             appender: Mutex::new(Appender { out, end }),
             index: RwLock::new(index),
             written: AtomicU64::new(end),
+            digest: Mutex::new(digest),
         })
+    }
+
+    /// Cuts the file to its first `len_bytes` (records appended after the snapshot a restart
+    /// resumes at; the log replays them) and syncs it.
+    pub(crate) fn truncate_to(&self, len_bytes: u64) -> io::Result<()> {
+        let mut appender = self.appender.lock().expect("cold appender lock");
+        if len_bytes > appender.end {
+            return Err(invalid_data(format!(
+                "cold history has {} bytes, the snapshot relies on {len_bytes}",
+                appender.end
+            )));
+        }
+        appender.out.flush()?;
+        let file = appender.out.get_ref();
+        file.set_len(len_bytes)?;
+        file.sync_all()?;
+        let (index, end, digest) = scan_index(file, len_bytes)?;
+        appender.end = end;
+        self.written.store(end, Ordering::Release);
+        *self.index.write().expect("cold index lock") = index;
+        *self.digest.lock().expect("cold digest lock") = digest;
+        Ok(())
+    }
+
+    /// Bytes of the file holding records.
+    pub(crate) fn end_bytes(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Digest of every record in the file.
+    pub(crate) fn digest(&self) -> HistoryDigest {
+        *self.digest.lock().expect("cold digest lock")
+    }
+
+    /// Records below `len_bytes` may be reorganised (a snapshot relies on them).
+    pub(crate) fn set_stable_len(&self, _len_bytes: u64) {}
+
+    /// The records in the file's first `len_bytes`, in file order.
+    pub(crate) fn records_before(
+        &self,
+        len_bytes: u64,
+    ) -> io::Result<impl Iterator<Item = io::Result<ColdRecord>>> {
+        let file = File::open(&self.path)?;
+        let mut reader = BufReader::with_capacity(IO_BUFFER_BYTES, file.take(len_bytes));
+        Ok(std::iter::from_fn(move || {
+            match read_frame(&mut reader, FRAME_BYTES_MAX) {
+                Ok(ReadFrame::Payload(payload)) => Some(decode(&payload)),
+                Ok(ReadFrame::End) => None,
+                Ok(ReadFrame::Damaged(why)) => {
+                    Some(Err(invalid_data(format!("cold record: {why}"))))
+                }
+                Err(e) => Some(Err(e)),
+            }
+        }))
     }
 
     /// Records in the file.
@@ -267,6 +321,7 @@ impl ColdStore {
     fn append<'a>(&self, records: impl Iterator<Item = ColdRecordRef<'a>>) -> io::Result<u64> {
         let mut appender = self.appender.lock().expect("cold appender lock");
         let mut added = Vec::new();
+        let mut added_digest = HistoryDigest::default();
         let mut payload = Vec::new();
         for record in records {
             let (kind, id) = record.key();
@@ -278,9 +333,14 @@ impl ColdStore {
             let offset = appender.end;
             appender.end += write_frame(&mut appender.out, &payload, FRAME_BYTES_MAX)?;
             added.push((key_hash(kind, id), offset));
+            record.add_to(&mut added_digest);
         }
         appender.out.flush()?;
         self.written.store(appender.end, Ordering::Release);
+        {
+            let mut digest = self.digest.lock().expect("cold digest lock");
+            digest.combine(&added_digest);
+        }
         // In slices: apply looks every new command id up here, and must not wait for a whole
         // move's worth of inserts (or a table resize) at once.
         for slice in added.chunks(INDEX_INSERTS_PER_LOCK) {
@@ -314,6 +374,28 @@ impl ColdStore {
             }
         })
     }
+}
+
+/// The index, intact end and digest of the records in the first `len_bytes` of `file`.
+fn scan_index(file: &File, len_bytes: u64) -> io::Result<(Index, u64, HistoryDigest)> {
+    let mut index = Index::default();
+    let mut digest = HistoryDigest::default();
+    let mut end = 0u64;
+    let mut reader =
+        BufReader::with_capacity(IO_BUFFER_BYTES, FileAt { file, offset: 0 }.take(len_bytes));
+    while let Some(payload) = next_intact(&mut reader)? {
+        let Ok(record) = decode::<ColdRecord>(&payload) else {
+            break;
+        };
+        let (kind, id) = record.key();
+        index.insert(key_hash(kind, id), end);
+        match &record {
+            ColdRecord::Transfer(t) => digest.transfer(t),
+            ColdRecord::Idempotency(id, e) => digest.idempotency(id, e),
+        }
+        end += FRAME_HEAD_BYTES + payload.len() as u64;
+    }
+    Ok((index, end, digest))
 }
 
 /// The next intact frame's payload; None at the end or at a torn or damaged frame (the tail a

@@ -1,7 +1,9 @@
-//! Opening the store: load the ledger from the current snapshot, read sled's history mark,
-//! open the postings index at it (pages on disk, recent tails from the last events),
-//! finish an interrupted install, restore the history from the snapshot when sled lost rows the
-//! snapshot has, and tidy the snapshot directory.
+//! Opening the store: cut the cold history file back to what the current (local) snapshot
+//! references, load the working set from that snapshot, read sled's history mark, open the
+//! postings index at it (pages on disk, recent tails from the last events), finish an
+//! interrupted install (or install a full file found as the current snapshot), and tidy the
+//! snapshot directory. sled that lost history a snapshot relies on is refused: the log before
+//! the snapshot may be purged, so only the peers have that history now.
 
 use super::codec::invalid_data;
 use super::history::open_postings;
@@ -9,7 +11,7 @@ use super::keys::meta_key;
 use super::meta::{AppliedMeta, Trees};
 use super::postings::PostingsIndex;
 use super::shared::{Live, Shared};
-use super::snapshot_file::SnapshotFile;
+use super::snapshot_file::{read_header, SnapshotFile};
 use super::snapshot_install::{install_blocking, verify};
 use super::store::StoreOptions;
 use crate::wal::{create_dir_all_durable, RealFs};
@@ -37,19 +39,35 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
     let installing = trees.read_pointer(meta_key::INSTALLING)?;
     let current = trees.read_pointer(meta_key::SNAPSHOT)?;
     let applied = trees.read_applied()?.unwrap_or_default();
-    let live = match (&installing, &current) {
+    // A full file as the current snapshot (planted by hand, or left by an older build) is
+    // installed again below, like an interrupted install.
+    let mut restore = None;
+    let current_history = match (&installing, &current) {
+        (None, Some(ptr)) => Some(read_header(&snapshot_dir.join(&ptr.file_name))?.history),
+        _ => None,
+    };
+    let live = match (&installing, &current, current_history) {
         // The trees are half replaced: their content is meaningless until reinstalled.
-        (Some(_), _) => empty_live(&trees),
-        (None, Some(ptr)) => {
+        (Some(_), _, _) => empty_live(&trees),
+        (None, Some(ptr), Some(None)) => {
+            restore = Some(ptr.clone());
+            empty_live(&trees)
+        }
+        (None, Some(ptr), Some(Some(history))) => {
             let file = SnapshotFile::open(snapshot_dir.join(&ptr.file_name))?;
+            if ptr.meta.last_log_id > applied.last_applied {
+                return Err(invalid_data(format!(
+                    "the history in sled ends before the snapshot {} that relies on it: wipe the \
+                     node's data directory and let it rejoin from its peers",
+                    ptr.meta
+                )));
+            }
+            // Records moved to the cold file after this snapshot are replayed from the log.
+            trees.cold.truncate_to(history.cold_end_bytes)?;
+            trees.cold.set_stable_len(history.cold_end_bytes);
             let verified = verify(file.path(), &ptr.meta, &trees.cold)?;
             let history_index = history_index(&trees, &applied)?;
-            // sled behind its snapshot is restored below, which rebuilds the index then.
-            let postings = if ptr.meta.last_log_id > applied.last_applied {
-                PostingsIndex::empty(trees.postings.clone())
-            } else {
-                open_postings(&trees, &applied)?
-            };
+            let postings = open_postings(&trees, &applied)?;
             Live {
                 ledger: verified.ledger,
                 last_applied: ptr.meta.last_log_id,
@@ -58,12 +76,16 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
                 history_index,
             }
         }
-        // No snapshot: the ledger starts empty and the whole log is replayed.
-        (None, None) => Live {
-            history_index: history_index(&trees, &applied)?,
-            postings: open_postings(&trees, &applied)?,
-            ..empty_live(&trees)
-        },
+        // No snapshot: the ledger starts empty and the whole log is replayed (records moved
+        // to the cold file before a crash are made again).
+        (None, _, _) => {
+            trees.cold.truncate_to(0)?;
+            Live {
+                history_index: history_index(&trees, &applied)?,
+                postings: open_postings(&trees, &applied)?,
+                ..empty_live(&trees)
+            }
+        }
     };
     let mut live = live;
     // Every state reads the history that left memory from the cold file; what it holds
@@ -76,12 +98,8 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
         tracing::warn!(file = %ptr.file_name, "resuming an interrupted snapshot install");
         let file = SnapshotFile::open(snapshot_dir.join(&ptr.file_name))?;
         install_blocking(&shared, &ptr.meta, &file)?;
-    } else if let Some(ptr) = current
-        .as_ref()
-        .filter(|p| p.meta.last_log_id > applied.last_applied)
-    {
-        // sled lost history rows the snapshot has (the log before it may be purged already).
-        tracing::warn!(file = %ptr.file_name, "history is behind its snapshot; restoring it");
+    } else if let Some(ptr) = restore {
+        tracing::warn!(file = %ptr.file_name, "current snapshot is a full file; installing it");
         let file = SnapshotFile::open(snapshot_dir.join(&ptr.file_name))?;
         install_blocking(&shared, &ptr.meta, &file)?;
     }

@@ -6,10 +6,13 @@
 //! tens of MB in front of the WAL's own fsyncs. Cheap (one sequential append of what accumulated since the last move) compared with
 //! a snapshot build, which rewrites the whole history into its file.
 //!
-//! Safe at any time: the cold history may run ahead of the last snapshot (the ledger's horizon
-//! hides records from after the index a restart resumes at), an append skips records the file
-//! already holds, and the move holds the history gate, so an install (which replaces the
-//! ledger and its sealed generations) cannot run in between.
+//! Safe at any time: the cold history may run ahead of the last snapshot (a restart cuts it
+//! back to the length the snapshot recorded, and the ledger's horizon hides records from after
+//! the index being executed), an append skips records the file already holds, and the move
+//! holds the history gate, so an install (which replaces the ledger and its sealed
+//! generations) cannot run in between. While a captured snapshot is being built, moves wait:
+//! the build must append what it captured before anything newer, so that the file's first
+//! bytes up to its end then are exactly the snapshot's history.
 
 use super::shared::Shared;
 use ledger::Sealed;
@@ -19,8 +22,13 @@ use std::io;
 /// were appended (records already in the file are not counted).
 pub(crate) fn migrate_history(shared: &Shared) -> io::Result<u64> {
     let _gate = shared.history_gate();
+    let _appends = shared.cold_appends();
     let sealed = {
         let mut live = shared.live_mut();
+        // Read under the state lock, where a capture sets it: a pending build appends first.
+        if shared.build_pending() {
+            return Ok(0);
+        }
         live.ledger.seal_history();
         live.ledger.sealed_history().to_vec()
     };

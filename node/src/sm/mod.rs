@@ -38,7 +38,9 @@
 //!   left memory.
 //! - `migrate`           — moving history out of memory between snapshots.
 //! - `background`        — builds and moves on threads of their own at a lower CPU priority.
-//! - `snapshot_install`  — verify and install a snapshot atomically for readers, crash-safely.
+//! - `snapshot_install`  — verify snapshot files; install a full one atomically for readers,
+//!   crash-safely.
+//! - `snapshot_send`     — expand a local snapshot file into the full file a peer installs.
 //! - `load`              — open: ledger from the snapshot, index, history mark, resume an install.
 //! - `frame`             — the length + crc32c framing of snapshot and cold history files.
 //! - `meta`, `keys`, `codec`, `ns`, `shared` — sled tables and records, key layouts, value
@@ -89,6 +91,7 @@ mod shared;
 mod snapshot_build;
 mod snapshot_file;
 mod snapshot_install;
+mod snapshot_send;
 mod store;
 mod write_set;
 

@@ -73,10 +73,12 @@ async fn apply(store: &mut StateMachineStore, entries: Vec<Entry>) {
     store.apply(futures::stream::iter(items)).await.unwrap();
 }
 
-/// Copies `snap`'s file into `store`'s snapshot dir under a final name and returns its pointer.
-fn plant(store: &StateMachineStore, snap: &crate::raft_types::Snapshot) -> SnapshotPointer {
+/// Copies the full file of `snap` (what a peer would receive) into `store`'s snapshot dir under
+/// a final name and returns its pointer.
+async fn plant(store: &StateMachineStore, snap: &crate::raft_types::Snapshot) -> SnapshotPointer {
     let file_name = store.shared.snapshot_file_name(99);
-    std::fs::copy(snap.snapshot.path(), store.snapshot_dir().join(&file_name)).unwrap();
+    let full = snap.snapshot.file_to_send().await.unwrap();
+    std::fs::copy(full, store.snapshot_dir().join(&file_name)).unwrap();
     SnapshotPointer {
         meta: snap.meta.clone(),
         file_name,
@@ -94,7 +96,7 @@ async fn interrupted_install_is_resumed_on_open() {
     let mut follower = StateMachineStore::open(d2.path()).unwrap();
     apply(&mut follower, log_to(5)).await;
     // Crash point: marker durable, trees half replaced.
-    let ptr = plant(&follower, &snap);
+    let ptr = plant(&follower, &snap).await;
     let trees = &follower.shared.trees;
     trees
         .write_pointer(meta_key::INSTALLING, Some(&ptr))
@@ -125,8 +127,10 @@ async fn interrupted_install_is_resumed_on_open() {
     );
 }
 
+/// A full file found as the current snapshot (an older build's, or planted by an operator) is
+/// installed on open, history included.
 #[tokio::test]
-async fn sled_behind_its_snapshot_is_restored_from_the_snapshot() {
+async fn a_full_snapshot_found_current_is_installed_on_open() {
     let d1 = tempfile::tempdir().unwrap();
     let mut full = StateMachineStore::open(d1.path()).unwrap();
     apply(&mut full, log_to(30)).await;
@@ -136,7 +140,7 @@ async fn sled_behind_its_snapshot_is_restored_from_the_snapshot() {
     let d2 = tempfile::tempdir().unwrap();
     let mut lossy = StateMachineStore::open(d2.path()).unwrap();
     apply(&mut lossy, log_to(12)).await;
-    let ptr = plant(&lossy, &snap);
+    let ptr = plant(&lossy, &snap).await;
     make_current(&lossy, &ptr);
     drop(lossy);
 
@@ -150,6 +154,38 @@ async fn sled_behind_its_snapshot_is_restored_from_the_snapshot() {
     apply(&mut lossy, entries(31..=32)).await;
     apply(&mut full, entries(31..=32)).await;
     assert_eq!(lossy.reader().state_hash(), full.reader().state_hash());
+    assert_eq!(
+        lossy.reader().events_from(1, 1000).unwrap(),
+        full.reader().events_from(1, 1000).unwrap()
+    );
+    // Its own snapshot is local again: the working set, history left on its disk.
+    let own = lossy.get_current_snapshot().await.unwrap().unwrap();
+    let header = super::snapshot_file::read_header(own.snapshot.path()).unwrap();
+    assert!(header.history.is_some());
+}
+
+/// sled that lost history a local snapshot relies on (the log before it may be purged) is
+/// refused with a clear error, never served with holes.
+#[tokio::test]
+async fn sled_behind_its_local_snapshot_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = StateMachineStore::open(dir.path()).unwrap();
+    apply(&mut store, log_to(12)).await;
+    let applied_at_12 = store.shared.trees.read_applied().unwrap().unwrap();
+    apply(&mut store, entries(13..=30)).await;
+    build(&mut store).await;
+    // sled forgets entries 13..=30 (its history mark goes back), the pointer stays.
+    let trees = &store.shared.trees;
+    let meta = crate::sm::codec::encode(&applied_at_12).unwrap();
+    trees.meta.insert(meta_key::APPLIED, meta).unwrap();
+    let later = super::keys::u64_key(applied_at_12.last_event_seq + 1);
+    for row in trees.events.range(later..) {
+        trees.events.remove(row.unwrap().0).unwrap();
+    }
+    store.flush().unwrap();
+    drop(store);
+    let err = StateMachineStore::open(dir.path()).err().expect("refused");
+    assert!(err.to_string().contains("rejoin"), "{err}");
 }
 
 #[tokio::test]

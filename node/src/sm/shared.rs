@@ -7,7 +7,7 @@ use super::snapshot_build::SnapshotBuildStats;
 use crate::raft_types::{LogId, StoredMembership};
 use ledger::LedgerState;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
 
@@ -57,6 +57,12 @@ pub(crate) struct Shared {
     file_counter: AtomicU64,
     /// The last snapshot this process built.
     last_build: Mutex<Option<SnapshotBuildStats>>,
+    /// Held by whoever appends the ledger's sealed history to the cold file (a history move, a
+    /// snapshot build), so a build reads the file's end right after its own append.
+    cold_appends: Mutex<()>,
+    /// Set by a snapshot capture until its build ends: history moves wait, so the cold file
+    /// gets nothing newer than the capture before the build has appended what it captured.
+    build_pending: AtomicBool,
 }
 
 /// A panic while the state lock was held may have left the ledger half-applied: crash rather
@@ -79,6 +85,8 @@ impl Shared {
             snapshot: Mutex::new(None),
             file_counter: AtomicU64::new(0),
             last_build: Mutex::new(None),
+            cold_appends: Mutex::new(()),
+            build_pending: AtomicBool::new(false),
         }
     }
 
@@ -110,6 +118,21 @@ impl Shared {
     /// Exclusive access to the history trees (install).
     pub(crate) fn install_gate(&self) -> RwLockWriteGuard<'_, ()> {
         self.install_gate.write().expect(POISONED)
+    }
+
+    /// Exclusive right to append sealed history to the cold file.
+    pub(crate) fn cold_appends(&self) -> MutexGuard<'_, ()> {
+        self.cold_appends.lock().expect(POISONED)
+    }
+
+    /// Marks a snapshot build as pending (set under the state lock by the capture) or done.
+    pub(crate) fn set_build_pending(&self, pending: bool) {
+        self.build_pending.store(pending, Ordering::Release);
+    }
+
+    /// Whether a captured snapshot is still being built.
+    pub(crate) fn build_pending(&self) -> bool {
+        self.build_pending.load(Ordering::Acquire)
     }
 
     /// Current install generation.

@@ -1,12 +1,14 @@
-//! Installing a snapshot: verify the whole file first, then replace the history trees, copy the
-//! file's finished records into the cold history, and swap the in-memory ledger (the working
-//! set) while readers of the history are held off, so no reader sees a mix of old and new.
-//! Neither pass holds more than the working set in memory: the file streams.
+//! Verifying snapshot files, and installing a full one (from a peer): verify the whole file
+//! first, then replace the history (events and postings in sled, the cold history file, which
+//! is cut to nothing and refilled with the file's finished records), swap the in-memory ledger
+//! (the working set) while readers of the history are held off, so no reader sees a mix of old
+//! and new, and write the node's own local snapshot file over the new history. Neither pass
+//! holds more than the working set in memory: the file streams.
 //!
 //! Crash safety: the file is moved into the snapshot directory and an `installing` pointer is
-//! made durable before any tree is touched. If the process dies mid-install, `open` finds the
+//! made durable before anything is touched. If the process dies mid-install, `open` finds the
 //! pointer and installs the same file again; the pointer is removed in the same durable flush
-//! that records the installed state.
+//! that makes the local file current. The full file is deleted after that.
 
 use super::codec::{encode, invalid_data, sled_err};
 use super::cold::ColdStore;
@@ -15,7 +17,10 @@ use super::keys::meta_key;
 use super::meta::{sync_dir, AppliedMeta, SnapshotPointer};
 use super::ns::NsBatch;
 use super::shared::Shared;
-use super::snapshot_file::{RecordReader, RowTree, SnapHeader, SnapRecord, SnapshotFile};
+use super::snapshot_build::{header_of, write_local};
+use super::snapshot_file::{
+    HistoryRef, RecordReader, RowTree, SnapHeader, SnapRecord, SnapshotFile,
+};
 use crate::raft_types::SnapshotMeta;
 use ledger::{LedgerState, RestoreParts, StateDigest, TransferStatus};
 use std::fs;
@@ -27,14 +32,18 @@ use std::sync::Arc;
 pub(crate) struct Verified {
     /// Its header.
     pub(crate) header: SnapHeader,
+    /// Its state hash (checked against its contents).
+    pub(crate) state_hash: Option<[u8; 32]>,
     /// The working set rebuilt from its parts (accounts, pending transfers, counters), with
     /// `cold` attached for the rest of the history.
     pub(crate) ledger: LedgerState,
 }
 
 /// Reads the whole file: framing, CRCs, header first, `End` last, meta equal to `expected`,
-/// accounts in id order, the state hash of the parts equal to the file's, invariants hold. Keeps only
-/// the working set; the finished records are expected in `cold` (or copied there by install).
+/// accounts in id order, the state hash of the parts equal to the file's, invariants hold.
+/// Keeps only the working set. A local file holds nothing else, and `cold` must hold exactly
+/// the history it references (its length and digest); a full file's finished records are
+/// copied to `cold` by the install.
 pub(crate) fn verify(
     path: &Path,
     expected: &SnapshotMeta,
@@ -62,6 +71,19 @@ pub(crate) fn verify(
         ..RestoreParts::default()
     };
     let mut digest = StateDigest::new();
+    if let Some(history) = &header.history {
+        digest.history(&history.digest);
+        if cold.end_bytes() != history.cold_end_bytes || cold.digest() != history.digest {
+            return Err(invalid_data(format!(
+                "the cold history ({} bytes) is not the history the snapshot references \
+                 ({} bytes, digest included)",
+                cold.end_bytes(),
+                history.cold_end_bytes
+            )));
+        }
+    }
+    let local = header.history.is_some();
+    let history_in_local = || invalid_data("a local snapshot holds finished history".to_owned());
     let order = |e: ledger::DigestOrderError| invalid_data(format!("snapshot: {e}"));
     let mut state_hash = None;
     while let Some(record) = reader.next_record()? {
@@ -82,14 +104,20 @@ pub(crate) fn verify(
                     digest.transfer(&transfer);
                     if transfer.status == TransferStatus::Pending {
                         parts.transfers.push(transfer);
+                    } else if local {
+                        return Err(history_in_local());
                     }
                 }
             }
             SnapRecord::Idempotency(v) => {
+                if local {
+                    return Err(history_in_local());
+                }
                 for (id, entry) in &v {
                     digest.idempotency(id, entry);
                 }
             }
+            SnapRecord::Rows { .. } if local => return Err(history_in_local()),
             SnapRecord::Rows { .. } => {}
             SnapRecord::StateHash(hash) => state_hash = Some(hash),
             SnapRecord::Header(_) | SnapRecord::End { .. } => {
@@ -110,7 +138,11 @@ pub(crate) fn verify(
     ledger
         .check_invariants()
         .map_err(|v| invalid_data(format!("snapshot violates an invariant: {v}")))?;
-    Ok(Verified { header, ledger })
+    Ok(Verified {
+        header,
+        state_hash,
+        ledger,
+    })
 }
 
 /// Installs `file` (described by `meta`) as the whole state and the current snapshot.
@@ -120,19 +152,41 @@ pub(crate) fn install_blocking(
     file: &SnapshotFile,
 ) -> io::Result<()> {
     let verified = verify(file.path(), meta, &shared.trees.cold)?;
+    if verified.header.history.is_some() {
+        return Err(invalid_data(
+            "a local snapshot file cannot be installed: its history is on another node".to_owned(),
+        ));
+    }
     let _gate = shared.install_gate();
     let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
-    let pointer = SnapshotPointer {
+    let full = SnapshotPointer {
         meta: meta.clone(),
         file_name: place_file(shared, file.path(), index)?,
     };
-    let path = shared.snapshot_dir.join(&pointer.file_name);
+    let full_path = shared.snapshot_dir.join(&full.file_name);
     let trees = &shared.trees;
-    trees.write_pointer(meta_key::INSTALLING, Some(&pointer))?;
+    trees.write_pointer(meta_key::INSTALLING, Some(&full))?;
     trees.flush_durable()?;
-    replace_trees(shared, &path)?;
+    let history = replace_history(shared, &full_path)?;
     let last_event_seq = verified.ledger.last_event_seq();
     let postings = rebuild_postings(trees, last_event_seq)?;
+    // The node's own snapshot: the working set over the history just written.
+    let pointer = SnapshotPointer {
+        meta: meta.clone(),
+        file_name: shared.snapshot_file_name(index),
+    };
+    let path = shared.snapshot_dir.join(&pointer.file_name);
+    let tmp = shared.temp_path("local");
+    let head = header_of(meta, &verified.ledger, history);
+    let local_hash = write_local(&tmp, head, &verified.ledger)?;
+    if Some(local_hash) != verified.state_hash {
+        let _ = fs::remove_file(&tmp);
+        return Err(invalid_data(
+            "installed history does not hash to the snapshot's state hash".to_owned(),
+        ));
+    }
+    fs::rename(&tmp, &path)?;
+    sync_dir(&shared.snapshot_dir)?;
     let applied = AppliedMeta {
         last_applied: meta.last_log_id,
         membership: meta.last_membership.clone(),
@@ -161,6 +215,7 @@ pub(crate) fn install_blocking(
     if let Some(old) = old.filter(|o| o.file_name != pointer.file_name) {
         let _ = fs::remove_file(shared.snapshot_dir.join(old.file_name));
     }
+    let _ = fs::remove_file(&full_path);
     shared.publish(index, last_event_seq);
     tracing::info!(index, file = %pointer.file_name, "snapshot installed");
     Ok(())
@@ -191,13 +246,13 @@ fn place_file(shared: &Shared, path: &Path, index: u64) -> io::Result<String> {
     Ok(final_name)
 }
 
-/// Empties the events table and fills it from the snapshot at `path`; copies the file's
-/// finished transfers and idempotency entries to the cold history (a record already there is
-/// the same final record and is skipped) and syncs it. The working set lives in memory
-/// (restored by `verify`).
-fn replace_trees(shared: &Shared, path: &Path) -> io::Result<()> {
+/// Empties the events table and the cold history and fills them from the full snapshot at
+/// `path` (finished transfers and idempotency entries to the cold history, synced); returns
+/// the history they make. The working set lives in memory (restored by `verify`).
+fn replace_history(shared: &Shared, path: &Path) -> io::Result<HistoryRef> {
     let trees = &shared.trees;
     trees.events.clear().map_err(sled_err)?;
+    trees.cold.truncate_to(0)?;
     let mut reader = RecordReader::open(path)?;
     while let Some(record) = reader.next_record()? {
         match record {
@@ -220,5 +275,11 @@ fn replace_trees(shared: &Shared, path: &Path) -> io::Result<()> {
             _ => {}
         }
     }
-    trees.cold.sync()
+    trees.cold.sync()?;
+    let end = trees.cold.end_bytes();
+    trees.cold.set_stable_len(end);
+    Ok(HistoryRef {
+        cold_end_bytes: end,
+        digest: trees.cold.digest(),
+    })
 }

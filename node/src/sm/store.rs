@@ -157,6 +157,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), io::Error> {
         let shared = Arc::clone(&self.shared);
         let meta = meta.clone();
+        // A local file (a handle from a store in this process) is expanded first, as it would
+        // be for the network.
+        let snapshot = SnapshotFile::open(snapshot.file_to_send().await?)?;
         tokio::task::spawn_blocking(move || install_blocking(&shared, &meta, &snapshot))
             .await
             .map_err(|e| io::Error::other(format!("snapshot install task failed: {e}")))?
