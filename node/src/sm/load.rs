@@ -63,7 +63,7 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
                 )));
             }
             // Records moved to the cold file after this snapshot are replayed from the log.
-            trees.cold.truncate_to(history.cold_end_bytes)?;
+            trees.cold.cut_to(history.cold_end_bytes, history.digest)?;
             trees.cold.set_stable_len(history.cold_end_bytes);
             let verified = verify(file.path(), &ptr.meta, &trees.cold)?;
             let history_index = history_index(&trees, &applied)?;
@@ -79,7 +79,7 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
         // No snapshot: the ledger starts empty and the whole log is replayed (records moved
         // to the cold file before a crash are made again).
         (None, _, _) => {
-            trees.cold.truncate_to(0)?;
+            trees.cold.cut_to(0, ledger::HistoryDigest::default())?;
             Live {
                 history_index: history_index(&trees, &applied)?,
                 postings: open_postings(&trees, &applied)?,

@@ -35,7 +35,7 @@
 //! - `snapshot_file`     — [`SnapshotFile`] and the snapshot file format.
 //! - `snapshot_build`    — consistent snapshots while apply continues; history to the cold file.
 //! - `cold`              — [`ledger::ColdHistory`] over an append-only file: the history that
-//!   left memory.
+//!   left memory, indexed by sorted run files on disk.
 //! - `migrate`           — moving history out of memory between snapshots.
 //! - `background`        — builds and moves on threads of their own at a lower CPU priority.
 //! - `snapshot_install`  — verify snapshot files; install a full one atomically for readers,

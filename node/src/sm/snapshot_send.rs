@@ -8,6 +8,7 @@
 //! once per local file (`full-<local name>`, beside it) and reused for every peer; it goes
 //! away with its local file (a newer build, or the tidy-up at open).
 
+use super::cold::ColdRecord;
 use super::keys::u64_key;
 use super::meta::sync_dir;
 use super::shared::Shared;
@@ -82,15 +83,11 @@ fn write_full(
     let mut transfers = Vec::with_capacity(ROWS_PER_RECORD_MAX);
     let mut entries = Vec::with_capacity(ROWS_PER_RECORD_MAX);
     for record in trees.cold.records_before(history.cold_end_bytes)? {
-        match record? {
-            super::cold::ColdRecord::Transfer(t) => {
-                digest.transfer(&t);
-                transfers.push(t);
-            }
-            super::cold::ColdRecord::Idempotency(id, e) => {
-                digest.idempotency(&id, &e);
-                entries.push((id, e));
-            }
+        let record = record?;
+        record.add_to(&mut digest);
+        match record {
+            ColdRecord::Transfer(t) => transfers.push(t),
+            ColdRecord::Idempotency(id, e) => entries.push((id, e)),
         }
         if transfers.len() == ROWS_PER_RECORD_MAX {
             w.write(&SnapRecord::Transfers(std::mem::take(&mut transfers)))?;
