@@ -11,7 +11,7 @@ use super::keys::meta_key;
 use super::meta::{AppliedMeta, Trees};
 use super::postings::PostingsIndex;
 use super::shared::{Live, Shared};
-use super::snapshot_file::{read_header, SnapshotFile};
+use super::snapshot_file::{read_header, HistoryRef, SnapshotFile};
 use super::snapshot_install::{install_blocking, verify};
 use super::store::StoreOptions;
 use crate::wal::{create_dir_all_durable, RealFs};
@@ -93,6 +93,12 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
     live.ledger.attach_cold_history(trees.cold.clone());
     live.ledger.set_history_horizon(live.applied_index() + 1);
     let shared = Arc::new(Shared::new(snapshot_dir.clone(), trees, live));
+    let cold = &shared.trees.cold;
+    let history = HistoryRef {
+        cold_end_bytes: cold.end_bytes(),
+        digest: cold.digest(),
+    };
+    shared.cold_progress().reset(history);
     shared.snapshot().clone_from(&current);
     if let Some(ptr) = installing {
         tracing::warn!(file = %ptr.file_name, "resuming an interrupted snapshot install");

@@ -1,48 +1,113 @@
-//! Moving history out of memory between snapshots: seal the young history (O(1) under the
-//! state lock), append the sealed generations to the cold history file, and forget them.
-//! No fsync here: the records only have to be durable before a snapshot that relies on them
-//! is current, and every snapshot build syncs the file before writing its pointer (a record
-//! lost in a crash before that is replayed from the log). Syncing every move put bursts of
-//! tens of MB in front of the WAL's own fsyncs. Cheap (one sequential append of what accumulated since the last move) compared with
-//! a snapshot build, which rewrites the whole history into its file.
+//! Moving history out of memory: seal the young history (O(1) under the state lock), append
+//! the sealed generations to the cold history file, and forget them. No fsync here: the
+//! records only have to be durable before a snapshot that relies on them is current, and
+//! every snapshot build syncs the file before writing its pointer (a record lost in a crash
+//! before that is replayed from the log). Syncing every move put bursts of tens of MB in
+//! front of the WAL's own fsyncs.
+//!
+//! Generations go to the file whole and oldest first (under `Shared::cold_appends`), so the
+//! file's first bytes up to the end of generation `n` hold exactly the finished history sealed
+//! up to `n`. [`ColdProgress`] records that end for the newest generation appended, and for the
+//! last generation a pending snapshot captured: a build uses it as the history its snapshot
+//! references, whether the build appended that generation itself or a move did before it,
+//! and moves never wait for builds.
 //!
 //! Safe at any time: the cold history may run ahead of the last snapshot (a restart cuts it
 //! back to the length the snapshot recorded, and the ledger's horizon hides records from after
-//! the index being executed), an append skips records the file already holds, and the move
-//! holds the history gate, so an install (which replaces the ledger and its sealed
-//! generations) cannot run in between. While a captured snapshot is being built, moves wait:
-//! the build must append what it captured before anything newer, so that the file's first
-//! bytes up to its end then are exactly the snapshot's history.
+//! the index being executed), an append skips records the file already holds, and moves and
+//! builds hold the history gate, so an install (which replaces the ledger, its sealed
+//! generations and the file) cannot run in between.
 
 use super::shared::Shared;
+use super::snapshot_file::HistoryRef;
 use ledger::Sealed;
 use std::io;
+
+/// Where the cold file stood after sealed generations were appended.
+#[derive(Debug, Default)]
+pub(crate) struct ColdProgress {
+    /// The newest generation appended whole (0: none since the file was last cut or refilled)
+    /// and the history up to its end.
+    appended: (u64, HistoryRef),
+    /// The last generation a pending snapshot captured, and the history up to its end once it
+    /// is appended.
+    watched: Option<(u64, Option<HistoryRef>)>,
+}
+
+impl ColdProgress {
+    /// Starts over at `history` (the file was cut or refilled; generation numbers restart).
+    pub(crate) fn reset(&mut self, history: HistoryRef) {
+        *self = Self {
+            appended: (0, history),
+            watched: None,
+        };
+    }
+
+    /// A snapshot captured the ledger whose newest sealed generation is `last` (None: it had
+    /// none, so everything it finished is in the file already).
+    pub(crate) fn watch(&mut self, last: Option<u64>) {
+        let (appended, history) = self.appended;
+        self.watched = Some(match last {
+            None => (appended, Some(history)),
+            Some(n) if n == appended => (n, Some(history)),
+            Some(n) => (n, None),
+        });
+    }
+
+    /// The history the pending snapshot references, once its generations are in the file.
+    pub(crate) fn take_watched(&mut self) -> Option<HistoryRef> {
+        self.watched.take().and_then(|(_, history)| history)
+    }
+
+    /// Forgets a capture whose build will not run.
+    pub(crate) fn unwatch(&mut self) {
+        self.watched = None;
+    }
+
+    fn appended(&mut self, number: u64, history: HistoryRef) {
+        self.appended = (number, history);
+        if let Some((n, none @ None)) = &mut self.watched {
+            if *n == number {
+                *none = Some(history);
+            }
+        }
+    }
+}
 
 /// Moves every finished record held in memory to the cold history; returns how many records
 /// were appended (records already in the file are not counted).
 pub(crate) fn migrate_history(shared: &Shared) -> io::Result<u64> {
     let _gate = shared.history_gate();
-    let _appends = shared.cold_appends();
     let sealed = {
         let mut live = shared.live_mut();
-        // Read under the state lock, where a capture sets it: a pending build appends first.
-        if shared.build_pending() {
-            return Ok(0);
-        }
         live.ledger.seal_history();
         live.ledger.sealed_history().to_vec()
     };
-    let appended = copy_to_cold(shared, &sealed)?;
+    let appended = {
+        let _appends = shared.cold_appends();
+        copy_to_cold(shared, &sealed)?
+    };
     forget(shared, &sealed);
     Ok(appended)
 }
 
-/// Appends the records of `sealed` (oldest generation first) to the cold history file; returns
-/// how many were new to it. Not synced.
+/// Appends the generations of `sealed` (oldest first) not yet in the cold history file, each
+/// whole, recording where the file stands after each; returns how many records were new to it.
+/// Not synced. The caller holds `Shared::cold_appends`.
 pub(crate) fn copy_to_cold(shared: &Shared, sealed: &[Sealed]) -> io::Result<u64> {
+    let cold = &shared.trees.cold;
     let mut appended = 0;
     for generation in sealed {
-        appended += shared.trees.cold.append_sealed(generation)?;
+        let number = generation.number();
+        if number <= shared.cold_progress().appended.0 {
+            continue;
+        }
+        appended += cold.append_sealed(generation)?;
+        let history = HistoryRef {
+            cold_end_bytes: cold.end_bytes(),
+            digest: cold.digest(),
+        };
+        shared.cold_progress().appended(number, history);
     }
     Ok(appended)
 }

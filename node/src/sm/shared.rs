@@ -2,12 +2,13 @@
 //! last applied index, the sled trees, the watch channels and the snapshot bookkeeping.
 
 use super::meta::{SnapshotPointer, Trees};
+use super::migrate::ColdProgress;
 use super::postings::PostingsIndex;
 use super::snapshot_build::SnapshotBuildStats;
 use crate::raft_types::{LogId, StoredMembership};
 use ledger::LedgerState;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
 
@@ -58,11 +59,10 @@ pub(crate) struct Shared {
     /// The last snapshot this process built.
     last_build: Mutex<Option<SnapshotBuildStats>>,
     /// Held by whoever appends the ledger's sealed history to the cold file (a history move, a
-    /// snapshot build), so a build reads the file's end right after its own append.
+    /// snapshot build): generations go in whole and in order.
     cold_appends: Mutex<()>,
-    /// Set by a snapshot capture until its build ends: history moves wait, so the cold file
-    /// gets nothing newer than the capture before the build has appended what it captured.
-    build_pending: AtomicBool,
+    /// Where the cold file stood after the sealed generations were appended (see `migrate`).
+    cold_progress: Mutex<ColdProgress>,
 }
 
 /// A panic while the state lock was held may have left the ledger half-applied: crash rather
@@ -86,7 +86,7 @@ impl Shared {
             file_counter: AtomicU64::new(0),
             last_build: Mutex::new(None),
             cold_appends: Mutex::new(()),
-            build_pending: AtomicBool::new(false),
+            cold_progress: Mutex::new(ColdProgress::default()),
         }
     }
 
@@ -125,14 +125,9 @@ impl Shared {
         self.cold_appends.lock().expect(POISONED)
     }
 
-    /// Marks a snapshot build as pending (set under the state lock by the capture) or done.
-    pub(crate) fn set_build_pending(&self, pending: bool) {
-        self.build_pending.store(pending, Ordering::Release);
-    }
-
-    /// Whether a captured snapshot is still being built.
-    pub(crate) fn build_pending(&self) -> bool {
-        self.build_pending.load(Ordering::Acquire)
+    /// Where the cold file stood after the sealed generations were appended.
+    pub(crate) fn cold_progress(&self) -> MutexGuard<'_, ColdProgress> {
+        self.cold_progress.lock().expect(POISONED)
     }
 
     /// Current install generation.

@@ -3,11 +3,11 @@
 //! The builder is created on openraft's state-machine task between two apply calls, so sled
 //! and the in-memory ledger agree at that moment. It seals the ledger's young history (a new
 //! sealed generation, O(1)), captures a clone of the ledger (O(1): its maps share structure),
-//! the applied log id and membership, and marks a build as pending (history moves wait for
-//! it). `build_snapshot` then runs on a thread of its own at a lower CPU priority: it appends
-//! the captured sealed generations to the cold history file (records already there are
-//! skipped), so the file's first bytes up to its end now hold exactly the finished history up
-//! to the snapshot, and fsyncs it. It writes a local snapshot file (`snapshot_file`): the
+//! the applied log id and membership, and asks `migrate::ColdProgress` to watch for the end of
+//! its newest sealed generation in the cold history file. `build_snapshot` then runs on a
+//! thread of its own at a lower CPU priority: it appends the captured generations a history
+//! move has not appended yet, so the file's first bytes up to that end hold exactly the
+//! finished history up to the snapshot, and fsyncs the file. It writes a local snapshot file (`snapshot_file`): the
 //! working set (accounts, pending transfers) and a reference to that history (its length in
 //! the cold file and its digest) — not the history itself, so the file and the build follow
 //! the working set. Events up to the snapshot are in sled's append-only `events` table, which
@@ -75,7 +75,8 @@ impl LedgerSnapshotBuilder {
         let capture = {
             let mut live = shared.live_mut();
             live.ledger.seal_history();
-            shared.set_build_pending(true);
+            let last = live.ledger.sealed_history().last().map(|g| g.number());
+            shared.cold_progress().watch(last);
             Capture {
                 meta: SnapshotMeta {
                     last_log_id: live.last_applied,
@@ -95,9 +96,9 @@ impl LedgerSnapshotBuilder {
 
 impl Drop for LedgerSnapshotBuilder {
     fn drop(&mut self) {
-        // A builder dropped unused (openraft gave up on it) releases the history moves too.
+        // A builder dropped unused (openraft gave up on it) stops watching for its history.
         if self.capture.is_some() {
-            self.shared.set_build_pending(false);
+            self.shared.cold_progress().unwatch();
         }
     }
 }
@@ -113,7 +114,7 @@ impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
         let shared = Arc::clone(&self.shared);
         let build = move || {
             let built = build_blocking(&shared, capture);
-            shared.set_build_pending(false);
+            shared.cold_progress().unwatch();
             built
         };
         super::background::run_at_low_priority("snapshot-build", BUILD_NICE, build).await
@@ -144,12 +145,12 @@ fn build_blocking(shared: &Arc<Shared>, capture: Capture) -> io::Result<Snapshot
     let sealed = capture.ledger.sealed_history();
     let (history, cold_records) = {
         let _appends = shared.cold_appends();
-        let cold = &shared.trees.cold;
+        // Generations a move appended meanwhile are skipped; the history is where the file
+        // stood after the last one captured, whoever appended it.
         let appended = copy_to_cold(shared, sealed)?;
-        let history = HistoryRef {
-            cold_end_bytes: cold.end_bytes(),
-            digest: cold.digest(),
-        };
+        let history = shared.cold_progress().take_watched().ok_or_else(|| {
+            io::Error::other("the captured history is not in the cold file after its append")
+        })?;
         (history, appended)
     };
     // Durable before the pointer: a restart from this snapshot reads only its working set and

@@ -152,7 +152,7 @@ pub(crate) struct SnapHeader {
 }
 
 /// The finished history a local snapshot file relies on instead of holding it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct HistoryRef {
     /// The cold history file's first bytes that hold it (every finished transfer and
     /// idempotency entry up to the snapshot, each once, nothing later).

@@ -169,6 +169,7 @@ pub(crate) fn install_blocking(
     trees.write_pointer(meta_key::INSTALLING, Some(&full))?;
     trees.flush_durable()?;
     let history = replace_history(shared, &full_path)?;
+    shared.cold_progress().reset(history);
     let last_event_seq = verified.ledger.last_event_seq();
     let postings = rebuild_postings(trees, last_event_seq)?;
     // The node's own snapshot: the working set over the history just written.

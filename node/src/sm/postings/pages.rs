@@ -4,16 +4,18 @@
 //! ```text
 //! key                                        value
 //! acct | b'p' | first seq (BE)               Vec<Posting>: one page, consecutive for the account
-//! acct | b't' | first timestamp (BE) | seq    empty: find the page by time
-//! acct | b'i' | first log index (BE) | seq   empty: find the page by log index
-//! acct := len: u8 | account id bytes
+//! acct | b't' | !first timestamp | !seq       empty: find the page by time
+//! acct | b'i' | !first log index | !seq       empty: find the page by log index
+//! acct := len: u8 | account id bytes          (!x: bitwise not, BE: newest page first)
 //! ```
 //!
 //! A page is written once, in the apply batch that made it (three rows per page, so a few
 //! rows per hundred postings), and never changes. Along one account's postings the seq, the
 //! log index and the timestamp all grow together, so the page holding "the last posting at or
 //! before X" is the last page whose first posting is at or before X, for any of the three:
-//! one range read finds it, one point read fetches it.
+//! one range read finds it, one point read fetches it. The time and index keys are stored
+//! inverted so that read is the first row of a forward range (sled walks forward ranges much
+//! faster than backward ones).
 
 use super::Posting;
 use crate::sm::codec::{decode, encode, sled_err};
@@ -84,14 +86,11 @@ pub(crate) fn page_rows(account: &AccountId, page: &[Posting]) -> io::Result<Vec
         return Ok(Vec::new());
     };
     let data = with_u64(prefix(account, Coord::Seq), first.seq);
-    let by_time = with_u64(
-        with_u64(prefix(account, Coord::Time), first.ts_us),
-        first.seq,
-    );
-    let by_index = with_u64(
-        with_u64(prefix(account, Coord::Index), first.index),
-        first.seq,
-    );
+    let inverted = |coord: Coord| {
+        let key = with_u64(prefix(account, coord), !coord.of(first));
+        with_u64(key, !first.seq)
+    };
+    let (by_time, by_index) = (inverted(Coord::Time), inverted(Coord::Index));
     Ok(vec![
         (data, encode(&page)?),
         (by_time, Vec::new()),
@@ -116,13 +115,25 @@ fn pages_at_or_before(
     account: &AccountId,
     coord: Coord,
     at: u64,
-) -> impl Iterator<Item = io::Result<u64>> {
-    let start = prefix(account, coord);
-    let end = with_u64(with_u64(start.clone(), at), u64::MAX);
-    table.range(start..=end).rev().map(move |row| {
+) -> Box<dyn Iterator<Item = io::Result<u64>>> {
+    let base = prefix(account, coord);
+    let first_seq = |row: sled::Result<(sled::IVec, sled::IVec)>, inverted: bool| {
         let (key, _) = row.map_err(sled_err)?;
-        trailing_u64(&key)
-    })
+        let seq = trailing_u64(&key)?;
+        Ok(if inverted { !seq } else { seq })
+    };
+    match coord {
+        Coord::Seq => {
+            let end = with_u64(base.clone(), at);
+            let rows = table.range(base..=end).rev();
+            Box::new(rows.map(move |r| first_seq(r, false)))
+        }
+        Coord::Time | Coord::Index => {
+            let end = with_u64(with_u64(base.clone(), u64::MAX), u64::MAX);
+            let rows = table.range(with_u64(base, !at)..=end);
+            Box::new(rows.map(move |r| first_seq(r, true)))
+        }
+    }
 }
 
 /// The last stored posting of `account` with `coord` <= `at` and seq <= `cap_seq`.
