@@ -64,7 +64,6 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
             }
             // Records moved to the cold file after this snapshot are replayed from the log.
             trees.cold.cut_to(history.cold_end_bytes, history.digest)?;
-            trees.cold.set_stable_len(history.cold_end_bytes);
             let verified = verify(file.path(), &ptr.meta, &trees.cold)?;
             let history_index = history_index(&trees, &applied)?;
             let postings = open_postings(&trees, &applied)?;

@@ -44,14 +44,17 @@ impl ColdProgress {
     }
 
     /// A snapshot captured the ledger whose newest sealed generation is `last` (None: it had
-    /// none, so everything it finished is in the file already).
-    pub(crate) fn watch(&mut self, last: Option<u64>) {
+    /// none, so everything it finished is in the file already). Returns the history it will
+    /// reference when that is known already.
+    pub(crate) fn watch(&mut self, last: Option<u64>) -> Option<HistoryRef> {
         let (appended, history) = self.appended;
-        self.watched = Some(match last {
+        let watched = match last {
             None => (appended, Some(history)),
             Some(n) if n == appended => (n, Some(history)),
             Some(n) => (n, None),
-        });
+        };
+        self.watched = Some(watched);
+        watched.1
     }
 
     /// The history the pending snapshot references, once its generations are in the file.
@@ -64,12 +67,16 @@ impl ColdProgress {
         self.watched = None;
     }
 
-    fn appended(&mut self, number: u64, history: HistoryRef) {
+    /// Records that generation `number` is appended whole, the file standing at `history`;
+    /// true when that is the end a pending snapshot waits for.
+    fn appended(&mut self, number: u64, history: HistoryRef) -> bool {
         self.appended = (number, history);
-        if let Some((n, none @ None)) = &mut self.watched {
-            if *n == number {
+        match &mut self.watched {
+            Some((n, none @ None)) if *n == number => {
                 *none = Some(history);
+                true
             }
+            _ => false,
         }
     }
 }
@@ -107,7 +114,10 @@ pub(crate) fn copy_to_cold(shared: &Shared, sealed: &[Sealed]) -> io::Result<u64
             cold_end_bytes: cold.end_bytes(),
             digest: cold.digest(),
         };
-        shared.cold_progress().appended(number, history);
+        if shared.cold_progress().appended(number, history) {
+            // A pending snapshot will rely on this end: keep it between runs.
+            cold.keep_boundary(history.cold_end_bytes);
+        }
     }
     Ok(appended)
 }

@@ -76,7 +76,9 @@ impl LedgerSnapshotBuilder {
             let mut live = shared.live_mut();
             live.ledger.seal_history();
             let last = live.ledger.sealed_history().last().map(|g| g.number());
-            shared.cold_progress().watch(last);
+            if let Some(history) = shared.cold_progress().watch(last) {
+                shared.trees.cold.keep_boundary(history.cold_end_bytes);
+            }
             Capture {
                 meta: SnapshotMeta {
                     last_log_id: live.last_applied,
@@ -175,7 +177,7 @@ fn build_blocking(shared: &Arc<Shared>, capture: Capture) -> io::Result<Snapshot
     // openraft purges the log up to this snapshot once we return: sled must hold everything the
     // log held up to here (and the pointer) on disk, not just in the page cache.
     shared.trees.flush_durable()?;
-    shared.trees.cold.set_stable_len(history.cold_end_bytes);
+    shared.trees.cold.settle_boundary(history.cold_end_bytes);
     forget(shared, sealed);
     let old = shared.snapshot().replace(pointer.clone());
     if let Some(old) = old {

@@ -279,7 +279,6 @@ fn replace_history(shared: &Shared, path: &Path) -> io::Result<HistoryRef> {
     }
     trees.cold.sync()?;
     let end = trees.cold.end_bytes();
-    trees.cold.set_stable_len(end);
     Ok(HistoryRef {
         cold_end_bytes: end,
         digest: trees.cold.digest(),

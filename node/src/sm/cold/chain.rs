@@ -67,13 +67,13 @@ pub(super) fn write_run(
     written
 }
 
-/// Whether the newest run is due to be merged into the one before it. Runs ending after
-/// `stable_end` are never merged: a restart may cut the records back to the snapshot's end,
-/// which must stay a run boundary.
-pub(super) fn merge_due(runs: &Runs, stable_end: u64) -> bool {
+/// Whether the newest run is due to be merged into the one before it: it holds at least half
+/// as many entries, and the offset between them is none of `boundaries` (ends a restart may
+/// cut the records back to, which must stay between runs).
+pub(super) fn merge_due(runs: &Runs, boundaries: &[u64]) -> bool {
     match runs.as_slice() {
         [.., older, newer] => {
-            newer.span.end <= stable_end && newer.span.count * 2 >= older.span.count
+            !boundaries.contains(&newer.span.start) && newer.span.count * 2 >= older.span.count
         }
         _ => false,
     }

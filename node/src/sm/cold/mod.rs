@@ -82,8 +82,9 @@ pub(crate) struct ColdStore {
     /// Digest of every record in the file (set by `cut_to`, which every open of the store
     /// calls, then summed by appends).
     digest: Mutex<HistoryDigest>,
-    /// Runs ending at or before this offset may be merged (a snapshot relies on them).
-    stable_end: AtomicU64,
+    /// Ends a restart may cut the file back to (the current snapshot's, a pending one's):
+    /// two runs on either side of one are never merged, so a cut never falls inside a run.
+    boundaries: Mutex<Vec<u64>>,
 }
 
 /// A read that failed: the history on disk is unreadable, which no replica can answer around.
@@ -124,7 +125,7 @@ impl ColdStore {
             runs: RwLock::new(Arc::new(runs)),
             written: AtomicU64::new(end),
             digest: Mutex::new(HistoryDigest::default()),
-            stable_end: AtomicU64::new(0),
+            boundaries: Mutex::new(Vec::new()),
         };
         if let Some(&(_, last)) = entries.last() {
             store.add_run(indexed, end, last, entries)?;
@@ -169,7 +170,7 @@ impl ColdStore {
         *end = len_bytes;
         self.written.store(len_bytes, Ordering::Release);
         *self.digest.lock().expect("cold digest lock") = digest;
-        self.stable_end.fetch_min(len_bytes, Ordering::AcqRel);
+        self.settle_boundary(len_bytes);
         Ok(())
     }
 
@@ -183,9 +184,19 @@ impl ColdStore {
         *self.digest.lock().expect("cold digest lock")
     }
 
-    /// Lets runs up to `end_bytes` (the end a durable snapshot relies on) be merged.
-    pub(crate) fn set_stable_len(&self, end_bytes: u64) {
-        self.stable_end.store(end_bytes, Ordering::Release);
+    /// Keeps `end_bytes` a run boundary: a snapshot about to be current relies on it.
+    pub(crate) fn keep_boundary(&self, end_bytes: u64) {
+        let mut boundaries = self.boundaries.lock().expect("cold boundaries lock");
+        if !boundaries.contains(&end_bytes) {
+            boundaries.push(end_bytes);
+        }
+    }
+
+    /// The snapshot relying on `end_bytes` is current: earlier boundaries are free again.
+    pub(crate) fn settle_boundary(&self, end_bytes: u64) {
+        let mut boundaries = self.boundaries.lock().expect("cold boundaries lock");
+        boundaries.retain(|b| *b > end_bytes);
+        boundaries.push(end_bytes);
     }
 
     /// The records in the file's first `len_bytes`, in file order; a damaged frame is an
@@ -362,7 +373,12 @@ impl ColdStore {
     fn merge_while_due(&self) -> io::Result<()> {
         loop {
             let runs = self.runs();
-            if !chain::merge_due(&runs, self.stable_end.load(Ordering::Acquire)) {
+            let boundaries = self
+                .boundaries
+                .lock()
+                .expect("cold boundaries lock")
+                .clone();
+            if !chain::merge_due(&runs, &boundaries) {
                 return Ok(());
             }
             let (older, newer) = (&runs[runs.len() - 2], &runs[runs.len() - 1]);

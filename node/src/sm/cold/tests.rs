@@ -46,14 +46,6 @@ pub(super) fn transfers(from: u64, to: u64) -> Vec<Transfer> {
 }
 
 /// Names of the run files in `dir`.
-/// Opens the store at `dir` with merging allowed everywhere (a node allows it below the end its
-/// snapshot relies on; these tests have no snapshot).
-pub(super) fn open_merging(dir: &std::path::Path) -> std::io::Result<ColdStore> {
-    let cold = ColdStore::open(dir)?;
-    cold.set_stable_len(u64::MAX);
-    Ok(cold)
-}
-
 pub(super) fn run_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -76,7 +68,7 @@ fn a_payload_tells_its_kind_without_decoding() {
 #[test]
 fn records_survive_a_reopen_and_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     let transfers: Vec<Transfer> = (0..50).map(|i| transfer(&format!("t{i}"), i)).collect();
     let entries: Vec<_> = (0..50).map(|i| entry(&format!("t{i}"), i)).collect();
     assert_eq!(cold.append_transfers(transfers.iter()).unwrap(), 50);
@@ -86,7 +78,7 @@ fn records_survive_a_reopen_and_are_stored_once() {
     assert_eq!(cold.append_entries(entries.iter()).unwrap(), 0);
     cold.sync().unwrap();
     drop(cold);
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     assert_eq!(cold.len(), 100);
     assert_eq!(cold.transfer("t7"), Some(transfers[7].clone()));
     assert_eq!(cold.idempotency("t7"), Some(entries[7].1.clone()));
@@ -100,7 +92,7 @@ fn records_survive_a_reopen_and_are_stored_once() {
 #[test]
 fn a_torn_tail_is_cut_off_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     let first: Vec<Transfer> = (0..10).map(|i| transfer(&format!("t{i}"), i)).collect();
     cold.append_transfers(first.iter()).unwrap();
     cold.sync().unwrap();
@@ -111,13 +103,13 @@ fn a_torn_tail_is_cut_off_and_appends_continue() {
     let mut file = OpenOptions::new().append(true).open(&path).unwrap();
     file.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 9, 9]).unwrap();
     drop(file);
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
     assert_eq!(cold.len(), 10);
     cold.append_transfers([transfer("t10", 10)].iter()).unwrap();
     cold.sync().unwrap();
     drop(cold);
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     assert_eq!(cold.len(), 11);
     assert_eq!(cold.transfer("t10").map(|t| t.updated_index), Some(10));
     assert_eq!(cold.transfer("t3"), Some(first[3].clone()));
@@ -126,7 +118,7 @@ fn a_torn_tail_is_cut_off_and_appends_continue() {
 #[test]
 fn lookups_hit_and_miss_across_many_appends_and_merges() {
     let dir = tempfile::tempdir().unwrap();
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     let appends = 40u64;
     let per_append = 500u64;
     for n in 0..appends {
@@ -156,7 +148,7 @@ fn lookups_hit_and_miss_across_many_appends_and_merges() {
     assert_eq!(runs[0].span.start, 0);
     assert!(runs.windows(2).all(|w| w[0].span.end == w[1].span.start));
     drop(cold);
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     check(&cold);
 }
 
@@ -164,7 +156,7 @@ fn lookups_hit_and_miss_across_many_appends_and_merges() {
 #[should_panic(expected = "cold history: cannot read transfer")]
 fn a_damaged_entry_block_fails_the_lookup_loudly() {
     let dir = tempfile::tempdir().unwrap();
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     let batch = transfers(0, 1000);
     cold.append_transfers(batch.iter()).unwrap();
     drop(cold);
@@ -174,7 +166,7 @@ fn a_damaged_entry_block_fails_the_lookup_loudly() {
     bytes[run::HEADER_BYTES as usize + 3] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
     // Open reads no entry block, so it does not notice; a lookup that needs the block does.
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     assert_eq!(cold.len(), 1000);
     for t in &batch {
         cold.transfer(&t.id);
@@ -204,7 +196,7 @@ proptest! {
     #[test]
     fn the_store_behaves_like_a_map_of_first_appends(steps in prop::collection::vec(step(), 1..20)) {
         let dir = tempfile::tempdir().unwrap();
-        let mut cold = open_merging(dir.path()).unwrap();
+        let mut cold = ColdStore::open(dir.path()).unwrap();
         let mut model: HashMap<(bool, u8), u64> = HashMap::new();
         for step in steps {
             match step {
@@ -229,7 +221,7 @@ proptest! {
                 }
                 Step::Reopen => {
                     drop(cold);
-                    cold = open_merging(dir.path()).unwrap();
+                    cold = ColdStore::open(dir.path()).unwrap();
                 }
             }
             prop_assert_eq!(cold.len(), model.len());
@@ -242,4 +234,37 @@ proptest! {
         }
         prop_assert_eq!(cold.transfers().count() + cold.idempotency_entries().count(), model.len());
     }
+}
+
+/// A kept boundary (the end a snapshot relies on) stays between runs however much is appended
+/// after it, so a restart's cut there keeps whole runs; once settled at a later end, merging
+/// goes on across the old one.
+#[test]
+fn merges_never_join_runs_across_a_kept_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
+    cold.append_transfers(transfers(0, 300).iter()).unwrap();
+    let kept = cold.end_bytes();
+    cold.keep_boundary(kept);
+    for i in 0..8 {
+        let from = 300 + i * 300;
+        cold.append_transfers(transfers(from, from + 300).iter())
+            .unwrap();
+    }
+    let ends: Vec<u64> = cold.runs().iter().map(|r| r.span.end).collect();
+    assert!(ends.contains(&kept), "{ends:?} lost the kept end {kept}");
+    assert!(
+        ends.len() <= 5,
+        "the runs after the boundary merge: {ends:?}"
+    );
+    // A restart cut there keeps the runs before it whole and finds their records.
+    cold.cut_to(kept, ledger::HistoryDigest::default()).unwrap();
+    assert_eq!(cold.len(), 300);
+    assert!(cold.transfer("t299").is_some());
+    assert!(cold.transfer("t300").is_none());
+    // Settled at a later end, the old boundary no longer holds merges back.
+    cold.append_transfers(transfers(300, 600).iter()).unwrap();
+    cold.settle_boundary(cold.end_bytes());
+    let boundaries = cold.boundaries.lock().unwrap().clone();
+    assert_eq!(boundaries, vec![cold.end_bytes()]);
 }

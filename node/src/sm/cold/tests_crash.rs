@@ -2,7 +2,7 @@
 //! tail, rebuilds a run a crash kept from being written, drops runs beyond the intact end of
 //! the records file, and prefers a merged run to the inputs it left behind.
 
-use super::tests::{open_merging, run_files, transfers};
+use super::tests::{run_files, transfers};
 use super::*;
 use crate::sm::codec::encode;
 use crate::sm::frame::write_frame;
@@ -14,7 +14,7 @@ fn records_len(dir: &Path) -> u64 {
 
 /// A store holding `t0..t100` in one run and `t100..t110` in a second (too small to be merged).
 fn two_runs(dir: &Path) -> (u64, u64) {
-    let cold = open_merging(dir).unwrap();
+    let cold = ColdStore::open(dir).unwrap();
     cold.append_transfers(transfers(0, 100).iter()).unwrap();
     let first_end = records_len(dir);
     cold.append_transfers(transfers(100, 110).iter()).unwrap();
@@ -26,7 +26,7 @@ fn two_runs(dir: &Path) -> (u64, u64) {
 #[test]
 fn a_reopen_does_not_read_the_indexed_records() {
     let dir = tempfile::tempdir().unwrap();
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     cold.append_transfers(transfers(0, 50).iter()).unwrap();
     cold.append_transfers(transfers(50, 100).iter()).unwrap();
     cold.sync().unwrap();
@@ -36,7 +36,7 @@ fn a_reopen_does_not_read_the_indexed_records() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[FRAME_HEAD_BYTES as usize + 4] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     assert_eq!(cold.len(), 100);
     assert_eq!(cold.transfer("t10").map(|t| t.created_index), Some(10));
     assert_eq!(cold.transfer("t100"), None);
@@ -60,7 +60,7 @@ fn frames_appended_without_their_run_are_indexed_on_open() {
     }
     file.flush().unwrap();
     drop(file);
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     assert_eq!(cold.len(), 120);
     for i in 0..120 {
         assert_eq!(
@@ -97,7 +97,7 @@ fn a_run_beyond_the_intact_end_of_the_records_is_dropped() {
         .unwrap();
     file.set_len(first_end + (end - first_end) / 2).unwrap();
     drop(file);
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     let kept = cold.len() as u64;
     assert!((100..110).contains(&kept), "{kept} records kept");
     assert_eq!(
@@ -114,14 +114,14 @@ fn a_run_beyond_the_intact_end_of_the_records_is_dropped() {
         110 - kept
     );
     drop(cold);
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     assert_eq!(cold.len(), 110);
 }
 
 #[test]
 fn a_merged_run_beyond_the_intact_end_is_rebuilt_from_the_records() {
     let dir = tempfile::tempdir().unwrap();
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     cold.append_transfers(transfers(0, 100).iter()).unwrap();
     let first_end = records_len(dir.path());
     cold.append_transfers(transfers(100, 200).iter()).unwrap();
@@ -133,7 +133,7 @@ fn a_merged_run_beyond_the_intact_end_is_rebuilt_from_the_records() {
         .unwrap();
     file.set_len(first_end + 3).unwrap();
     drop(file);
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     assert_eq!(cold.len(), 100);
     assert_eq!(cold.transfer("t99").map(|t| t.created_index), Some(99));
     assert_eq!(cold.transfer("t100"), None);
@@ -145,12 +145,12 @@ fn a_merged_run_wins_over_the_inputs_a_crash_left_behind() {
     let dir = tempfile::tempdir().unwrap();
     let (_, end) = two_runs(dir.path());
     // A merge that wrote its run and crashed before deleting its inputs.
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     let runs = cold.runs();
     chain::merge(dir.path(), &runs[0], &runs[1]).unwrap();
     drop((runs, cold));
     assert_eq!(run_files(dir.path()).len(), 3);
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     let name = format!("index-{:020}-{end:020}.run", 0);
     assert_eq!(run_files(dir.path()), vec![name]);
     assert_eq!(cold.len(), 110);
@@ -175,7 +175,7 @@ fn leftover_temporary_and_stray_runs_are_deleted_on_open() {
         .path()
         .join(format!("index-{:020}-{:020}.run", end + 10, end + 20));
     std::fs::write(&stray, b"not a run").unwrap();
-    let cold = open_merging(dir.path()).unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
     assert_eq!(run_files(dir.path()).len(), 2);
     assert_eq!(cold.len(), 110);
 }
