@@ -132,7 +132,8 @@ impl SnapshotFile {
 /// Which history tree a `Rows` record belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum RowTree {
-    /// `events` (the only history table; the postings index is rebuilt from it).
+    /// `events` (the only history table a full snapshot carries; installs rebuild the postings
+    /// pages from it).
     Events,
 }
 
