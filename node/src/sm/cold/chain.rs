@@ -3,10 +3,11 @@
 //! keeps (and deletes the rest), writing a new run durably, and merging adjacent runs so that
 //! their number stays logarithmic in the number of appends.
 //!
-//! Files are named `index-<start:020>-<end:020>.run`; one is written as `<name>.tmp`, synced,
-//! renamed, and the directory synced. A merge writes the merged run before it deletes its two
-//! inputs, so a crash may leave both: the chain then takes the run reaching furthest from each
-//! point, and the inputs are deleted on open.
+//! Files are named `index-<start:020>-<end:020>.run`; one is written as `<name>.tmp` and
+//! renamed; the store syncs new runs and the directory together with the records (a run lost
+//! or torn in a power cut is dropped on open and its records indexed again). A merge writes
+//! the merged run before it deletes its two inputs, so a crash may leave both: the chain then
+//! takes the run reaching furthest from each point, and the inputs are deleted on open.
 
 use super::record::{key_hash, ColdRecord};
 use super::run::{Run, RunWriter, Span};
@@ -40,8 +41,8 @@ fn parse_run_name(name: &str) -> Option<(u64, u64)> {
     Some((start.parse().ok()?, end.parse().ok()?))
 }
 
-/// Writes the run of `span` from `entries` (sorted by hash, then offset) and makes it durable
-/// under its name.
+/// Writes the run of `span` from `entries` (sorted by hash, then offset) under its name (not
+/// synced: see `ColdStore::sync`).
 pub(super) fn write_run(
     dir: &Path,
     span: Span,
@@ -55,9 +56,7 @@ pub(super) fn write_run(
             let (hash, offset) = entry?;
             writer.push(hash, offset)?;
         }
-        let run = writer.finish(&path)?;
-        sync_dir(dir)?;
-        Ok(Arc::new(run))
+        Ok(Arc::new(writer.finish(&path)?))
     })();
     if written.is_err() {
         // Best effort: a run the caller does not keep must not be found by the next open.

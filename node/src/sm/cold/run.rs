@@ -162,8 +162,8 @@ impl RunWriter {
         Ok(())
     }
 
-    /// Writes the footer and trailer and syncs the file; renames it to `path` (the caller syncs
-    /// the directory) and opens it.
+    /// Writes the footer and trailer; renames the file to `path` and opens it. Not synced: the
+    /// store syncs its new runs (and the directory) with the records they index.
     pub(super) fn finish(mut self, path: &Path) -> io::Result<Run> {
         if self.pushed != self.span.count {
             return Err(invalid_data(
@@ -180,7 +180,6 @@ impl RunWriter {
         self.out.write_all(&(footer.len() as u64).to_le_bytes())?;
         self.out.write_all(&TRAILER_MAGIC)?;
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
         drop(file);
         std::fs::rename(&self.tmp, path)?;
         Ok(Run {

@@ -92,7 +92,10 @@ pub(crate) fn page_rows(account: &AccountId, page: &[Posting]) -> io::Result<Vec
         return Ok(Vec::new());
     };
     let data = page_key(account, first.ts_us, first.seq);
-    let by_index = with_u64(with_u64(prefix(account, Coord::Index), !first.index), !first.seq);
+    let by_index = with_u64(
+        with_u64(prefix(account, Coord::Index), !first.index),
+        !first.seq,
+    );
     let by_seq = with_u64(prefix(account, Coord::Seq), first.seq);
     let ts = first.ts_us.to_be_bytes().to_vec();
     Ok(vec![
@@ -113,7 +116,10 @@ fn page_of_pointer(
         .try_into()
         .map(u64::from_be_bytes)
         .map_err(|_| invalid_data("postings pointer without a timestamp".to_owned()))?;
-    match table.get(page_key(account, ts, first_seq)).map_err(sled_err)? {
+    match table
+        .get(page_key(account, ts, first_seq))
+        .map_err(sled_err)?
+    {
         Some(v) => decode(&v),
         None => Err(invalid_data(format!(
             "postings page {first_seq} of {account} is indexed but missing"
