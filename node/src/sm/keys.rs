@@ -32,8 +32,10 @@ pub(crate) mod meta_key {
 /// finished history that left memory in the cold history file beside sled
 /// (`<dir>/history`), whose records the snapshot pointer relies on; version 5 brings the
 /// postings back as pages (a row per page of one account's postings, not per posting), so a
-/// restart no longer rebuilds them from every event.
-pub(crate) const LAYOUT_VERSION: u32 = 5;
+/// restart no longer rebuilds them from every event; version 6 compresses: sled's pages (its
+/// zstd option, which sled itself refuses to change on an existing database) and the cold
+/// history's records, now framed in compressed blocks (`cold::block`).
+pub(crate) const LAYOUT_VERSION: u32 = 6;
 
 /// Big-endian u64 key (event seq, log index).
 pub(crate) fn u64_key(n: u64) -> [u8; 8] {

@@ -9,9 +9,7 @@
 //! the merged run before it deletes its two inputs, so a crash may leave both: the chain then
 //! takes the run reaching furthest from each point, and the inputs are deleted on open.
 
-use super::record::{key_hash, ColdRecord};
 use super::run::{Run, RunWriter, Span};
-use crate::sm::codec::decode;
 use crate::sm::frame::{read_frame, ReadFrame, FRAME_HEAD_BYTES};
 use crate::sm::meta::sync_dir;
 use std::fs::File;
@@ -171,11 +169,8 @@ fn check_run(run: Run, name: (u64, u64), records: &File, records_len: u64) -> io
     let intact = match read_frame(&mut at, FRAME_BYTES_MAX)? {
         ReadFrame::Payload(payload) => {
             let ends_there = span.last + FRAME_HEAD_BYTES + payload.len() as u64 == span.end;
-            let record = decode::<ColdRecord>(&payload).ok();
-            let hash = record.map(|r| {
-                let (kind, id) = r.key();
-                key_hash(kind, id)
-            });
+            let entries = super::block_entries(&payload, span.last).ok();
+            let hash = entries.and_then(|e| e.last().map(|(hash, _)| *hash));
             ends_there && hash.is_some_and(|h| run.may_contain(h))
         }
         ReadFrame::End | ReadFrame::Damaged(_) => false,

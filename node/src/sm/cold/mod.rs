@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! file   := frame*               (`frame`: len: u32 LE | crc32c(payload): u32 LE | payload)
-//! payload:= FORMAT_V1 | bincode(ColdRecord)
+//! payload:= a compressed block of records (`block`: up to 64 KiB of them before compression)
+//! record := FORMAT_V1 | bincode(ColdRecord)
 //! ```
+//!
+//! The runs map a key hash to a locator: the offset of the record's block and its slot in it.
 //!
 //! Appends are sequential (no B-tree insert per record: random-key inserts into sled cost a
 //! large share of a node's CPU, memory and disk) and happen off the apply path: a snapshot build
@@ -33,23 +36,27 @@
 //! Memory: per record, the runs' bloom filters (2 bytes) and fence keys (8 bytes per 256);
 //! the records and the index entries are read from disk (the OS page cache) on demand.
 
+mod block;
 mod bloom;
 mod chain;
 mod record;
 mod run;
+mod scan;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_crash;
 
 use super::codec::{decode, encode_into, invalid_data};
-use super::frame::{read_frame, write_frame, ReadFrame, FRAME_HEAD_BYTES};
+use super::frame::{read_frame, write_frame, ReadFrame};
 use crate::wal::{create_dir_all_durable, RealFs};
+use block::{Block, BlockWriter};
 use chain::{Runs, FRAME_BYTES_MAX};
 use ledger::{ColdHistory, HistoryDigest, IdempotencyEntry, Sealed, Transfer, TransferStatus};
 pub(crate) use record::ColdRecord;
 use record::{key_hash, ColdRecordRef, Kind};
 use run::{FileAt, Span};
+use scan::{block_entries, frame_records, scan_tail, Tail};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read};
@@ -119,7 +126,7 @@ impl ColdStore {
         let len_bytes = file.metadata()?.len();
         let runs = chain::open_chain(dir, &file, len_bytes)?;
         let indexed = runs.last().map_or(0, |r| r.span.end);
-        let (end, entries) = scan_tail(&file, indexed)?;
+        let Tail { end, entries, last } = scan_tail(&file, indexed)?;
         if end < len_bytes {
             tracing::warn!(kept = end, "cold history: cutting off a torn tail");
             file.set_len(end)?;
@@ -136,7 +143,7 @@ impl ColdStore {
             boundaries: Mutex::new(Vec::new()),
             unsynced: Mutex::new(Unsynced::default()),
         };
-        if let Some(&(_, last)) = entries.last() {
+        if let Some(last) = last {
             store.add_run(indexed, end, last, entries)?;
         }
         Ok(store)
@@ -167,13 +174,17 @@ impl ColdStore {
         self.file.sync_all()?;
         super::meta::sync_dir(&self.dir)?;
         let indexed = self.runs().last().map_or(0, |r| r.span.end);
-        let (tail_end, entries) = scan_tail(&self.file, indexed)?;
+        let Tail {
+            end: tail_end,
+            entries,
+            last,
+        } = scan_tail(&self.file, indexed)?;
         if tail_end != len_bytes {
             return Err(invalid_data(format!(
                 "the cold history is damaged before byte {len_bytes}, which a snapshot relies on"
             )));
         }
-        if let Some(&(_, last)) = entries.last() {
+        if let Some(last) = last {
             self.add_run(indexed, len_bytes, last, entries)?;
         }
         self.sync()?;
@@ -216,15 +227,8 @@ impl ColdStore {
         len_bytes: u64,
     ) -> io::Result<impl Iterator<Item = io::Result<ColdRecord>>> {
         let file = File::open(&self.path)?;
-        let mut reader = BufReader::with_capacity(IO_BUFFER_BYTES, file.take(len_bytes));
-        Ok(std::iter::from_fn(move || {
-            match read_frame(&mut reader, FRAME_BYTES_MAX) {
-                Ok(ReadFrame::Payload(payload)) => Some(decode(&payload)),
-                Ok(ReadFrame::End) => None,
-                Ok(ReadFrame::Damaged(why)) => Some(Err(invalid_data(why))),
-                Err(e) => Some(Err(e)),
-            }
-        }))
+        let reader = BufReader::with_capacity(IO_BUFFER_BYTES, file.take(len_bytes));
+        Ok(frame_records(reader, None))
     }
 
     /// Records in the file.
@@ -241,8 +245,8 @@ impl ColdStore {
     fn get(&self, kind: Kind, id: &str) -> io::Result<Option<ColdRecord>> {
         let hash = key_hash(kind, id);
         for run in self.runs().iter().rev() {
-            for offset in run.offsets(hash)? {
-                let record = self.read_at(offset)?;
+            for locator in run.offsets(hash)? {
+                let record = self.read_at(locator)?;
                 if record.key() == (kind, id) {
                     return Ok(Some(record));
                 }
@@ -251,15 +255,17 @@ impl ColdStore {
         Ok(None)
     }
 
-    fn read_at(&self, offset: u64) -> io::Result<ColdRecord> {
+    /// The record a locator names: its block read and decompressed, the record decoded.
+    fn read_at(&self, locator: u64) -> io::Result<ColdRecord> {
+        let (offset, slot) = block::split(locator);
         let mut at = FileAt {
             file: &self.file,
             offset,
         };
         match read_frame(&mut at, FRAME_BYTES_MAX)? {
-            ReadFrame::Payload(payload) => decode(&payload),
+            ReadFrame::Payload(payload) => decode(Block::open(&payload)?.record(slot)?),
             ReadFrame::End | ReadFrame::Damaged(_) => {
-                Err(invalid_data(format!("cold record at {offset} is damaged")))
+                Err(invalid_data(format!("cold block at {offset} is damaged")))
             }
         }
     }
@@ -322,8 +328,18 @@ impl ColdStore {
         let mut entries = Vec::new();
         let mut digest = HistoryDigest::default();
         let mut buf = Vec::with_capacity(IO_BUFFER_BYTES);
+        let mut block = BlockWriter::default();
         let mut payload = Vec::new();
         let (mut end, mut last) = (start, start);
+        let mut close = |block: &mut BlockWriter, buf: &mut Vec<u8>, end: &mut u64| {
+            last = *end;
+            *end += write_frame(buf, &block.finish()?, FRAME_BYTES_MAX)?;
+            if buf.len() >= IO_BUFFER_BYTES {
+                self.file.write_all_at(buf, *end - buf.len() as u64)?;
+                buf.clear();
+            }
+            io::Result::Ok(())
+        };
         for record in records {
             let (kind, id) = record.key();
             if !seen.insert((kind, id)) || self.get(kind, id)?.is_some() {
@@ -332,13 +348,14 @@ impl ColdStore {
             payload.clear();
             encode_into(&record, &mut payload)?;
             record.add_to(&mut digest);
-            entries.push((key_hash(kind, id), end));
-            last = end;
-            end += write_frame(&mut buf, &payload, FRAME_BYTES_MAX)?;
-            if buf.len() >= IO_BUFFER_BYTES {
-                self.file.write_all_at(&buf, end - buf.len() as u64)?;
-                buf.clear();
+            let slot = block.push(&payload)?;
+            entries.push((key_hash(kind, id), block::locator(end, slot)));
+            if block.is_full() {
+                close(&mut block, &mut buf, &mut end)?;
             }
+        }
+        if !block.is_empty() {
+            close(&mut block, &mut buf, &mut end)?;
         }
         if entries.is_empty() {
             return Ok((start, 0));
@@ -445,42 +462,9 @@ impl ColdStore {
     fn scan(&self, kind: Kind) -> impl Iterator<Item = ColdRecord> + '_ {
         let end = self.written.load(Ordering::Acquire);
         let file = File::open(&self.path).unwrap_or_else(|e| fail("the file", e));
-        let mut reader = BufReader::with_capacity(IO_BUFFER_BYTES, file.take(end));
-        std::iter::from_fn(move || loop {
-            let payload = match read_frame(&mut reader, FRAME_BYTES_MAX) {
-                Ok(ReadFrame::Payload(payload)) => payload,
-                Ok(ReadFrame::End) => return None,
-                Ok(ReadFrame::Damaged(why)) => fail("a scan", invalid_data(why)),
-                Err(e) => fail("a scan", e),
-            };
-            if Kind::of_payload(&payload) == Some(kind) {
-                return Some(decode(&payload).unwrap_or_else(|e| fail("a scan", e)));
-            }
-        })
+        let reader = BufReader::with_capacity(IO_BUFFER_BYTES, file.take(end));
+        frame_records(reader, Some(kind)).map(|r| r.unwrap_or_else(|e| fail("a scan", e)))
     }
-}
-
-/// The intact frames of `file` from `start` on: where they end (the first torn, zeroed or
-/// corrupt frame, or the end of the file) and their index entries (hash, offset).
-fn scan_tail(file: &File, start: u64) -> io::Result<(u64, Vec<(u64, u64)>)> {
-    let mut reader = BufReader::with_capacity(
-        IO_BUFFER_BYTES,
-        FileAt {
-            file,
-            offset: start,
-        },
-    );
-    let mut entries = Vec::new();
-    let mut end = start;
-    while let ReadFrame::Payload(payload) = read_frame(&mut reader, FRAME_BYTES_MAX)? {
-        let Ok(record) = decode::<ColdRecord>(&payload) else {
-            break;
-        };
-        let (kind, id) = record.key();
-        entries.push((key_hash(kind, id), end));
-        end += FRAME_HEAD_BYTES + payload.len() as u64;
-    }
-    Ok((end, entries))
 }
 
 impl ColdHistory for ColdStore {

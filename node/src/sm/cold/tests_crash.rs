@@ -5,7 +5,7 @@
 use super::tests::{run_files, transfers};
 use super::*;
 use crate::sm::codec::encode;
-use crate::sm::frame::write_frame;
+use crate::sm::frame::{write_frame, FRAME_HEAD_BYTES};
 use std::io::Write;
 
 fn records_len(dir: &Path) -> u64 {
@@ -31,17 +31,19 @@ fn a_reopen_does_not_read_the_indexed_records() {
     cold.append_transfers(transfers(50, 100).iter()).unwrap();
     cold.sync().unwrap();
     drop(cold);
-    // Damage the first frame's payload (not the last frame of its run, which open checks).
+    // Damage the first block (the first append's one frame; not the last frame of the second
+    // run, which open checks).
     let path = dir.path().join(RECORDS_FILE);
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[FRAME_HEAD_BYTES as usize + 4] ^= 0xff;
+    bytes[FRAME_HEAD_BYTES as usize + 8] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
     let cold = ColdStore::open(dir.path()).unwrap();
     assert_eq!(cold.len(), 100);
-    assert_eq!(cold.transfer("t10").map(|t| t.created_index), Some(10));
+    assert_eq!(cold.transfer("t60").map(|t| t.created_index), Some(60));
     assert_eq!(cold.transfer("t100"), None);
-    // The damaged record itself is an error, not a miss.
+    // The damaged records themselves are an error, not a miss.
     assert!(cold.get(Kind::Transfer, "t0").is_err());
+    assert!(cold.get(Kind::Transfer, "t10").is_err());
 }
 
 #[test]
@@ -55,8 +57,11 @@ fn frames_appended_without_their_run_are_indexed_on_open() {
     let path = dir.path().join(RECORDS_FILE);
     let mut file = OpenOptions::new().append(true).open(&path).unwrap();
     for t in transfers(110, 120) {
-        let payload = encode(&ColdRecord::Transfer(t)).unwrap();
-        write_frame(&mut file, &payload, FRAME_BYTES_MAX).unwrap();
+        let mut block = BlockWriter::default();
+        block
+            .push(&encode(&ColdRecord::Transfer(t)).unwrap())
+            .unwrap();
+        write_frame(&mut file, &block.finish().unwrap(), FRAME_BYTES_MAX).unwrap();
     }
     file.flush().unwrap();
     drop(file);
@@ -178,4 +183,77 @@ fn leftover_temporary_and_stray_runs_are_deleted_on_open() {
     let cold = ColdStore::open(dir.path()).unwrap();
     assert_eq!(run_files(dir.path()).len(), 2);
     assert_eq!(cold.len(), 110);
+}
+
+#[test]
+fn an_append_of_many_blocks_is_read_back_whole_and_a_torn_block_cuts_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
+    let many = transfers(0, 20_000);
+    let raw: usize = many
+        .iter()
+        .map(|t| encode(&ColdRecord::Transfer(t.clone())).unwrap().len())
+        .sum();
+    assert!(
+        raw > 4 * block::BLOCK_RAW_BYTES,
+        "the append spans several blocks"
+    );
+    cold.append_transfers(many.iter()).unwrap();
+    cold.sync().unwrap();
+    assert!(
+        records_len(dir.path()) < raw as u64 / 2,
+        "blocks are compressed"
+    );
+    for i in (0..20_000).step_by(97) {
+        assert_eq!(
+            cold.transfer(&format!("t{i}")),
+            Some(many[i as usize].clone())
+        );
+    }
+    let scanned: Vec<Transfer> = cold.transfers().collect();
+    assert_eq!(scanned, many);
+    let before: Vec<ColdRecord> = cold
+        .records_before(cold.end_bytes())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(before.len(), 20_000);
+    drop(cold);
+    // A crash tore the last block of the append and its run was never written: open keeps the
+    // whole blocks before it and indexes them.
+    let [run] = run_files(dir.path()).try_into().unwrap();
+    std::fs::remove_file(dir.path().join(run)).unwrap();
+    let path = dir.path().join(RECORDS_FILE);
+    let len = records_len(dir.path());
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
+    let kept = cold.len();
+    assert!(kept > 0 && kept < 20_000, "{kept} records kept");
+    let scanned: Vec<Transfer> = cold.transfers().collect();
+    assert_eq!(scanned, many[..kept].to_vec());
+    assert_eq!(
+        cold.transfer(&format!("t{}", kept - 1)),
+        Some(many[kept - 1].clone())
+    );
+    assert_eq!(cold.transfer(&format!("t{kept}")), None);
+}
+
+#[test]
+fn a_frame_in_another_format_is_refused_not_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, end) = two_runs(dir.path());
+    // A whole frame (its crc matches) holding a bare record, as an older version wrote them.
+    let path = dir.path().join(RECORDS_FILE);
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    let payload = encode(&ColdRecord::Transfer(transfers(200, 201).remove(0))).unwrap();
+    write_frame(&mut file, &payload, FRAME_BYTES_MAX).unwrap();
+    drop(file);
+    let err = ColdStore::open(dir.path()).err().expect("refused");
+    assert!(err.to_string().contains("another format"), "{err}");
+    assert!(records_len(dir.path()) > end, "nothing was cut off");
 }
