@@ -126,6 +126,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
 
     let wal_options = crate::wal::WalOptions {
         segment_bytes: cfg.wal_segment_bytes,
+        entry_cache_bytes_max: cfg.wal_cache_mb << 20,
         ..Default::default()
     };
     let log_store = LogStore::open_with_options(

@@ -29,6 +29,8 @@ pub const BODY_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 const TIMEOUT_MS_MIN: u64 = 100;
 /// Longest accepted timeout flag: ten minutes; longer is a typo or an unbounded wait.
 const TIMEOUT_MS_MAX: u64 = 600_000;
+/// Largest `--wal-cache-mb` (1 TiB).
+const WAL_CACHE_MB_MAX: u64 = 1 << 20;
 
 /// Configuration of one node process.
 #[derive(Debug, Clone, clap::Args)]
@@ -91,6 +93,11 @@ pub struct NodeConfig {
     /// stored event blocks (sled's own default would be 1 GiB).
     #[arg(long, env = "RAFTLEDGER_SLED_CACHE_MB", default_value_t = crate::sm::SLED_CACHE_MB_DEFAULT)]
     pub sled_cache_mb: u64,
+    /// The WAL's cache of recent log entries (replication and apply read them from memory), in
+    /// MiB of their records as written (decoded, they take about twice that). At most 512
+    /// entries are cached whatever this allows; older entries are read back from disk.
+    #[arg(long, env = "RAFTLEDGER_WAL_CACHE_MB", default_value_t = crate::wal::ENTRY_CACHE_BYTES_MAX_DEFAULT >> 20)]
+    pub wal_cache_mb: u64,
     /// Finished transfers and idempotency entries held in memory (about 350 bytes each) before
     /// the node moves them to the cold history file on disk.
     #[arg(long, env = "RAFTLEDGER_HISTORY_IN_MEMORY_MAX", default_value_t = crate::history_bound::HISTORY_IN_MEMORY_MAX_DEFAULT)]
@@ -181,6 +188,10 @@ impl NodeConfig {
             (1..=crate::sm::SLED_CACHE_MB_MAX).contains(&self.sled_cache_mb),
             "--sled-cache-mb must be in 1..={}",
             crate::sm::SLED_CACHE_MB_MAX
+        );
+        anyhow::ensure!(
+            (1..=WAL_CACHE_MB_MAX).contains(&self.wal_cache_mb),
+            "--wal-cache-mb must be in 1..={WAL_CACHE_MB_MAX}"
         );
         anyhow::ensure!(
             (crate::proposer::ENTRY_BYTES_MAX_MIN..=crate::proposer::ENTRY_BYTES_MAX_LIMIT)
@@ -280,6 +291,7 @@ impl NodeConfig {
             logs_kept_after_snapshot = self.logs_kept_after_snapshot,
             wal_segment_bytes = self.wal_segment_bytes,
             sled_cache_mb = self.sled_cache_mb,
+            wal_cache_mb = self.wal_cache_mb,
             history_in_memory_max = self.history_in_memory_max,
             nats_url = ?self.nats_url,
             nats_stream_bytes_max = self.nats_stream_bytes_max,
@@ -320,6 +332,7 @@ impl NodeConfig {
             logs_kept_after_snapshot: 5_000,
             wal_segment_bytes: crate::wal::SEGMENT_BYTES_DEFAULT,
             sled_cache_mb: crate::sm::SLED_CACHE_MB_DEFAULT,
+            wal_cache_mb: crate::wal::ENTRY_CACHE_BYTES_MAX_DEFAULT >> 20,
             history_in_memory_max: crate::history_bound::HISTORY_IN_MEMORY_MAX_DEFAULT,
             nats_url: None,
             nats_stream_bytes_max: NATS_STREAM_BYTES_MAX_DEFAULT,

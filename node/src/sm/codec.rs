@@ -1,6 +1,10 @@
 //! Value encoding for everything the state machine persists: one format-version byte, then the
 //! value in bincode 2 (serde API, standard config). Decoding refuses unknown versions so a newer
 //! file is never misread by an older binary.
+//!
+//! Large sled values (event blocks, postings pages) are stored packed: `FORMAT_PACKED`, the
+//! length of the bincode, then the bincode compressed with zstd. The values stay opaque to
+//! sled, whose own compression would have to decompress every page of its log at each open.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -8,6 +12,32 @@ use std::io;
 
 /// Format version written as the first byte of every persisted value and snapshot record.
 pub(crate) const FORMAT_V1: u8 = 1;
+
+/// Format version of a packed value: `[FORMAT_PACKED][len: u32 LE][zstd(bincode(value))]`.
+const FORMAT_PACKED: u8 = 2;
+
+/// Values whose encoding is shorter are not packed (zstd gains little on them).
+const PACK_BYTES_MIN: usize = 256;
+
+/// zstd level of packed values: the fastest (they are packed on the apply path).
+const PACK_ZSTD_LEVEL: i32 = 1;
+
+/// Encodes `value` like [`encode`], compressed when that is at least `PACK_BYTES_MIN` long.
+pub(crate) fn encode_packed<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    let plain = encode(value)?;
+    if plain.len() < PACK_BYTES_MIN {
+        return Ok(plain);
+    }
+    let body = &plain[1..];
+    let len = u32::try_from(body.len())
+        .map_err(|_| invalid_data(format!("value of {} bytes", body.len())))?;
+    let packed = zstd::block::compress(body, PACK_ZSTD_LEVEL)?;
+    let mut out = Vec::with_capacity(5 + packed.len());
+    out.push(FORMAT_PACKED);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&packed);
+    Ok(out)
+}
 
 /// Encodes `value` as `[FORMAT_V1][bincode(value)]`.
 pub(crate) fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
@@ -25,14 +55,33 @@ pub(crate) fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> io::Res
     Ok(())
 }
 
-/// Decodes a value written by [`encode`]; refuses unknown versions and trailing bytes.
+/// Decodes a value written by [`encode`] or [`encode_packed`]; refuses unknown versions and
+/// trailing bytes.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
     let (version, body) = bytes
         .split_first()
         .ok_or_else(|| invalid_data("empty value".to_owned()))?;
-    if *version != FORMAT_V1 {
-        return Err(invalid_data(format!("unknown format version {version}")));
+    match *version {
+        FORMAT_V1 => decode_body(body),
+        FORMAT_PACKED => {
+            let (len, packed) = body
+                .split_first_chunk::<4>()
+                .ok_or_else(|| invalid_data("packed value without a length".to_owned()))?;
+            let len = u32::from_le_bytes(*len) as usize;
+            let plain = zstd::block::decompress(packed, len)?;
+            if plain.len() != len {
+                return Err(invalid_data(format!(
+                    "packed value of {} bytes, its header says {len}",
+                    plain.len()
+                )));
+            }
+            decode_body(&plain)
+        }
+        other => Err(invalid_data(format!("unknown format version {other}"))),
     }
+}
+
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> io::Result<T> {
     let (value, read) = bincode::serde::decode_from_slice(body, bincode::config::standard())
         .map_err(|e| invalid_data(format!("decode failed: {e}")))?;
     if read != body.len() {
@@ -71,5 +120,20 @@ mod tests {
         bad[0] = 99;
         assert!(decode::<(u64, String)>(&bad).is_err());
         assert!(decode::<u64>(&[]).is_err());
+    }
+
+    #[test]
+    fn large_values_are_packed_and_read_back() {
+        let small = (7u64, "x".to_owned());
+        assert_eq!(encode_packed(&small).unwrap(), encode(&small).unwrap());
+        let large: Vec<String> = (0..200).map(|i| format!("transfer-{i:06}")).collect();
+        let packed = encode_packed(&large).unwrap();
+        assert_eq!(packed[0], FORMAT_PACKED);
+        assert!(packed.len() < encode(&large).unwrap().len() / 2);
+        assert_eq!(decode::<Vec<String>>(&packed).unwrap(), large);
+        let mut bad = packed.clone();
+        bad[1] ^= 1;
+        assert!(decode::<Vec<String>>(&bad).is_err());
+        assert!(decode::<Vec<String>>(&packed[..4]).is_err());
     }
 }

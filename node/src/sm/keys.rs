@@ -32,9 +32,9 @@ pub(crate) mod meta_key {
 /// finished history that left memory in the cold history file beside sled
 /// (`<dir>/history`), whose records the snapshot pointer relies on; version 5 brings the
 /// postings back as pages (a row per page of one account's postings, not per posting), so a
-/// restart no longer rebuilds them from every event; version 6 compresses: sled's pages (its
-/// zstd option, which sled itself refuses to change on an existing database) and the cold
-/// history's records, now framed in compressed blocks (`cold::block`).
+/// restart no longer rebuilds them from every event; version 6 compresses: event blocks and
+/// postings pages are stored packed (`codec::encode_packed`), and the cold history's records
+/// are framed in compressed blocks (`cold::block`).
 pub(crate) const LAYOUT_VERSION: u32 = 6;
 
 /// Big-endian u64 key (event seq, log index).

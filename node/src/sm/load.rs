@@ -35,7 +35,9 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
     create_dir_all_durable(&RealFs, &sled_dir)?;
     create_dir_all_durable(&RealFs, &snapshot_dir)?;
     remove_files(&snapshot_dir, |name| name.ends_with(".tmp"))?;
+    let started = std::time::Instant::now();
     let trees = Trees::open(&sled_dir, options.sled_cache_bytes, &dir.join("history"))?;
+    let stores_ms = started.elapsed().as_millis() as u64;
     let installing = trees.read_pointer(meta_key::INSTALLING)?;
     let current = trees.read_pointer(meta_key::SNAPSHOT)?;
     let applied = trees.read_applied()?.unwrap_or_default();
@@ -64,7 +66,14 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
             }
             // Records moved to the cold file after this snapshot are replayed from the log.
             trees.cold.cut_to(history.cold_end_bytes, history.digest)?;
+            let cut_ms = started.elapsed().as_millis() as u64;
             let verified = verify(file.path(), &ptr.meta, &trees.cold)?;
+            tracing::info!(
+                stores_ms,
+                cut_ms,
+                verified_ms = started.elapsed().as_millis() as u64,
+                "state machine: stores opened, cold history cut, snapshot verified"
+            );
             let history_index = history_index(&trees, &applied)?;
             let postings = open_postings(&trees, &applied)?;
             Live {

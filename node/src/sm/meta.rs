@@ -101,9 +101,7 @@ impl Trees {
         let config = sled::Config::new()
             .path(path)
             .flush_every_ms(Some(SLED_FLUSH_EVERY_MS))
-            .cache_capacity(cache_bytes)
-            .use_compression(true)
-            .compression_factor(1);
+            .cache_capacity(cache_bytes);
         let db = open_when_unlocked(&config)?;
         let ledger = db.open_tree(tree::LEDGER).map_err(sled_err)?;
         let ns = |prefix: u8| Ns::new(ledger.clone(), prefix);

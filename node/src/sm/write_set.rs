@@ -7,7 +7,7 @@
 //! in memory and in snapshot files, finished history in the cold history file, and a restart
 //! brings the rest back by replaying the log.
 
-use super::codec::encode;
+use super::codec::{encode, encode_packed};
 use super::keys::{meta_key, u64_key};
 use super::meta::{AppliedMeta, Trees};
 use super::ns::NsBatch;
@@ -40,7 +40,7 @@ impl WriteSet {
     pub(crate) fn finish_entry(&mut self) -> io::Result<()> {
         for block in self.entry_events.chunks(EVENTS_PER_BLOCK_MAX) {
             let first = block.first().map_or(0, |e| e.seq);
-            self.blocks.push((u64_key(first), encode(&block)?));
+            self.blocks.push((u64_key(first), encode_packed(&block)?));
         }
         self.entry_events.clear();
         Ok(())

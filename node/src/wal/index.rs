@@ -3,8 +3,8 @@
 //!
 //! Live indexes are contiguous (Raft logs have no holes), so the index is a `VecDeque` addressed
 //! by `index - first`. Entries appended but not yet written have no location and are always
-//! cached; written entries are evicted oldest first once more than `cache_max` are cached, and
-//! are then read back from their segment.
+//! cached; written entries are evicted oldest first once more than `cache_max` are cached or
+//! their records take more than `cache_bytes_max`, and are then read back from their segment.
 
 use crate::raft_types::{Entry, LogId};
 use std::collections::VecDeque;
@@ -49,13 +49,17 @@ pub(crate) struct LogIndex {
     uncached_prefix: usize,
     /// Most written entries kept cached.
     cache_max: usize,
+    /// Record bytes (as written) of the cached written entries.
+    cached_bytes: u64,
+    /// Most record bytes of written entries kept cached.
+    cache_bytes_max: u64,
     /// Replay only: the highest index replay jumped over (see [`LogIndex::replay`]); the final
     /// purge point must reach it.
     skipped_upto: Option<u64>,
 }
 
 impl LogIndex {
-    /// An empty log keeping at most `cache_max` written entries in memory.
+    /// An empty log keeping at most `cache_max` written entries in memory (no byte bound).
     pub fn new(cache_max: usize) -> Self {
         Self {
             purged: None,
@@ -64,7 +68,17 @@ impl LogIndex {
             cached: 0,
             uncached_prefix: 0,
             cache_max,
+            cached_bytes: 0,
+            cache_bytes_max: u64::MAX,
             skipped_upto: None,
+        }
+    }
+
+    /// Also bounds the cached written entries by their records' bytes.
+    pub fn with_cache_bytes_max(self, cache_bytes_max: u64) -> Self {
+        Self {
+            cache_bytes_max,
+            ..self
         }
     }
 
@@ -104,6 +118,20 @@ impl LogIndex {
         self.cached
     }
 
+    /// Record bytes of the cached written entries.
+    #[cfg(test)]
+    pub fn cached_bytes(&self) -> u64 {
+        self.cached_bytes
+    }
+
+    /// Forgets a slot leaving the log or its entry leaving the cache.
+    fn uncount(&mut self, slot: &Slot) {
+        if slot.entry.is_some() {
+            self.cached -= 1;
+            self.cached_bytes -= slot.loc.map_or(0, |l| l.len);
+        }
+    }
+
     /// Appends a slot; its index must be `next_index()` (any index if that is `None`).
     pub fn push(&mut self, slot: Slot) -> Result<(), String> {
         let index = slot.log_id.index;
@@ -126,6 +154,7 @@ impl LogIndex {
         }
         if slot.entry.is_some() {
             self.cached += 1;
+            self.cached_bytes += slot.loc.map_or(0, |l| l.len);
         } else {
             debug_assert!(slot.loc.is_some(), "an uncached slot must have a location");
         }
@@ -168,10 +197,9 @@ impl LogIndex {
                 .unwrap_or(usize::MAX)
                 .min(self.slots.len()),
         };
-        for slot in self.slots.drain(keep..) {
-            if slot.entry.is_some() {
-                self.cached -= 1;
-            }
+        let dropped: Vec<Slot> = self.slots.drain(keep..).collect();
+        for slot in &dropped {
+            self.uncount(slot);
         }
         self.uncached_prefix = self.uncached_prefix.min(self.slots.len());
     }
@@ -189,10 +217,9 @@ impl LogIndex {
                 .unwrap_or(usize::MAX)
                 .min(self.slots.len())
         };
-        for slot in self.slots.drain(..drop) {
-            if slot.entry.is_some() {
-                self.cached -= 1;
-            }
+        let dropped: Vec<Slot> = self.slots.drain(..drop).collect();
+        for slot in &dropped {
+            self.uncount(slot);
         }
         self.first += drop as u64;
         self.uncached_prefix = self.uncached_prefix.saturating_sub(drop);
@@ -208,21 +235,28 @@ impl LogIndex {
         };
         if let Some(slot) = self.slots.get_mut(pos) {
             if slot.write_id == write_id {
+                if slot.entry.is_some() {
+                    self.cached_bytes -= slot.loc.map_or(0, |l| l.len);
+                    self.cached_bytes += loc.len;
+                }
                 slot.loc = Some(loc);
             }
         }
     }
 
-    /// Drops cached entries, oldest first, until at most `cache_max` remain or the oldest cached
-    /// entry is not written yet.
+    /// Drops cached entries, oldest first, until at most `cache_max` remain and their records
+    /// take at most `cache_bytes_max`, or the oldest cached entry is not written yet.
     pub fn evict(&mut self) {
-        while self.cached > self.cache_max && self.uncached_prefix < self.slots.len() {
+        while (self.cached > self.cache_max || self.cached_bytes > self.cache_bytes_max)
+            && self.uncached_prefix < self.slots.len()
+        {
             let slot = &mut self.slots[self.uncached_prefix];
-            if slot.loc.is_none() {
+            let Some(loc) = slot.loc else {
                 break;
-            }
+            };
             if slot.entry.take().is_some() {
                 self.cached -= 1;
+                self.cached_bytes -= loc.len;
             }
             self.uncached_prefix += 1;
         }
@@ -319,6 +353,32 @@ mod tests {
         log.truncate_after(None);
         assert_eq!(log.next_index(), Some(2));
         assert_eq!(log.cached(), 0);
+    }
+
+    #[test]
+    fn the_cache_is_bounded_by_record_bytes_too() {
+        let mut log = LogIndex::new(100).with_cache_bytes_max(25);
+        for i in 0..6 {
+            log.push(slot(i, true)).unwrap();
+            log.set_loc(
+                i,
+                i,
+                Loc {
+                    seq: 1,
+                    offset: i * 10,
+                    len: 10,
+                },
+            );
+        }
+        assert_eq!(log.cached_bytes(), 60);
+        log.evict();
+        assert_eq!((log.cached(), log.cached_bytes()), (2, 20));
+        assert!(log.get(3).unwrap().entry.is_none());
+        assert!(log.get(4).unwrap().entry.is_some());
+        log.truncate_after(Some(4));
+        assert_eq!((log.cached(), log.cached_bytes()), (1, 10));
+        log.purge(log_id::<TypeConfig>(1, 1, 4));
+        assert_eq!((log.cached(), log.cached_bytes()), (0, 0));
     }
 
     fn replay_all(log: &mut LogIndex, indexes: std::ops::Range<u64>) -> Result<(), String> {

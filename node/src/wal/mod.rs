@@ -54,9 +54,13 @@ const QUEUE_REQUESTS_MAX: usize = 1024;
 
 /// Default number of written entries kept in memory. Replication to a follower and apply read
 /// recent entries, enough to cover the usual lag.
-// One entry can carry a few thousand coalesced commands (~100-400 KiB), so the bound is kept
-// low enough that a full cache stays in the tens of MiB; older entries are read from disk.
 pub const ENTRY_CACHE_MAX_DEFAULT: usize = 512;
+
+/// Default bound on the record bytes of the written entries kept in memory. One entry can carry
+/// a few thousand coalesced commands (~100-400 KiB as written, about twice that decoded), so
+/// 512 of them were ~100-200 MiB; this keeps a full cache near 40 MiB of memory. Older
+/// entries are read from disk (the OS page cache).
+pub const ENTRY_CACHE_BYTES_MAX_DEFAULT: u64 = 16 << 20;
 
 /// WAL settings.
 #[derive(Debug, Clone)]
@@ -66,6 +70,8 @@ pub struct WalOptions {
     pub segment_bytes: u64,
     /// Written entries kept in memory for reads.
     pub entry_cache_max: usize,
+    /// Record bytes of the written entries kept in memory for reads.
+    pub entry_cache_bytes_max: u64,
     /// TEST ONLY, UNSAFE: never `fdatasync` (files or directories), yet report writes durable.
     /// Exists so the power-cut test can show it detects lost acknowledged writes.
     pub unsafe_skip_sync_for_tests: bool,
@@ -76,6 +82,7 @@ impl Default for WalOptions {
         Self {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             entry_cache_max: ENTRY_CACHE_MAX_DEFAULT,
+            entry_cache_bytes_max: ENTRY_CACHE_BYTES_MAX_DEFAULT,
             unsafe_skip_sync_for_tests: false,
         }
     }
@@ -152,7 +159,7 @@ impl Wal {
             );
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg).into());
         }
-        let rec = recovery::recover(&*fs, dir, options.entry_cache_max)?;
+        let rec = recovery::recover(&*fs, dir, &options)?;
         let purged = rec.log.purged();
         let last_log_id = rec.log.last_log_id();
         let files = rec

@@ -151,11 +151,16 @@ impl Replay {
 }
 
 /// Scans and replays the WAL in `dir`, repairing a torn tail (zero-filling it, durably).
-pub(crate) fn recover(fs: &dyn WalFs, dir: &Path, cache_max: usize) -> Result<Recovered, WalError> {
+pub(crate) fn recover(
+    fs: &dyn WalFs,
+    dir: &Path,
+    options: &super::WalOptions,
+) -> Result<Recovered, WalError> {
     create_dir_all_durable(fs, dir)?;
     let seqs = list_segments(fs, dir)?;
     let mut replay = Replay {
-        log: LogIndex::new(cache_max),
+        log: LogIndex::new(options.entry_cache_max)
+            .with_cache_bytes_max(options.entry_cache_bytes_max),
         vote: None,
         committed: None,
         before: None,

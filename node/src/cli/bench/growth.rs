@@ -13,8 +13,9 @@
 //! 4. time-travel p99 (`at` / `at_index`, stale / linearizable) and a conservation check;
 //! 5. p99 of replaying the very first transfer of the load (same body, to the leader): every
 //!    reply must be a 200 with `Idempotent-Replayed: true` and the same body at every step;
-//! 6. restart of one follower, gracefully (SIGTERM) and after SIGKILL: time from the new
-//!    process's start to its first stale time-travel read answered 200 (and to caught up).
+//! 6. restart of one follower gracefully (SIGTERM) and of the other after SIGKILL: time from
+//!    the new process's start to its first stale time-travel read answered 200 (and to caught
+//!    up).
 //!
 //! At the end, the RSS slope: least squares of the largest node RSS over the steps. Bars (must
 //! and aim alike): RSS ≤ 512 MB per node at 10M postings (MB = 10^6 bytes), slope ≤ 16 bytes
@@ -205,8 +206,10 @@ async fn step(
     let (replay_lat, replay_errors) = replay_first(ctx, l, reference).await?;
     let replay = replay_lat.summary();
     println!("  replay of the first transfer: {replay}; errors: {replay_errors}");
-    let graceful = restart_follower(ctx, l, true, SETTLE_TIMEOUT).await?;
-    let killed = restart_follower(ctx, l, false, SETTLE_TIMEOUT).await?;
+    // Two different followers, so that each restart follows the whole run (sled replays its
+    // log since the last open at every open: a second restart of one node would hide that).
+    let graceful = restart_follower(ctx, l, true, 0, SETTLE_TIMEOUT).await?;
+    let killed = restart_follower(ctx, l, false, 1, SETTLE_TIMEOUT).await?;
     for (r, how) in [(&graceful, "SIGTERM"), (&killed, "SIGKILL")] {
         println!(
             "  node {} {how} (stopped in {:.2} s, by itself: {}): serving reads {:.2} s, caught up {:.2} s after start",

@@ -27,21 +27,24 @@ pub struct Restart {
     pub caught_up_s: f64,
 }
 
-/// Stops a follower (SIGTERM, or SIGKILL when `!graceful`), starts it again, and times the new
+/// Stops follower number `follower` (0: the highest id that is not the leader, 1: the next)
+/// (SIGTERM, or SIGKILL when `!graceful`), starts it again, and times the new
 /// process until it answers a stale read at a past index of `l` with 200, then until it caught
 /// up; each wait is bounded by `timeout`.
 pub async fn restart_follower(
     ctx: &mut Ctx,
     l: &Loaded,
     graceful: bool,
+    follower: usize,
     timeout: Duration,
 ) -> anyhow::Result<Restart> {
     ctx.wait_healthy().await?;
     let (leader, _) = ctx.leader().await?;
     let node = (1..=ctx.urls.len() as u64)
         .rev()
-        .find(|id| *id != leader)
-        .ok_or_else(|| anyhow::anyhow!("no follower to restart"))?;
+        .filter(|id| *id != leader)
+        .nth(follower)
+        .ok_or_else(|| anyhow::anyhow!("no follower {follower} to restart"))?;
     let cluster = ctx
         .cluster
         .as_mut()

@@ -123,6 +123,7 @@ impl ColdStore {
         if created {
             super::meta::sync_dir(dir)?;
         }
+        let started = std::time::Instant::now();
         let len_bytes = file.metadata()?.len();
         let runs = chain::open_chain(dir, &file, len_bytes)?;
         let indexed = runs.last().map_or(0, |r| r.span.end);
@@ -143,6 +144,13 @@ impl ColdStore {
             boundaries: Mutex::new(Vec::new()),
             unsynced: Mutex::new(Unsynced::default()),
         };
+        tracing::info!(
+            runs = store.runs().len(),
+            bytes = end,
+            unindexed_records = entries.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "cold history opened"
+        );
         if let Some(last) = last {
             store.add_run(indexed, end, last, entries)?;
         }

@@ -18,7 +18,7 @@
 //! a range read finds the pointer and a point read the page.
 
 use super::Posting;
-use crate::sm::codec::{decode, encode, invalid_data, sled_err};
+use crate::sm::codec::{decode, encode_packed, invalid_data, sled_err};
 use crate::sm::ns::Ns;
 use ledger::AccountId;
 use std::io;
@@ -99,7 +99,7 @@ pub(crate) fn page_rows(account: &AccountId, page: &[Posting]) -> io::Result<Vec
     let by_seq = with_u64(prefix(account, Coord::Seq), first.seq);
     let ts = first.ts_us.to_be_bytes().to_vec();
     Ok(vec![
-        (data, encode(&page)?),
+        (data, encode_packed(&page)?),
         (by_index, ts.clone()),
         (by_seq, ts),
     ])
