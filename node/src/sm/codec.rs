@@ -28,15 +28,34 @@ pub(crate) fn encode_packed<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     if plain.len() < PACK_BYTES_MIN {
         return Ok(plain);
     }
-    let body = &plain[1..];
-    let len = u32::try_from(body.len())
-        .map_err(|_| invalid_data(format!("value of {} bytes", body.len())))?;
-    let packed = zstd_compress(body, PACK_ZSTD_LEVEL)?;
-    let mut out = Vec::with_capacity(5 + packed.len());
-    out.push(FORMAT_PACKED);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&packed);
+    let mut out = vec![FORMAT_PACKED];
+    pack_into(&plain[1..], PACK_ZSTD_LEVEL, &mut out)?;
     Ok(out)
+}
+
+/// Appends `[len: u32 LE][zstd(data)]` to `out`.
+pub(crate) fn pack_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> io::Result<()> {
+    let len = u32::try_from(data.len())
+        .map_err(|_| invalid_data(format!("{} bytes to compress", data.len())))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&zstd_compress(data, level)?);
+    Ok(())
+}
+
+/// The bytes `pack_into` packed; refused when they do not decompress to the length recorded.
+pub(crate) fn unpack(packed: &[u8]) -> io::Result<Vec<u8>> {
+    let (len, frame) = packed
+        .split_first_chunk::<4>()
+        .ok_or_else(|| invalid_data("packed bytes without a length".to_owned()))?;
+    let len = u32::from_le_bytes(*len) as usize;
+    let plain = zstd_decompress(frame, len)?;
+    if plain.len() != len {
+        return Err(invalid_data(format!(
+            "packed bytes decompress to {}, their header says {len}",
+            plain.len()
+        )));
+    }
+    Ok(plain)
 }
 
 thread_local! {
@@ -47,12 +66,12 @@ thread_local! {
 }
 
 /// `data` compressed as one zstd frame at `level`, with this thread's context.
-pub(crate) fn zstd_compress(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
+fn zstd_compress(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
     ZSTD.with(|z| z.borrow_mut().0.compress(data, level))
 }
 
 /// A zstd frame decompressed, refused when it holds more than `capacity` bytes.
-pub(crate) fn zstd_decompress(data: &[u8], capacity: usize) -> io::Result<Vec<u8>> {
+fn zstd_decompress(data: &[u8], capacity: usize) -> io::Result<Vec<u8>> {
     ZSTD.with(|z| z.borrow_mut().1.decompress(data, capacity))
 }
 
@@ -80,20 +99,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
         .ok_or_else(|| invalid_data("empty value".to_owned()))?;
     match *version {
         FORMAT_V1 => decode_body(body),
-        FORMAT_PACKED => {
-            let (len, packed) = body
-                .split_first_chunk::<4>()
-                .ok_or_else(|| invalid_data("packed value without a length".to_owned()))?;
-            let len = u32::from_le_bytes(*len) as usize;
-            let plain = zstd_decompress(packed, len)?;
-            if plain.len() != len {
-                return Err(invalid_data(format!(
-                    "packed value of {} bytes, its header says {len}",
-                    plain.len()
-                )));
-            }
-            decode_body(&plain)
-        }
+        FORMAT_PACKED => decode_body(&unpack(body)?),
         other => Err(invalid_data(format!("unknown format version {other}"))),
     }
 }

@@ -12,7 +12,7 @@
 //! locator names (tens of microseconds), which only retries of old ids and bloom false positives
 //! pay.
 
-use super::super::codec::{invalid_data, zstd_compress, zstd_decompress};
+use super::super::codec::{invalid_data, pack_into, unpack};
 use std::io;
 
 /// Format byte of a block payload (record payloads start with their own `FORMAT_V1`).
@@ -80,13 +80,8 @@ impl BlockWriter {
 
     /// The payload of the block, which is emptied for the next one.
     pub(super) fn finish(&mut self) -> io::Result<Vec<u8>> {
-        let raw_len = u32::try_from(self.raw.len())
-            .map_err(|_| invalid_data(format!("cold block of {} bytes", self.raw.len())))?;
-        let packed = zstd_compress(&self.raw, ZSTD_LEVEL)?;
-        let mut payload = Vec::with_capacity(5 + packed.len());
-        payload.push(BLOCK_FORMAT);
-        payload.extend_from_slice(&raw_len.to_le_bytes());
-        payload.extend_from_slice(&packed);
+        let mut payload = vec![BLOCK_FORMAT];
+        pack_into(&self.raw, ZSTD_LEVEL, &mut payload)?;
         self.raw.clear();
         self.count = 0;
         Ok(payload)
@@ -104,18 +99,7 @@ impl Block {
         let Some((&BLOCK_FORMAT, rest)) = payload.split_first() else {
             return Err(invalid_data("not a cold record block".to_owned()));
         };
-        let (len, packed) = rest
-            .split_first_chunk::<4>()
-            .ok_or_else(|| invalid_data("cold block without a length".to_owned()))?;
-        let raw_len = u32::from_le_bytes(*len) as usize;
-        let raw = zstd_decompress(packed, raw_len)?;
-        if raw.len() != raw_len {
-            return Err(invalid_data(format!(
-                "cold block of {} bytes, its header says {raw_len}",
-                raw.len()
-            )));
-        }
-        Ok(Self { raw })
+        Ok(Self { raw: unpack(rest)? })
     }
 
     /// The encoded records, in slot order; a record cut short is an error.
