@@ -1,7 +1,9 @@
 //! A wiped follower rejoins: its data directory is deleted and on restart it catches up to
 //! exactly the leader's state (balances, per-account events, state hash). Once from the log
 //! (the leader still has every entry), once by snapshot install (the leader has purged its log,
-//! with a small snapshot threshold).
+//! with a small snapshot threshold). Every cache is at its smallest and finished history leaves
+//! memory after one record, so the state installed and compared is far larger than the caches
+//! and answered from disk.
 
 mod common;
 
@@ -30,6 +32,12 @@ fn node_args() -> Vec<&'static str> {
         SNAPSHOT_EVERY,
         "--logs-kept-after-snapshot",
         LOGS_KEPT,
+        "--history-in-memory-max",
+        "1",
+        "--sled-cache-mb",
+        "1",
+        "--wal-cache-mb",
+        "1",
     ]
 }
 
