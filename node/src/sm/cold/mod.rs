@@ -1,6 +1,6 @@
 //! `ColdStore`: the ledger's cold history — finished transfers and idempotency entries that
 //! left memory — in one append-only file, `<dir>/history/records.bin`, indexed by sorted run
-//! files next to it (`run`, `chain`) that map a 64-bit hash of each record's key to its offset.
+//! files next to it (`run`, `chain`) that map a 64-bit hash of each record's key to its locator.
 //!
 //! ```text
 //! file   := frame*               (`frame`: len: u32 LE | crc32c(payload): u32 LE | payload)
@@ -378,7 +378,7 @@ impl ColdStore {
         Ok((end, appended))
     }
 
-    /// Writes the run of the records `entries` (hash, offset) in `[start, end)`, whose last
+    /// Writes the run of the records `entries` (hash, locator) in `[start, end)`, whose last
     /// frame is at `last`, and adds it to the list.
     fn add_run(
         &self,

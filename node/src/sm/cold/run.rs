@@ -1,4 +1,5 @@
-//! One index run file: the `(key hash, record offset)` entries of the records whose frames lie
+//! One index run file: the `(key hash, record locator)` entries (a locator: the offset of the
+//! record's block and its slot in it, see `block`) of the records whose frames lie
 //! in the byte range `[start, end)` of `records.bin`, sorted, with what a lookup needs in memory
 //! (fence keys and a bloom filter) in a footer, so that opening a run never reads its entries.
 //!
@@ -6,16 +7,16 @@
 //! run     := header | block* | footer | trailer
 //! header  := MAGIC (8) | VERSION: u32 | BLOCK_ENTRIES: u32 | start: u64 | end: u64
 //!            | count: u64 | last: u64 (offset of the range's last frame)
-//! block   := (hash: u64 | offset: u64){BLOCK_ENTRIES, fewer in the last block} | crc32c: u32
+//! block   := (hash: u64 | locator: u64){BLOCK_ENTRIES, fewer in the last block} | crc32c: u32
 //! footer  := fence: u64 per block (its first hash) | bloom words: u64 ...
 //!            | crc32c(header | fences | bloom): u32
 //! trailer := footer offset: u64 | footer length: u64 | TRAILER_MAGIC (8)
 //! ```
 //!
-//! All integers little-endian. Entries are sorted by (hash, offset); equal hashes (different
+//! All integers little-endian. Entries are sorted by (hash, locator); equal hashes (different
 //! keys, or a key of each kind) may continue into the next block. A damaged block is an error,
-//! never a miss. `RunWriter` writes a run to a temporary file and makes it durable before it
-//! gets its name; `Run` is an open run.
+//! never a miss. `RunWriter` writes a run to a temporary file and renames it into place (the
+//! store syncs it later, with the records); `Run` is an open run.
 
 use super::bloom::Bloom;
 use crate::sm::codec::invalid_data;
