@@ -74,7 +74,18 @@ impl MultisetSum {
         let mut hasher = Sha256::new();
         hasher.update(tag);
         feed(&mut hasher, value);
-        let h: [u8; 32] = hasher.finalize().into();
+        self.add_hash(hasher.finalize().into());
+    }
+
+    /// Adds the element whose bincode encoding is `encoded`: the same as `add` of the value.
+    fn add_encoded(&mut self, tag: &[u8], encoded: &[u8]) {
+        let mut hasher = Sha256::new();
+        hasher.update(tag);
+        hasher.update(encoded);
+        self.add_hash(hasher.finalize().into());
+    }
+
+    fn add_hash(&mut self, h: [u8; 32]) {
         let mut limbs = [0u64; 4];
         for (i, limb) in limbs.iter_mut().enumerate() {
             let mut part = [0u8; 8];
@@ -115,6 +126,19 @@ impl HistoryDigest {
     /// Adds an idempotency entry (each command id once).
     pub fn idempotency(&mut self, command_id: &str, entry: &crate::idempotency::IdempotencyEntry) {
         self.idempotency.add(b"idempotency", &(command_id, entry));
+    }
+
+    /// Adds a transfer given as its bincode encoding (standard config, as the ledger encodes
+    /// everything it hashes): the same as [`Self::transfer`] of the decoded transfer, for a
+    /// caller that encoded it already.
+    pub fn transfer_encoded(&mut self, encoded: &[u8]) {
+        self.transfers.add_encoded(b"transfer", encoded);
+    }
+
+    /// Adds an idempotency entry given as the bincode encoding of `(command_id, entry)`: the
+    /// same as [`Self::idempotency`] of the decoded pair.
+    pub fn idempotency_encoded(&mut self, encoded: &[u8]) {
+        self.idempotency.add_encoded(b"idempotency", encoded);
     }
 
     /// Adds every record of `other` (disjoint from this one's).
@@ -243,6 +267,32 @@ mod tests {
             ledger.execute(i as u64 + 1, &cmd);
         }
         ledger
+    }
+
+    #[test]
+    fn records_summed_from_their_encoding_sum_as_the_records() {
+        let ledger = ledger();
+        let (mut typed, mut encoded) = (HistoryDigest::default(), HistoryDigest::default());
+        for t in ledger.transfers() {
+            typed.transfer(&t);
+            encoded.transfer_encoded(&encode(&*t));
+        }
+        for (id, e) in ledger.idempotency_entries() {
+            typed.idempotency(&id, &e);
+            encoded.idempotency_encoded(&encode(&(&*id, &*e)));
+        }
+        assert!(typed.counts().0 > 0 && typed.counts().1 > 0);
+        assert_eq!(encoded, typed);
+        // A different byte is a different record.
+        let mut other = HistoryDigest::default();
+        let mut bytes = encode(&*ledger.transfers().next().unwrap());
+        *bytes.last_mut().unwrap() ^= 1;
+        other.transfer_encoded(&bytes);
+        assert_ne!(other.transfers, typed.transfers);
+    }
+
+    fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+        bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap()
     }
 
     #[test]

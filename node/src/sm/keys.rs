@@ -34,8 +34,9 @@ pub(crate) mod meta_key {
 /// postings back as pages (a row per page of one account's postings, not per posting), so a
 /// restart no longer rebuilds them from every event; version 6 compresses: event blocks and
 /// postings pages are stored packed (`codec::encode_packed`), and the cold history's records
-/// are framed in compressed blocks (`cold::block`).
-pub(crate) const LAYOUT_VERSION: u32 = 6;
+/// are framed in compressed blocks (`cold::block`); version 7 hashes the cold index's keys
+/// with XXH3 instead of SipHash (`cold::record::key_hash`).
+pub(crate) const LAYOUT_VERSION: u32 = 7;
 
 /// Big-endian u64 key (event seq, log index).
 pub(crate) fn u64_key(n: u64) -> [u8; 8] {

@@ -3,7 +3,7 @@
 //!
 //! `BITS_PER_KEY` bits per key and `HASHES` probes give a false-positive rate of about 0.05 %.
 //! The probes are derived from the key hash by double hashing (the key hash is already a
-//! SipHash, so no further hashing of the key is needed); a probe is mapped onto the bit array
+//! full 64-bit hash, XXH3, so no further hashing of the key is needed); a probe is mapped onto the bit array
 //! by multiply-shift instead of a modulo.
 
 /// Bits of filter per key (2 bytes of memory per record).

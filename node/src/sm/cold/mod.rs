@@ -54,10 +54,11 @@ use block::{Block, BlockWriter};
 use chain::{Runs, FRAME_BYTES_MAX};
 use ledger::{ColdHistory, HistoryDigest, IdempotencyEntry, Sealed, Transfer, TransferStatus};
 pub(crate) use record::ColdRecord;
-use record::{key_hash, ColdRecordRef, Kind};
+use record::{key_hash, ColdRecordRef, Keyed, KeyedHasher, Kind};
 use run::{FileAt, Span};
 use scan::{block_entries, frame_records, scan_tail, Tail};
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
@@ -94,6 +95,15 @@ pub(crate) struct ColdStore {
     boundaries: Mutex<Vec<u64>>,
     /// Run files written since the last `sync`.
     unsynced: Mutex<Unsynced>,
+}
+
+/// Whether the records of one append may repeat a key (then the first one is kept).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// Each key at most once, by construction: no set of them is kept.
+    Distinct,
+    /// Records from a file or a caller that may repeat one.
+    MayRepeat,
 }
 
 /// Run files `ColdStore::sync` has yet to make durable.
@@ -251,8 +261,18 @@ impl ColdStore {
 
     /// The record with this key, if the file has it.
     fn get(&self, kind: Kind, id: &str) -> io::Result<Option<ColdRecord>> {
-        let hash = key_hash(kind, id);
-        for run in self.runs().iter().rev() {
+        self.get_in(&self.runs(), key_hash(kind, id), kind, id)
+    }
+
+    /// The record with this key and key hash, if one of `runs` indexes it.
+    fn get_in(
+        &self,
+        runs: &Runs,
+        hash: u64,
+        kind: Kind,
+        id: &str,
+    ) -> io::Result<Option<ColdRecord>> {
+        for run in runs.iter().rev() {
             for locator in run.offsets(hash)? {
                 let record = self.read_at(locator)?;
                 if record.key() == (kind, id) {
@@ -278,12 +298,13 @@ impl ColdStore {
         }
     }
 
-    /// Appends the records of `sealed` that the file does not hold yet.
+    /// Appends the records of `sealed` that the file does not hold yet (a generation holds
+    /// each key once: its records are maps keyed by id).
     pub(crate) fn append_sealed(&self, sealed: &Sealed) -> io::Result<u64> {
         let transfers = sealed.transfers().map(ColdRecordRef::Transfer);
         let entries = sealed.idempotency();
         let entries = entries.map(|(id, e)| ColdRecordRef::Idempotency(id, e));
-        self.append(transfers.chain(entries))
+        self.append(transfers.chain(entries), Keys::Distinct)
     }
 
     /// Appends finished transfers (pending ones belong to the working set and are skipped).
@@ -292,7 +313,7 @@ impl ColdStore {
         transfers: impl Iterator<Item = &'a Transfer>,
     ) -> io::Result<u64> {
         let finished = transfers.filter(|t| t.status != TransferStatus::Pending);
-        self.append(finished.map(ColdRecordRef::Transfer))
+        self.append(finished.map(ColdRecordRef::Transfer), Keys::MayRepeat)
     }
 
     /// Appends idempotency entries.
@@ -300,16 +321,21 @@ impl ColdStore {
         &self,
         entries: impl Iterator<Item = &'a (String, IdempotencyEntry)>,
     ) -> io::Result<u64> {
-        self.append(entries.map(|(id, e)| ColdRecordRef::Idempotency(id, e)))
+        let entries = entries.map(|(id, e)| ColdRecordRef::Idempotency(id, e));
+        self.append(entries, Keys::MayRepeat)
     }
 
     /// Appends the records whose key the file does not hold (each key once); returns how many
     /// were appended. Written to the file and indexed (readable) when it returns; durable only
     /// after `sync`.
-    fn append<'a>(&self, records: impl Iterator<Item = ColdRecordRef<'a>>) -> io::Result<u64> {
+    fn append<'a>(
+        &self,
+        records: impl Iterator<Item = ColdRecordRef<'a>>,
+        keys: Keys,
+    ) -> io::Result<u64> {
         let mut end = self.appender.lock().expect("cold appender lock");
         let start = *end;
-        let (new_end, appended) = match self.write_indexed(start, records) {
+        let (new_end, appended) = match self.write_indexed(start, records, keys) {
             Ok(done) => done,
             Err(e) => {
                 // Frames past `start` are in no run: cut them off (best effort: frames left
@@ -331,8 +357,12 @@ impl ColdStore {
         &self,
         start: u64,
         records: impl Iterator<Item = ColdRecordRef<'a>>,
+        keys: Keys,
     ) -> io::Result<(u64, u64)> {
-        let mut seen = HashSet::new();
+        // The runs cannot change meanwhile: the caller holds the appender, which every
+        // change of the list takes.
+        let runs = self.runs();
+        let mut seen: HashSet<Keyed<'a>, BuildHasherDefault<KeyedHasher>> = HashSet::default();
         let mut entries = Vec::new();
         let mut digest = HistoryDigest::default();
         let mut buf = Vec::with_capacity(IO_BUFFER_BYTES);
@@ -350,14 +380,16 @@ impl ColdStore {
         };
         for record in records {
             let (kind, id) = record.key();
-            if !seen.insert((kind, id)) || self.get(kind, id)?.is_some() {
+            let hash = key_hash(kind, id);
+            let repeated = keys == Keys::MayRepeat && !seen.insert(Keyed { hash, kind, id });
+            if repeated || self.get_in(&runs, hash, kind, id)?.is_some() {
                 continue;
             }
             payload.clear();
             encode_into(&record, &mut payload)?;
-            record.add_to(&mut digest);
+            record.add_encoded_to(&payload, &mut digest)?;
             let slot = block.push(&payload)?;
-            entries.push((key_hash(kind, id), block::locator(end, slot)));
+            entries.push((hash, block::locator(end, slot)));
             if block.is_full() {
                 close(&mut block, &mut buf, &mut end)?;
             }

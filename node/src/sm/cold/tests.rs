@@ -89,6 +89,24 @@ fn records_survive_a_reopen_and_are_stored_once() {
     assert_eq!(cold.idempotency_entries().count(), 50);
 }
 
+/// The digest appends sum from the encoded records is the one of the records themselves, and
+/// counts each record once however often it was offered.
+#[test]
+fn the_digest_of_appends_is_the_digest_of_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let cold = ColdStore::open(dir.path()).unwrap();
+    let transfers = transfers(0, 40);
+    let entries: Vec<_> = (0..30).map(|i| entry(&format!("c{i}"), i)).collect();
+    cold.append_transfers(transfers.iter()).unwrap();
+    cold.append_entries(entries.iter()).unwrap();
+    cold.append_transfers(transfers[..10].iter()).unwrap();
+    let mut typed = HistoryDigest::default();
+    transfers.iter().for_each(|t| typed.transfer(t));
+    entries.iter().for_each(|(id, e)| typed.idempotency(id, e));
+    assert_eq!(cold.digest(), typed);
+    assert_eq!(cold.digest().counts(), (40, 30));
+}
+
 #[test]
 fn a_torn_tail_is_cut_off_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
