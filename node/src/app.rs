@@ -211,6 +211,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
             .build()
             .context("http client")?,
         self_addr: node_addr.clone(),
+        history_in_memory_max: cfg.history_in_memory_max,
         limits: api::limits::ApiLimits::new(
             cfg.api_concurrency_max,
             cfg.events_subscribers_max,

@@ -312,6 +312,7 @@ pub async fn status(State(s): State<AppState>) -> Response {
         }),
         "purged": m.purged.map(|l| l.index),
         "history_in_memory": s.reader.history_in_memory(),
+        "history_in_memory_max": s.history_in_memory_max,
         "history_on_disk": s.reader.history_on_disk(),
         "last_event_seq": s.reader.last_event_seq(),
         "applied_hash": applied_hash,

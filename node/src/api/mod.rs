@@ -64,6 +64,8 @@ pub struct AppState {
     pub self_addr: crate::raft_types::NodeAddr,
     /// Concurrency, subscriber and body-read bounds.
     pub limits: limits::ApiLimits,
+    /// `--history-in-memory-max` (reported by `/cluster/status`).
+    pub history_in_memory_max: u64,
 }
 
 /// Builds the client API router.

@@ -10,6 +10,7 @@ use super::shared::Shared;
 use super::snapshot_build::SnapshotBuildStats;
 use ledger::{Account, AccountId, CommandResult, Event, IdempotencyEntry, TimestampUs, Transfer};
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -104,7 +105,8 @@ impl LedgerReader {
     /// Finished transfers and idempotency entries held in memory: those applied since the
     /// last snapshot build (older ones are in the cold history on disk).
     pub fn history_in_memory(&self) -> usize {
-        self.shared.live().ledger.hot_history_len()
+        let freeing = self.shared.history_freeing.load(Ordering::Acquire) as usize;
+        self.shared.live().ledger.hot_history_len() + freeing
     }
 
     /// Moves the finished transfers and idempotency entries held in memory to the cold history

@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     cold_appends: Mutex<()>,
     /// Where the cold file stood after the sealed generations were appended (see `migrate`).
     cold_progress: Mutex<ColdProgress>,
+    /// Records a history move has forgotten but is still freeing (they are in RAM until then).
+    pub(crate) history_freeing: AtomicU64,
 }
 
 /// A panic while the state lock was held may have left the ledger half-applied: crash rather
@@ -87,6 +89,7 @@ impl Shared {
             last_build: Mutex::new(None),
             cold_appends: Mutex::new(()),
             cold_progress: Mutex::new(ColdProgress::default()),
+            history_freeing: AtomicU64::new(0),
         }
     }
 

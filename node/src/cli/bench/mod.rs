@@ -32,6 +32,7 @@ pub mod pg_baseline;
 pub mod report;
 pub mod resources;
 pub mod restart;
+pub mod settle;
 pub mod single;
 pub mod snapshot;
 pub mod stats;
@@ -237,7 +238,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut ctx = Ctx::new(args).await?;
     let mut rep = Report::default();
     let mut failed = Vec::new();
+    let mut previous: Option<Phase> = None;
     for p in phases {
+        if let Some(before) = previous.replace(p) {
+            settle::wait_history_moved(&ctx, &mut rep, before.title()).await;
+        }
         println!("\n## {}", p.title());
         let (t, rows_before) = (Instant::now(), rep.rows.len());
         if let Err(e) = run_phase(p, &mut ctx, &mut rep).await {

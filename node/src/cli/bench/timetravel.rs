@@ -440,6 +440,7 @@ pub async fn run(ctx: &mut Ctx, rep: &mut Report) -> anyhow::Result<()> {
     );
     // Query the history, not the tail of the load: let every node finish applying it first.
     super::failover::wait_all_applied(ctx, SETTLE_TIMEOUT).await?;
+    super::settle::wait_history_moved(ctx, rep, "the time-travel load").await;
     let q = ctx.args.queries;
     let mut results = serde_json::Map::new();
     for m in query_modes(ctx, &l, q).await {

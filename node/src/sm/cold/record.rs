@@ -54,7 +54,9 @@ impl<'a> ColdRecordRef<'a> {
     ) -> std::io::Result<()> {
         let kind = self.key().0;
         if Kind::of_payload(payload) != Some(kind) {
-            return Err(invalid_data(format!("a {kind:?} record encoded as another")));
+            return Err(invalid_data(format!(
+                "a {kind:?} record encoded as another"
+            )));
         }
         match kind {
             Kind::Transfer => digest.transfer_encoded(&payload[2..]),
