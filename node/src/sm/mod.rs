@@ -98,7 +98,7 @@ mod write_set;
 #[cfg(test)]
 mod recovery_tests;
 
-pub use background::{run_at_low_priority, Priority};
+pub use background::run_at_low_priority;
 pub use history::EVENTS_PAGE_MAX;
 pub use meta::{SLED_CACHE_MB_DEFAULT, SLED_CACHE_MB_MAX};
 pub use postings::BalanceAt;

@@ -119,12 +119,7 @@ impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
             shared.cold_progress().unwatch();
             built
         };
-        super::background::run_at_low_priority(
-            "snapshot-build",
-            super::Priority::Nice(BUILD_NICE),
-            build,
-        )
-        .await
+        super::background::run_at_low_priority("snapshot-build", BUILD_NICE, build).await
     }
 }
 

@@ -115,12 +115,7 @@ impl SnapshotFile {
             .ok_or_else(|| io::Error::other("the store of this snapshot is closed"))?;
         let path = self.path.clone();
         let expand = move || super::snapshot_send::full_file(&source, &path);
-        super::background::run_at_low_priority(
-            "snapshot-expand",
-            super::Priority::Nice(SEND_NICE),
-            expand,
-        )
-        .await
+        super::background::run_at_low_priority("snapshot-expand", SEND_NICE, expand).await
     }
 
     /// Path of the file.

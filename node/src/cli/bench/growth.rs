@@ -9,7 +9,8 @@
 //! 2. waits until every node applied the load, and has each node in turn build a snapshot
 //!    (`POST /cluster/snapshot`); size and build time come from `snapshot_build` in that node's
 //!    `/cluster/status`;
-//! 3. each node's RSS (steady: after its snapshot) and bytes on disk per posting;
+//! 3. each node's RSS (steady: after its snapshot and once no history move is running,
+//!    `settle`) and bytes on disk per posting;
 //! 4. time-travel p99 (`at` / `at_index`, stale / linearizable) and a conservation check;
 //! 5. p99 of replaying the very first transfer of the load (same body, to the leader): every
 //!    reply must be a 200 with `Idempotent-Replayed: true` and the same body at every step;
@@ -173,6 +174,9 @@ async fn step(
         println!("  node {id}: snapshot {s}");
         snaps.push(s);
     }
+    // Steady state: no move of the load's history still running (its records count as held
+    // until freed).
+    super::settle::wait_history_moved(ctx, rep, &format!("the load to {label} postings")).await;
     let (mut rss, mut disk, mut parts) = (Vec::new(), Vec::new(), Vec::new());
     if let Some(c) = ctx.cluster.as_ref() {
         rss = rss_of(c);
