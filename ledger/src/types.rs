@@ -49,9 +49,13 @@ pub enum ValidationError {
 
 /// A client-chosen account id, validated: 1..64 bytes of `[A-Za-z0-9._:-]`.
 /// System accounts (`@world:USD`) are built only by [`AccountId::system`].
+///
+/// Held inline (`CompactString`: ids of up to 24 bytes need no allocation), so the copies every
+/// transfer, posting and event carries cost no allocation to make or to free; serialized as a
+/// plain string, exactly like the `String` it replaced.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct AccountId(String);
+pub struct AccountId(compact_str::CompactString);
 
 impl AccountId {
     /// Validates a client-supplied account id.
@@ -61,7 +65,7 @@ impl AccountId {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
         if ok {
-            Ok(Self(s.to_owned()))
+            Ok(Self(s.into()))
         } else {
             Err(ValidationError::AccountId(s.to_owned()))
         }
@@ -69,7 +73,10 @@ impl AccountId {
 
     /// The per-currency system account that deposits and withdrawals post against.
     pub fn system(currency: &Currency) -> Self {
-        Self(format!("{SYSTEM_ACCOUNT_PREFIX}{}", currency.as_str()))
+        Self(compact_str::format_compact!(
+            "{SYSTEM_ACCOUNT_PREFIX}{}",
+            currency.as_str()
+        ))
     }
 
     /// Parses either a client id or a system account id (`@world:USD`), for reads.
@@ -168,6 +175,25 @@ pub type TimestampUs = u64;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Held inline or not, an id is encoded as the plain string it was before (every digest,
+    /// snapshot and cold record depends on those bytes).
+    #[test]
+    fn an_account_id_encodes_as_its_string() {
+        let long = "a".repeat(ACCOUNT_ID_LEN_MAX);
+        for text in ["alice", "an-id-longer-than-twenty-four-bytes", long.as_str()] {
+            let id = AccountId::parse(text).unwrap();
+            let config = bincode::config::standard();
+            let as_id = bincode::serde::encode_to_vec(&id, config).unwrap();
+            assert_eq!(as_id, bincode::serde::encode_to_vec(text, config).unwrap());
+            let (back, _): (AccountId, usize) =
+                bincode::serde::decode_from_slice(&as_id, config).unwrap();
+            assert_eq!(back, id);
+            assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{text}\""));
+        }
+        let system = AccountId::system(&Currency::parse("USD").unwrap());
+        assert_eq!(system.as_str(), "@world:USD");
+    }
 
     #[test]
     fn account_ids() {
