@@ -181,7 +181,11 @@ mod tests {
     #[test]
     fn an_account_id_encodes_as_its_string() {
         let long = "a".repeat(ACCOUNT_ID_LEN_MAX);
-        for text in ["alice", "an-id-longer-than-twenty-four-bytes", long.as_str()] {
+        for text in [
+            "alice",
+            "an-id-longer-than-twenty-four-bytes",
+            long.as_str(),
+        ] {
             let id = AccountId::parse(text).unwrap();
             let config = bincode::config::standard();
             let as_id = bincode::serde::encode_to_vec(&id, config).unwrap();

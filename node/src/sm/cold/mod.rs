@@ -54,7 +54,7 @@ use block::{Block, BlockWriter};
 use chain::{Runs, FRAME_BYTES_MAX};
 use ledger::{ColdHistory, HistoryDigest, IdempotencyEntry, Sealed, Transfer, TransferStatus};
 pub(crate) use record::ColdRecord;
-use record::{key_hash, ColdRecordRef, Keyed, KeyedHasher, Kind};
+use record::{key_hash, ColdRecordRef, Keyed, KeyedHasher, Keys, Kind};
 use run::{FileAt, Span};
 use scan::{block_entries, frame_records, scan_tail, Tail};
 use std::collections::HashSet;
@@ -95,15 +95,6 @@ pub(crate) struct ColdStore {
     boundaries: Mutex<Vec<u64>>,
     /// Run files written since the last `sync`.
     unsynced: Mutex<Unsynced>,
-}
-
-/// Whether the records of one append may repeat a key (then the first one is kept).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Keys {
-    /// Each key at most once, by construction: no set of them is kept.
-    Distinct,
-    /// Records from a file or a caller that may repeat one.
-    MayRepeat,
 }
 
 /// Run files `ColdStore::sync` has yet to make durable.

@@ -1,7 +1,7 @@
 //! The records of the cold history file and their keys: `ColdRecord` (what a frame's payload
 //! decodes to), `ColdRecordRef` (the borrowed form appends encode), `Kind` and `key_hash`, the
-//! 64-bit hash the index runs are sorted by, and `Keyed`, a key that carries that hash so a
-//! set of keys hashes nothing again.
+//! 64-bit hash the index runs are sorted by, `Keys` (may an append repeat one), and `Keyed`, a
+//! key that carries its hash so a set of keys hashes nothing again.
 
 use super::super::codec::{invalid_data, FORMAT_V1};
 use ledger::{HistoryDigest, IdempotencyEntry, Transfer};
@@ -146,4 +146,13 @@ impl Hasher for KeyedHasher {
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
     }
+}
+
+/// Whether the records of one append may repeat a key (then the first one is kept).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Keys {
+    /// Each key at most once, by construction: no set of them is kept.
+    Distinct,
+    /// Records from a file or a caller that may repeat one.
+    MayRepeat,
 }
