@@ -293,3 +293,68 @@ async fn linearizable_reads_monotonic_and_min_index_reads_your_writes() {
     tc.phase("done");
     tc.assert_no_panics();
 }
+
+/// Time travel into settled history needs no ReadIndex round: on a follower cut off from any
+/// quorum, a linearizable read at an index it applied, or at a time before its last applied
+/// stamp, still answers (that answer can no longer change), while a read of the current state
+/// or of a time after its last stamp waits for a barrier it cannot get.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_history_answers_without_a_quorum_and_the_present_does_not() {
+    let mut tc = TestCluster::start("settled", 3, &[], &[]).await;
+    let all = tc.https(&tc.ids());
+    open_accounts(&all, &["h"], "USD").await;
+    let first = deposit(&all, "h-1", "h", 7).await;
+    let (first_index, first_time) = (
+        first.index.expect("deposit index"),
+        first.body["timestamp"]
+            .as_str()
+            .expect("deposit timestamp")
+            .to_owned(),
+    );
+    let last = deposit(&all, "h-2", "h", 5).await;
+    let last_index = last.index.expect("deposit index");
+    let leader = tc.leader().await;
+    let follower = *tc
+        .ids()
+        .iter()
+        .find(|id| **id != leader)
+        .expect("a follower");
+    for id in tc.ids() {
+        tc.wait_applied(id, last_index, WRITE_WAIT).await;
+    }
+
+    tc.phase("killing every node but one follower: no quorum, no leader to ask");
+    for id in tc.ids().into_iter().filter(|id| *id != follower) {
+        tc.lc.kill(id);
+    }
+    let node = tc.http(follower);
+    let time = first_time.replace(':', "%3A");
+    for query in [format!("at_index={first_index}"), format!("at={time}")] {
+        let r = node
+            .must_get(&format!("/v1/accounts/h/balance?{query}"))
+            .await;
+        assert_eq!(r.status, 200, "settled read {query}: {}", r.text);
+        assert_eq!(r.body["balance"], 7, "balance at {query}: {}", r.text);
+    }
+    for query in ["", "?at=2999-01-01T00%3A00%3A00Z"] {
+        let r = node
+            .must_get(&format!("/v1/accounts/h/balance{query}"))
+            .await;
+        r.expect_error(
+            &format!("unsettled read '{query}' without a quorum"),
+            503,
+            r.code(),
+        );
+        assert!(
+            ["no_leader", "leader_unavailable"].contains(&r.code()),
+            "unsettled read '{query}': {}",
+            r.text
+        );
+    }
+    // Stale reads of the present answer as before; the barrier was the only difference.
+    let r = node
+        .must_get("/v1/accounts/h/balance?consistency=stale")
+        .await;
+    assert_eq!(r.body["balance"], 12, "{}", r.text);
+    tc.assert_no_panics();
+}

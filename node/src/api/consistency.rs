@@ -10,6 +10,13 @@
 //! `?min_index=N` additionally waits until index N is applied (read-your-writes after a write
 //! that returned `X-Ledger-Index: N`). Waits are bounded; on expiry the answer is 503.
 //!
+//! Time travel into settled history needs no barrier (`history_settled`): effective event
+//! timestamps never decrease along the log (the state machine stamps `max(leader stamp, last +
+//! 1)`), so once a node has applied an entry stamped after `T`, every entry stamped at or
+//! before `T` — acknowledged or yet to come — precedes it in the log and is applied here; and
+//! the state at an index this node has applied is committed and immutable. Such a read has
+//! one possible answer, the one a ReadIndex round would also give.
+//!
 //! An index beyond the cluster's commit index is a 400 `index_in_future` at once: no write
 //! ever returned it, so waiting could only time out. "Beyond" is decided against what is
 //! known to exist: an index this node has applied or holds in its log is waited for as
@@ -52,6 +59,21 @@ pub struct ReadParams {
     pub consistency: Consistency,
     /// Wait until this log index is applied.
     pub min_index: Option<u64>,
+}
+
+/// True when the balance at time `at_us` or at index `at_index` can no longer change: this node
+/// has applied an entry stamped after `at_us`, or index `at_index` itself. (Neither given: the
+/// current state, never settled.)
+pub fn history_settled(
+    reader: &crate::sm::LedgerReader,
+    at_us: Option<u64>,
+    at_index: Option<u64>,
+) -> bool {
+    match (at_us, at_index) {
+        (Some(t), _) => reader.last_timestamp_us() > t,
+        (None, Some(i)) => reader.applied_index() >= i,
+        (None, None) => false,
+    }
 }
 
 /// Runs the barrier for `p`; returns once the local state machine may serve the read.

@@ -56,10 +56,6 @@ pub async fn balance_at(
     QueryParams(q): QueryParams<BalanceAtParams>,
 ) -> Result<Response, ApiError> {
     let id = account_id(&id)?;
-    let p = ReadParams {
-        consistency: q.consistency,
-        min_index: q.min_index.max(q.at_index),
-    };
     let at_us = match &q.at {
         Some(t) => Some(
             render::parse_rfc3339_us(t).map_err(|e| ApiError::bad_request("invalid_time", e))?,
@@ -72,6 +68,17 @@ pub async fn balance_at(
             "give `at` or `at_index`, not both",
         ));
     }
+    let settled = super::consistency::history_settled(&s.reader, at_us, q.at_index);
+    let p = ReadParams {
+        // A point this node has applied past is final: every read of it, linearizable or not,
+        // gets the same answer, so it needs no ReadIndex round.
+        consistency: if settled {
+            super::consistency::Consistency::Stale
+        } else {
+            q.consistency
+        },
+        min_index: q.min_index.max(q.at_index),
+    };
     barrier(&s, &p).await?;
     // The label and the data come from one view. (An `at_index` balance is history at an
     // index the barrier already waited for, so any later applied index labels it truthfully.)
