@@ -54,12 +54,11 @@ use block::{Block, BlockWriter};
 use chain::{Runs, FRAME_BYTES_MAX};
 use ledger::{ColdHistory, HistoryDigest, IdempotencyEntry, Sealed, Transfer, TransferStatus};
 pub(crate) use record::ColdRecord;
-use record::{key_hash, ColdRecordRef, Keyed, KeyedHasher, Keys, Kind};
+use record::{key_hash, ColdRecordRef, Keys, Kind};
 use run::{FileAt, Span};
 use scan::{block_entries, frame_records, scan_tail, Tail};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::hash::BuildHasherDefault;
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -353,7 +352,8 @@ impl ColdStore {
         // The runs cannot change meanwhile: the caller holds the appender, which every
         // change of the list takes.
         let runs = self.runs();
-        let mut seen: HashSet<Keyed<'a>, BuildHasherDefault<KeyedHasher>> = HashSet::default();
+        // Only appends whose keys may repeat (an install's records) keep the set of keys seen.
+        let mut seen = HashSet::new();
         let mut entries = Vec::new();
         let mut digest = HistoryDigest::default();
         let mut buf = Vec::with_capacity(IO_BUFFER_BYTES);
@@ -372,7 +372,7 @@ impl ColdStore {
         for record in records {
             let (kind, id) = record.key();
             let hash = key_hash(kind, id);
-            let repeated = keys == Keys::MayRepeat && !seen.insert(Keyed { hash, kind, id });
+            let repeated = keys == Keys::MayRepeat && !seen.insert((kind, id));
             if repeated || self.get_in(&runs, hash, kind, id)?.is_some() {
                 continue;
             }

@@ -1,12 +1,10 @@
 //! The records of the cold history file and their keys: `ColdRecord` (what a frame's payload
 //! decodes to), `ColdRecordRef` (the borrowed form appends encode), `Kind` and `key_hash`, the
-//! 64-bit hash the index runs are sorted by, `Keys` (may an append repeat one), and `Keyed`, a
-//! key that carries its hash so a set of keys hashes nothing again.
+//! 64-bit hash the index runs are sorted by, and `Keys` (may an append repeat one).
 
 use super::super::codec::{invalid_data, FORMAT_V1};
 use ledger::{HistoryDigest, IdempotencyEntry, Transfer};
 use serde::{Deserialize, Serialize};
-use std::hash::{Hash, Hasher};
 
 /// One record of the cold history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +72,7 @@ impl<'a> ColdRecordRef<'a> {
 }
 
 /// Which key space a record's id belongs to (transfer and command ids may be equal).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub(super) enum Kind {
     Transfer,
     Idempotency,
@@ -102,50 +100,6 @@ pub(super) fn key_hash(kind: Kind, id: &str) -> u64 {
         Kind::Idempotency => 2,
     };
     xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), seed)
-}
-
-/// A record key with its `key_hash`: equal when kind and id are, hashed as the key hash alone
-/// (with [`KeyedHasher`], which passes it through), so a set of them hashes no string again.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Keyed<'a> {
-    pub(super) hash: u64,
-    pub(super) kind: Kind,
-    pub(super) id: &'a str,
-}
-
-impl PartialEq for Keyed<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && self.id == other.id
-    }
-}
-
-impl Eq for Keyed<'_> {}
-
-impl Hash for Keyed<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-/// The hasher of sets of [`Keyed`]: the key hash is already a good hash, so it is the hash.
-#[derive(Default)]
-pub(super) struct KeyedHasher(u64);
-
-impl Hasher for KeyedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is expected; anything else is folded in rather than lost.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 /// Whether the records of one append may repeat a key (then the first one is kept).
