@@ -1,6 +1,7 @@
 //! Account and transfer records held in the ledger state.
 
 use crate::types::{AccountId, Currency, TimestampUs};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Account lifecycle.
@@ -79,7 +80,7 @@ impl TransferStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
     /// Transfer id (== the id of the command that created it).
-    pub id: String,
+    pub id: CompactString,
     /// Debit account.
     pub debit: AccountId,
     /// Credit account.

@@ -9,11 +9,12 @@ use crate::idempotency::IdempotencyEntry;
 use crate::state::LedgerState;
 use crate::tiers::TransferSlots;
 use crate::types::{AccountId, TimestampUs};
+use compact_str::CompactString;
 
 /// Previous value of one touched record (`None`: it did not exist).
 pub(crate) enum Undo {
     Account(AccountId, Option<Account>),
-    Transfer(String, TransferSlots),
+    Transfer(CompactString, TransferSlots),
     Idempotency(String, Option<IdempotencyEntry>),
 }
 
@@ -207,7 +208,7 @@ mod tests {
             ..account
         });
         x.put_transfer(Transfer {
-            id: "p".to_owned(),
+            id: "p".into(),
             debit: id.clone(),
             credit: id,
             amount: 5,

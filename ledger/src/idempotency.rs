@@ -7,6 +7,7 @@ use crate::exec::Exec;
 use crate::outcome::{CommandResult, Outcome};
 use crate::rejection::Rejection;
 use crate::types::validate_command_id;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// The full persisted idempotency entry for a command id.
@@ -48,7 +49,7 @@ pub fn retry_answer(
 ///   rejected, is recorded.
 pub(crate) fn run(x: &mut Exec<'_>, command_id: &str, body: &CommandBody) -> CommandResult {
     let result = |x: &Exec<'_>, outcome| CommandResult {
-        command_id: command_id.to_owned(),
+        command_id: command_id.into(),
         index: x.index(),
         timestamp_us: x.ts(),
         outcome,
@@ -71,7 +72,7 @@ pub(crate) fn run(x: &mut Exec<'_>, command_id: &str, body: &CommandBody) -> Com
             Outcome::Accepted {
                 first_event_seq,
                 last_event_seq,
-                status: done.status.to_owned(),
+                status: CompactString::const_new(done.status),
                 inner: done.inner,
             }
         }

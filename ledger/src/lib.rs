@@ -14,6 +14,8 @@
 //! - `state`     — `LedgerState`: execute dispatch, accessors, invariant checks, restore.
 //! - `tiers`     — where transfers and idempotency entries live: pending and recent in
 //!   memory, older in a `ColdHistory` (the node's disk), sealed generations in between.
+//! - `id_map`    — `IdMap`: the persistent map of per-command records, keyed by id.
+//! - `id_filter` — the membership filter in front of each `IdMap` (misses skip the trie).
 //! - `idempotency` — the idempotency table entry and the replay / key-reuse rule (L3).
 //! - `exec`      — (private) journaled execution context: undo, event seq, debug checks.
 //! - `hash`      — (private) command fingerprints, the rolling applied hash, the state digest.
@@ -25,6 +27,7 @@ pub mod command;
 pub mod event;
 mod exec;
 mod hash;
+pub mod id_filter;
 pub mod id_map;
 pub mod idempotency;
 pub mod invariant;

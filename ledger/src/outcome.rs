@@ -3,13 +3,14 @@
 
 use crate::rejection::Rejection;
 use crate::types::TimestampUs;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Result of one command as first applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandResult {
     /// The command id (idempotency key).
-    pub command_id: String,
+    pub command_id: CompactString,
     /// Raft log index the command was first applied at.
     pub index: u64,
     /// Effective leader timestamp of that first application.
@@ -32,7 +33,7 @@ pub enum Outcome {
         last_event_seq: u64,
         /// For transfers: `posted` or `pending`; for two-phase completion: `posted`/`voided`;
         /// for status commands: the new status; for batches: `"batch"`.
-        status: String,
+        status: CompactString,
         /// For batches: each inner command's result, in order. Empty otherwise.
         inner: Vec<CommandResult>,
     },

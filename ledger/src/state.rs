@@ -19,6 +19,7 @@ use crate::invariant::{self, Invariant, Violation};
 use crate::outcome::{CommandResult, Outcome};
 use crate::tiers::{ColdHistory, Tiers, TransferSlots};
 use crate::types::{validate_command_id, AccountId, TimestampUs};
+use compact_str::CompactString;
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -70,7 +71,7 @@ pub struct LedgerState {
     pub(crate) tiers: Tiers,
     /// (expires_at_us, transfer id) of every pending transfer with a deadline; derived from
     /// the pending transfers, kept so expiry does not scan them.
-    pub(crate) deadlines: OrdSet<(TimestampUs, String)>,
+    pub(crate) deadlines: OrdSet<(TimestampUs, CompactString)>,
     /// Last assigned event seq (0: none yet).
     pub(crate) last_event_seq: u64,
     /// Effective timestamp of the last command.
@@ -129,7 +130,7 @@ impl LedgerState {
                     Outcome::Accepted {
                         first_event_seq,
                         last_event_seq,
-                        status: "tick".to_owned(),
+                        status: CompactString::const_new("tick"),
                         inner: Vec::new(),
                     }
                 } else {
@@ -138,7 +139,7 @@ impl LedgerState {
                     ))
                 };
                 CommandResult {
-                    command_id: cmd.id.clone(),
+                    command_id: cmd.id.as_str().into(),
                     index,
                     timestamp_us: ts,
                     outcome,
@@ -332,7 +333,7 @@ impl LedgerState {
 }
 
 /// Deadline-index key of a transfer: only pending transfers with a deadline have one.
-fn deadline_key(transfer: &Transfer) -> Option<(TimestampUs, String)> {
+fn deadline_key(transfer: &Transfer) -> Option<(TimestampUs, CompactString)> {
     match (transfer.status, transfer.expires_at_us) {
         (TransferStatus::Pending, Some(deadline)) => Some((deadline, transfer.id.clone())),
         _ => None,
@@ -341,7 +342,7 @@ fn deadline_key(transfer: &Transfer) -> Option<(TimestampUs, String)> {
 
 fn deadline_index<'a>(
     transfers: impl Iterator<Item = &'a Transfer>,
-) -> OrdSet<(TimestampUs, String)> {
+) -> OrdSet<(TimestampUs, CompactString)> {
     transfers.filter_map(deadline_key).collect()
 }
 

@@ -23,8 +23,10 @@
 //! record as it was; a transfer still pending at the horizon is found in `pending` first.
 
 use crate::account::{Transfer, TransferStatus};
+use crate::id_filter::IdHash;
 use crate::id_map::IdMap;
 use crate::idempotency::IdempotencyEntry;
+use compact_str::CompactString;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -65,7 +67,7 @@ impl Sealed {
     }
 
     /// Its idempotency entries, in arbitrary order.
-    pub fn idempotency(&self) -> impl Iterator<Item = (&String, &IdempotencyEntry)> {
+    pub fn idempotency(&self) -> impl Iterator<Item = (&CompactString, &IdempotencyEntry)> {
         self.idempotency.iter_unordered()
     }
 
@@ -167,11 +169,11 @@ impl Tiers {
     pub(crate) fn restore_transfer(&mut self, id: &str, slots: TransferSlots) -> Option<Transfer> {
         let current = self.pending.remove(id);
         if let Some(prev) = slots.pending {
-            self.pending.insert(id.to_owned(), prev);
+            self.pending.insert(id, prev);
         }
         match slots.young {
             Some(Some(prev)) => {
-                self.young_transfers.insert(id.to_owned(), prev);
+                self.young_transfers.insert(id, prev);
             }
             Some(None) => {
                 self.young_transfers.remove(id);
@@ -187,14 +189,14 @@ impl Tiers {
         command_id: &str,
         entry: IdempotencyEntry,
     ) -> Option<IdempotencyEntry> {
-        self.young_idempotency.insert(command_id.to_owned(), entry)
+        self.young_idempotency.insert(command_id, entry)
     }
 
     /// Puts back the `young` slot of a command id.
     pub(crate) fn restore_idempotency(&mut self, command_id: &str, prev: Option<IdempotencyEntry>) {
         match prev {
             Some(entry) => {
-                self.young_idempotency.insert(command_id.to_owned(), entry);
+                self.young_idempotency.insert(command_id, entry);
             }
             None => {
                 self.young_idempotency.remove(command_id);
@@ -285,14 +287,17 @@ impl Tiers {
         in_memory.chain(cold.map(|(id, e)| (Cow::Owned(id), Cow::Owned(e))))
     }
 
-    /// The transfer from the first memory tier that holds it.
+    /// The transfer from the first memory tier that holds it (the id hashed once for all).
     fn transfer_in_memory(&self, id: &str) -> Option<&Transfer> {
-        self.transfer_tiers().find_map(|m| m.get(id))
+        let hash = IdHash::of(id);
+        self.transfer_tiers().find_map(|m| m.get_hashed(id, hash))
     }
 
     /// The idempotency entry from the first memory tier that holds it.
     fn idempotency_in_memory(&self, id: &str) -> Option<&IdempotencyEntry> {
-        self.idempotency_tiers().find_map(|m| m.get(id))
+        let hash = IdHash::of(id);
+        self.idempotency_tiers()
+            .find_map(|m| m.get_hashed(id, hash))
     }
 }
 
@@ -300,11 +305,11 @@ impl Tiers {
 /// tier is skipped.
 fn each_once<'a, V: Clone + 'a>(
     tiers: impl Iterator<Item = &'a IdMap<V>> + Clone + 'a,
-) -> impl Iterator<Item = (&'a String, &'a V)> + 'a {
+) -> impl Iterator<Item = (&'a CompactString, &'a V)> + 'a {
     let all = tiers.clone();
     tiers.enumerate().flat_map(move |(n, map)| {
         let earlier = all.clone().take(n);
-        let fresh = move |id: &String| earlier.clone().all(|m| m.get(id).is_none());
+        let fresh = move |id: &CompactString| earlier.clone().all(|m| m.get(id).is_none());
         map.iter_unordered().filter(move |(id, _)| fresh(id))
     })
 }

@@ -222,7 +222,7 @@ fn record_first(result: &CommandResult, first: &mut BTreeMap<String, CommandResu
     );
     if !result.replayed && !unrecorded {
         first
-            .entry(result.command_id.clone())
+            .entry(result.command_id.to_string())
             .or_insert_with(|| result.clone());
     }
     if let Outcome::Accepted { inner, .. } = &result.outcome {
@@ -411,9 +411,13 @@ fn migrate(state: &mut LedgerState, cold: &MemCold) {
     };
     for sealed in state.sealed_history() {
         let mut transfers = cold.transfers.lock().expect("lock");
-        transfers.extend(sealed.transfers().map(|t| (t.id.clone(), t.clone())));
+        transfers.extend(sealed.transfers().map(|t| (t.id.to_string(), t.clone())));
         let mut idempotency = cold.idempotency.lock().expect("lock");
-        idempotency.extend(sealed.idempotency().map(|(k, e)| (k.clone(), e.clone())));
+        idempotency.extend(
+            sealed
+                .idempotency()
+                .map(|(k, e)| (k.to_string(), e.clone())),
+        );
     }
     state.forget_sealed_through(last);
 }

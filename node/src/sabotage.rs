@@ -82,7 +82,7 @@ pub fn ack_before_commit(
     let results = commands
         .iter()
         .map(|c| ledger::CommandResult {
-            command_id: c.id.clone(),
+            command_id: c.id.as_str().into(),
             index,
             timestamp_us: c.timestamp_us,
             outcome: ledger::Outcome::Accepted {

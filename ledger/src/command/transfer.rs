@@ -187,7 +187,7 @@ fn move_money(
     }
     let pending = matches!(phase, Phase::Pending { .. });
     let transfer = Transfer {
-        id: command_id.to_owned(),
+        id: command_id.into(),
         debit: debit.id.clone(),
         credit: credit.id.clone(),
         amount,

@@ -52,7 +52,7 @@ pub(crate) fn post(x: &mut Exec<'_>, command_id: &str, transfer_id: &str) -> Exe
     transfer.status = TransferStatus::Posted;
     transfer.updated_index = x.index();
     let kind = EventKind::TransferPosted {
-        transfer_id: transfer.id.clone(),
+        transfer_id: transfer.id.to_string(),
         debit: debit.id.clone(),
         credit: credit.id.clone(),
         amount,
@@ -80,7 +80,7 @@ pub(crate) fn void(x: &mut Exec<'_>, command_id: &str, transfer_id: &str) -> Exe
 /// (deadline, id) order, emitting `TransferExpired` events under `command_id`.
 pub(crate) fn expire_due(x: &mut Exec<'_>, command_id: &str) {
     let now = x.ts();
-    let due: Vec<String> = x
+    let due: Vec<compact_str::CompactString> = x
         .state()
         .deadlines
         .iter()
@@ -113,7 +113,7 @@ fn release(
     transfer.status = status;
     transfer.updated_index = x.index();
     let (transfer_id, debit_id, credit_id, amount) = (
-        transfer.id.clone(),
+        transfer.id.to_string(),
         transfer.debit.clone(),
         transfer.credit.clone(),
         transfer.amount,

@@ -178,7 +178,7 @@ fn answered_from_state(s: &AppState, cmd: &Command) -> Option<CommandResult> {
     Some(
         ledger::idempotency::retry_answer(&entry, &fingerprint).unwrap_or_else(|rejection| {
             CommandResult {
-                command_id: cmd.id.clone(),
+                command_id: cmd.id.as_str().into(),
                 index: applied,
                 timestamp_us: last_timestamp_us,
                 outcome: Outcome::Rejected(rejection),

@@ -9,7 +9,7 @@ use std::io::Write;
 
 pub(super) fn transfer(id: &str, index: u64) -> Transfer {
     Transfer {
-        id: id.to_owned(),
+        id: id.into(),
         debit: ledger::AccountId::parse("a").unwrap(),
         credit: ledger::AccountId::parse("b").unwrap(),
         amount: 5,
@@ -24,7 +24,7 @@ pub(super) fn transfer(id: &str, index: u64) -> Transfer {
 
 pub(super) fn entry(id: &str, index: u64) -> (String, IdempotencyEntry) {
     let result = CommandResult {
-        command_id: id.to_owned(),
+        command_id: id.into(),
         index,
         timestamp_us: index,
         outcome: Outcome::Rejected(ledger::Rejection::InsufficientFunds),
