@@ -178,6 +178,15 @@ impl Ctx {
 
     /// The current leader: (node id, API URL). Polls for up to 20 s.
     pub async fn leader(&self) -> anyhow::Result<(u64, String)> {
+        let (id, url, _) = self.leader_status().await?;
+        Ok((id, url))
+    }
+
+    /// The current leader and its own `/cluster/status`. A node's report names a leader only
+    /// as that node last heard of it (a killed leader, or a restarted one that has not yet
+    /// heard of the new term, may still be named), so the named node must answer and say
+    /// it is the leader itself. Polls for up to 20 s.
+    pub async fn leader_status(&self) -> anyhow::Result<(u64, String, serde_json::Value)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             for u in &self.urls {
@@ -187,13 +196,20 @@ impl Ctx {
                 let Some(id) = s["leader"].as_u64() else {
                     continue;
                 };
-                if let Some(api) = s["members"][id.to_string()]["api"].as_str() {
-                    return Ok((id, api.trim_end_matches('/').to_owned()));
+                let Some(api) = s["members"][id.to_string()]["api"].as_str() else {
+                    continue;
+                };
+                let api = api.trim_end_matches('/').to_owned();
+                let Some(own) = self.http.status(&api).await else {
+                    continue;
+                };
+                if own["role"] == "leader" && own["leader"].as_u64() == Some(id) {
+                    return Ok((id, api, own));
                 }
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "no node reported a leader within 20 s"
+                "no node answered as the leader within 20 s"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -214,8 +230,7 @@ impl Ctx {
 
     /// The leader's `committed` index.
     pub async fn leader_committed(&self) -> anyhow::Result<u64> {
-        let (_, url) = self.leader().await?;
-        let s = self.http.status(&url).await.context("leader status")?;
+        let (_, _, s) = self.leader_status().await?;
         s["committed"]
             .as_u64()
             .context("status without `committed`")
