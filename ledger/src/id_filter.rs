@@ -13,6 +13,10 @@
 //! when more keys were inserted than it was sized for, the map rebuilds it larger from its
 //! current keys, so the rate stays bounded however large the map grows.
 //!
+//! Not the cold index's filter (`node::sm::cold::bloom`): that one spreads 11 probes over the
+//! whole array for a 0.05 % rate, because its false positive costs a disk block read; here a
+//! false positive costs one trie walk, and an insert on the apply path should touch one word.
+//!
 //! The hash is XXH3 unkeyed: a client choosing ids that share a word only makes its own lookups
 //! fall back to the trie, whose own hasher is keyed.
 
