@@ -199,6 +199,12 @@ impl LedgerState {
         self.tiers.seal();
     }
 
+    /// Finished records applied since the last seal (the part of the hot history a seal
+    /// would set aside).
+    pub fn young_history_len(&self) -> usize {
+        self.tiers.young_len()
+    }
+
     /// The sealed generations not yet forgotten, oldest first.
     pub fn sealed_history(&self) -> &[Sealed] {
         self.tiers.sealed()

@@ -243,7 +243,7 @@ impl Tiers {
         self.young_len() + self.sealed.iter().map(Sealed::len).sum::<usize>()
     }
 
-    fn young_len(&self) -> usize {
+    pub(crate) fn young_len(&self) -> usize {
         self.young_transfers.len() + self.young_idempotency.len()
     }
 

@@ -1,11 +1,22 @@
 //! Keeps the history held in memory bounded: when more than `--history-in-memory-max`
 //! finished transfers and idempotency entries have accumulated since they last left memory,
-//! this task moves them to the cold history file (`LedgerReader::migrate_history`: one
-//! sequential append, on a thread of its own at the lowest CPU priority, or at normal priority
-//! once twice the bound is held), without waiting for a snapshot build (which also moves
-//! them, every `--snapshot-every-entries`).
+//! this task moves them to the cold history file, without waiting for a snapshot build (which
+//! also moves them, every `--snapshot-every-entries`).
+//!
+//! Moves go one sealed generation at a time (`LedgerReader::migrate_oldest_generation`: one
+//! sequential append on a thread of its own), and the young history is sealed whenever it
+//! holds a quarter of the bound, so no single move is larger than that plus one check's
+//! intake. Each move chooses its own CPU priority when it starts ([`move_nice`]): the lowest
+//! while the host has CPU to spare and the bound is not far exceeded, normal otherwise. A
+//! thread cannot raise its priority again without privileges, so a move started at the
+//! lowest priority on a host that then saturates is starved until it ends; keeping moves
+//! small bounds what piles up meanwhile (one unbounded move once let 3 GB pile up).
 
 use crate::sm::LedgerReader;
+use crate::spare_cpu::SpareCpu;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -13,46 +24,107 @@ use tokio::sync::watch;
 /// entry, about 350 bytes each in memory) held before they move to disk.
 pub const HISTORY_IN_MEMORY_MAX_DEFAULT: u64 = 200_000;
 
-/// How often the bound is checked.
+/// How often the bound is checked and the young history sealed.
 const CHECK_INTERVAL_MS: u64 = 250;
 
-/// Nice value of the moving thread while the history held is within twice the bound: the
-/// lowest priority, so a move waits for spare CPU (at nice 10 it took about a fifth of the
-/// batch API's throughput). Not `SCHED_IDLE`: a thread cannot raise its priority again without
-/// privileges, so a move started idle is not sped up when the load grows, and the bound waits
-/// for it; under a sustained load an idle move was starved while the history held grew to
-/// 2.7 GB.
-const MOVE_NICE: i32 = 19;
+/// Nice value of a move when the host has CPU to spare: the lowest priority, so the move takes
+/// what apply and replication leave (at nice 10 it took about a fifth of the batch API's
+/// throughput). Not `SCHED_IDLE`: like a niced thread, an idle one cannot be sped up again.
+const MOVE_NICE_SPARE: i32 = 19;
 
-/// Nice value of the moving thread beyond twice the bound: normal priority. A node saturated
-/// for minutes leaves a nice-19 thread almost no CPU, and the history held would grow without
-/// bound (a batch load of 4M transfers reached 4.4 GB); at normal priority moving takes its
-/// share of the CPU from apply, which slows intake instead.
-const MOVE_NICE_OVER_BOUND: i32 = 0;
+/// Nice value of a move on a busy host or beyond twice the bound: normal priority. On a host
+/// saturated for minutes a nice-19 thread gets about 1% of a CPU, and the history held would
+/// grow without bound; at normal priority moving takes its share of the CPU from apply, which
+/// slows intake instead.
+const MOVE_NICE_BUSY: i32 = 0;
+
+/// CPUs' worth of time the host must have left over during the last check interval for a
+/// move to start at the lowest priority.
+const SPARE_CPUS_MIN: f64 = 0.5;
+
+/// A move under way: the records it appended, or `None` when nothing was sealed.
+type Moving = Pin<Box<dyn Future<Output = io::Result<Option<u64>>> + Send>>;
 
 /// Runs until `stop` turns true.
 pub async fn run(reader: LedgerReader, max: u64, mut stop: watch::Receiver<bool>) {
+    let generation_records = generation_records(max);
     let mut check = tokio::time::interval(Duration::from_millis(CHECK_INTERVAL_MS));
+    let mut meter = SpareCpu::default();
+    meter.sample();
+    let mut spare_cpus = None;
+    let mut moving: Option<Moving> = None;
     loop {
         tokio::select! {
-            _ = check.tick() => {}
+            _ = check.tick() => spare_cpus = meter.sample(),
+            moved = async { moving.as_mut().expect("guarded by the branch condition").await },
+                if moving.is_some() =>
+            {
+                moving = None;
+                match moved {
+                    Ok(appended) => tracing::debug!(?appended, "history generation moved to disk"),
+                    Err(e) => tracing::error!(error = %e, "history move failed"),
+                }
+            }
             _ = stop.wait_for(|s| *s) => return,
+        }
+        reader.seal_history_over(generation_records);
+        if moving.is_some() {
+            continue;
         }
         let held = reader.history_in_memory() as u64;
         if held <= max {
             continue;
         }
-        let moving = reader.clone();
-        let nice = if held > max.saturating_mul(2) {
-            MOVE_NICE_OVER_BOUND
-        } else {
-            MOVE_NICE
-        };
-        let moved =
-            crate::sm::run_at_low_priority("history-move", nice, move || moving.migrate_history());
-        match moved.await {
-            Ok(appended) => tracing::debug!(held, appended, "history moved to disk"),
-            Err(e) => tracing::error!(error = %e, "history move failed"),
-        }
+        // Held records that are all young (a bound below a generation) still move.
+        reader.seal_history_over(1);
+        let mover = reader.clone();
+        let nice = move_nice(held, max, spare_cpus);
+        moving = Some(Box::pin(crate::sm::run_at_low_priority(
+            "history-move",
+            nice,
+            move || mover.migrate_oldest_generation(),
+        )));
+    }
+}
+
+/// Records the young history holds before it is sealed as a generation of its own: a quarter
+/// of the bound, so a move is small next to it and lookups visit a handful of generations.
+fn generation_records(max: u64) -> usize {
+    usize::try_from(max / 4).unwrap_or(usize::MAX).max(1)
+}
+
+/// The nice value of a move starting with `held` records in memory, bound `max`, and
+/// `spare_cpus` left over by the host during the last check (`None`: unknown, taken as busy:
+/// a move at normal priority only costs some throughput, a starved one breaks the bound).
+fn move_nice(held: u64, max: u64, spare_cpus: Option<f64>) -> i32 {
+    let far_over = held > max.saturating_mul(2);
+    let busy = spare_cpus.is_none_or(|spare| spare < SPARE_CPUS_MIN);
+    if far_over || busy {
+        MOVE_NICE_BUSY
+    } else {
+        MOVE_NICE_SPARE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_move_yields_only_when_the_host_has_cpu_to_spare_and_the_bound_roughly_holds() {
+        assert_eq!(move_nice(150, 100, Some(1.5)), MOVE_NICE_SPARE);
+        assert_eq!(move_nice(150, 100, None), MOVE_NICE_BUSY);
+        assert_eq!(move_nice(200, 100, Some(SPARE_CPUS_MIN)), MOVE_NICE_SPARE);
+        // A saturated host would starve a nice-19 move for as long as it stays saturated.
+        assert_eq!(move_nice(150, 100, Some(0.1)), MOVE_NICE_BUSY);
+        assert_eq!(move_nice(201, 100, Some(1.5)), MOVE_NICE_BUSY);
+        assert_eq!(move_nice(u64::MAX, u64::MAX, Some(0.0)), MOVE_NICE_BUSY);
+    }
+
+    #[test]
+    fn generations_are_a_quarter_of_the_bound_and_never_empty() {
+        assert_eq!(generation_records(200_000), 50_000);
+        assert_eq!(generation_records(3), 1);
+        assert_eq!(generation_records(0), 1);
     }
 }

@@ -12,6 +12,8 @@
 //! - `api`        — the client HTTP API.
 //! - `metrics`    — Prometheus recorder, HTTP latency and Raft gauges.
 //! - `relay`      — leader-only relay of committed events to the JetStream stream `LEDGER`.
+//! - `history_bound` — moves finished history to disk once more than the bound is in memory.
+//! - `spare_cpu`  — CPU the host left over recently (`/proc/stat`), for background priorities.
 //! - `config`     — node configuration (flags + env).
 //! - `app`        — assembles and runs a node; used by the binary and the tests.
 //! - `local_cluster` — launches real node processes on loopback (demo, bench, tests).
@@ -38,5 +40,6 @@ pub mod raft_types;
 pub mod relay;
 pub mod sabotage;
 pub mod sm;
+pub mod spare_cpu;
 pub mod tls;
 pub mod wal;

@@ -1,5 +1,5 @@
 //! Moving history out of memory: seal the young history (O(1) under the state lock), append
-//! the sealed generations to the cold history file, and forget them. No fsync here: the
+//! the sealed generations to the cold history file oldest first, and forget them. No fsync here: the
 //! records only have to be durable before a snapshot that relies on them is current, and
 //! every snapshot build syncs the file before writing its pointer (a record lost in a crash
 //! before that is replayed from the log). Syncing every move put bursts of tens of MB in
@@ -82,26 +82,53 @@ impl ColdProgress {
     }
 }
 
-/// Moves every finished record held in memory to the cold history; returns how many records
-/// were appended (records already in the file are not counted).
-pub(crate) fn migrate_history(shared: &Shared) -> io::Result<u64> {
+/// Seals the young history as a new generation when it holds at least `min_records` (O(1)
+/// under the state lock); true when it did.
+pub(crate) fn seal_history_over(shared: &Shared, min_records: usize) -> bool {
+    let mut live = shared.live_mut();
+    if live.ledger.young_history_len() < min_records.max(1) {
+        return false;
+    }
+    live.ledger.seal_history();
+    true
+}
+
+/// Moves the oldest sealed generation to the cold history; returns how many records were
+/// appended (records already in the file are not counted), or `None` when no generation is
+/// sealed. One generation at a time, so a move is as long as a generation is large and the
+/// history bound chooses the priority of each (see `history_bound`).
+pub(crate) fn migrate_oldest(shared: &Shared) -> io::Result<Option<u64>> {
     let _gate = shared.history_gate();
-    let sealed = {
-        let mut live = shared.live_mut();
-        live.ledger.seal_history();
-        live.ledger.sealed_history().to_vec()
+    let Some(oldest) = shared.live().ledger.sealed_history().first().cloned() else {
+        return Ok(None);
     };
+    let oldest = [oldest];
     let appended = {
         let _appends = shared.cold_appends();
-        copy_to_cold(shared, &sealed)?
+        copy_to_cold(shared, &oldest)?
     };
-    // The ledger's copies go under the lock; the records stay in RAM until `sealed` is
+    // The ledger's copy goes under the lock; the records stay in RAM until `oldest` is
     // dropped (a large share of a move's time), and are counted as held until then.
-    let freeing: u64 = sealed.iter().map(|g| g.len() as u64).sum();
+    let freeing = oldest[0].len() as u64;
     shared.history_freeing.fetch_add(freeing, Ordering::AcqRel);
-    forget(shared, &sealed);
-    drop(sealed);
+    forget(shared, &oldest);
+    drop(oldest);
     shared.history_freeing.fetch_sub(freeing, Ordering::AcqRel);
+    Ok(Some(appended))
+}
+
+/// Moves every finished record held in memory when it is called to the cold history,
+/// generation by generation; returns how many records were appended.
+pub(crate) fn migrate_history(shared: &Shared) -> io::Result<u64> {
+    seal_history_over(shared, 1);
+    let generations = shared.live().ledger.sealed_history().len();
+    let mut appended = 0;
+    for _ in 0..generations {
+        match migrate_oldest(shared)? {
+            Some(moved) => appended += moved,
+            None => break,
+        }
+    }
     Ok(appended)
 }
 

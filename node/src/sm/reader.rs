@@ -116,6 +116,18 @@ impl LedgerReader {
         super::migrate::migrate_history(&self.shared)
     }
 
+    /// Sets the young history aside as a sealed generation when it holds at least
+    /// `min_records` (O(1)); true when it did.
+    pub fn seal_history_over(&self, min_records: usize) -> bool {
+        super::migrate::seal_history_over(&self.shared, min_records)
+    }
+
+    /// Moves the oldest sealed generation to the cold history file (blocking; synced by the
+    /// next snapshot build); returns the records appended, or `None` when none is sealed.
+    pub fn migrate_oldest_generation(&self) -> io::Result<Option<u64>> {
+        super::migrate::migrate_oldest(&self.shared)
+    }
+
     /// Records in the cold history file (finished transfers and idempotency entries that left
     /// memory; may include records beyond the applied index after a crash, hidden until then).
     pub fn history_on_disk(&self) -> usize {
