@@ -10,7 +10,8 @@
 //! while the host has CPU to spare and the bound is not far exceeded, normal otherwise. A
 //! thread cannot raise its priority again without privileges, so a move started at the
 //! lowest priority on a host that then saturates is starved until it ends; keeping moves
-//! small bounds what piles up meanwhile (one unbounded move once let 3 GB pile up).
+//! small bounds what piles up meanwhile (one unbounded move once let 3 GB pile up). On a
+//! host with CPU to spare, sealed generations move before the bound is reached ([`plan`]).
 
 use crate::sm::LedgerReader;
 use crate::spare_cpu::SpareCpu;
@@ -72,19 +73,49 @@ pub async fn run(reader: LedgerReader, max: u64, mut stop: watch::Receiver<bool>
             continue;
         }
         let held = reader.history_in_memory() as u64;
-        if held <= max {
+        let sealed = reader.sealed_generations();
+        let Some(plan) = plan(held, max, sealed, spare_cpus) else {
             continue;
+        };
+        if plan.seal_young {
+            // Held records that are all young (a bound below a generation) still move.
+            reader.seal_history_over(1);
         }
-        // Held records that are all young (a bound below a generation) still move.
-        reader.seal_history_over(1);
         let mover = reader.clone();
-        let nice = move_nice(held, max, spare_cpus);
         moving = Some(Box::pin(crate::sm::run_at_low_priority(
             "history-move",
-            nice,
+            plan.nice,
             move || mover.migrate_oldest_generation(),
         )));
     }
+}
+
+/// The next move: its priority, and whether to seal the young history first.
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    /// Nice value of the moving thread.
+    nice: i32,
+    /// Seal the young history first (the bound is exceeded; a generation may not be sealed).
+    seal_young: bool,
+}
+
+/// Whether to move a generation now, with `held` records in memory, bound `max`, `sealed`
+/// generations sealed, and `spare_cpus` left over by the host during the last check: when
+/// the bound is exceeded, and also, at the lowest priority, when a whole generation is sealed
+/// and the host has CPU to spare — so a quiet host keeps about a generation in memory, and
+/// the next snapshot build (which appends what is left, beside apply) has little to append.
+fn plan(held: u64, max: u64, sealed: usize, spare_cpus: Option<f64>) -> Option<Plan> {
+    if held > max {
+        return Some(Plan {
+            nice: move_nice(held, max, spare_cpus),
+            seal_young: true,
+        });
+    }
+    let spare = spare_cpus.is_some_and(|spare| spare >= SPARE_CPUS_MIN);
+    (sealed > 0 && spare).then_some(Plan {
+        nice: MOVE_NICE_SPARE,
+        seal_young: false,
+    })
 }
 
 /// Records the young history holds before it is sealed as a generation of its own: a quarter
@@ -119,6 +150,26 @@ mod tests {
         assert_eq!(move_nice(150, 100, Some(0.1)), MOVE_NICE_BUSY);
         assert_eq!(move_nice(201, 100, Some(1.5)), MOVE_NICE_BUSY);
         assert_eq!(move_nice(u64::MAX, u64::MAX, Some(0.0)), MOVE_NICE_BUSY);
+    }
+
+    #[test]
+    fn a_quiet_host_moves_sealed_generations_before_the_bound_is_reached() {
+        let spare = |nice| {
+            Some(Plan {
+                nice,
+                seal_young: false,
+            })
+        };
+        assert_eq!(plan(50, 100, 1, Some(1.0)), spare(MOVE_NICE_SPARE));
+        // Nothing sealed, a busy host, or an unknown one: wait for the bound.
+        assert_eq!(plan(50, 100, 0, Some(1.0)), None);
+        assert_eq!(plan(50, 100, 1, Some(0.2)), None);
+        assert_eq!(plan(50, 100, 1, None), None);
+        // Over the bound: always, sealing the young history first.
+        let over = plan(101, 100, 0, Some(0.2)).unwrap();
+        assert_eq!((over.nice, over.seal_young), (MOVE_NICE_BUSY, true));
+        let over = plan(101, 100, 0, Some(1.0)).unwrap();
+        assert_eq!((over.nice, over.seal_young), (MOVE_NICE_SPARE, true));
     }
 
     #[test]

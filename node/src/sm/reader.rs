@@ -122,6 +122,11 @@ impl LedgerReader {
         super::migrate::seal_history_over(&self.shared, min_records)
     }
 
+    /// Generations of history sealed and not yet moved to the cold history file.
+    pub fn sealed_generations(&self) -> usize {
+        self.shared.live().ledger.sealed_history().len()
+    }
+
     /// Moves the oldest sealed generation to the cold history file (blocking; synced by the
     /// next snapshot build); returns the records appended, or `None` when none is sealed.
     pub fn migrate_oldest_generation(&self) -> io::Result<Option<u64>> {

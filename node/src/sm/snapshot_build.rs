@@ -145,6 +145,7 @@ fn build_blocking(shared: &Arc<Shared>, capture: Capture) -> io::Result<Snapshot
     }
     let index = capture.meta.last_log_id.as_ref().map_or(0, |l| l.index);
     let sealed = capture.ledger.sealed_history();
+    let phase = Instant::now();
     let (history, cold_records) = {
         let _appends = shared.cold_appends();
         // Generations a move appended meanwhile are skipped; the history is where the file
@@ -157,7 +158,11 @@ fn build_blocking(shared: &Arc<Shared>, capture: Capture) -> io::Result<Snapshot
     };
     // Durable before the pointer: a restart from this snapshot reads only its working set and
     // needs every older record on disk.
+    let append_ms = phase.elapsed().as_millis() as u64;
+    let phase = Instant::now();
     shared.trees.cold.sync()?;
+    let cold_sync_ms = phase.elapsed().as_millis() as u64;
+    let phase = Instant::now();
     let tmp = shared.temp_path("build");
     let head = header_of(&capture.meta, &capture.ledger, history);
     if let Err(e) = write_local(&tmp, head, &capture.ledger) {
@@ -176,7 +181,10 @@ fn build_blocking(shared: &Arc<Shared>, capture: Capture) -> io::Result<Snapshot
         .write_pointer(meta_key::SNAPSHOT, Some(&pointer))?;
     // openraft purges the log up to this snapshot once we return: sled must hold everything the
     // log held up to here (and the pointer) on disk, not just in the page cache.
+    let write_ms = phase.elapsed().as_millis() as u64;
+    let phase = Instant::now();
     shared.trees.flush_durable()?;
+    let sled_flush_ms = phase.elapsed().as_millis() as u64;
     shared.trees.cold.settle_boundary(history.cold_end_bytes);
     forget(shared, sealed);
     let old = shared.snapshot().replace(pointer.clone());
@@ -192,7 +200,7 @@ fn build_blocking(shared: &Arc<Shared>, capture: Capture) -> io::Result<Snapshot
         build_ms: capture.started.elapsed().as_millis() as u64,
     };
     shared.record_build(stats);
-    tracing::info!(index, file = %pointer.file_name, bytes = stats.bytes, build_ms = stats.build_ms, cold_records, "snapshot built");
+    tracing::info!(index, file = %pointer.file_name, bytes = stats.bytes, build_ms = stats.build_ms, append_ms, cold_sync_ms, write_ms, sled_flush_ms, cold_records, "snapshot built");
     Ok(Snapshot {
         meta: pointer.meta,
         snapshot: SnapshotFile::local(path, shared)?,

@@ -46,6 +46,7 @@ mod scan;
 mod tests;
 #[cfg(test)]
 mod tests_crash;
+mod writeback;
 
 use super::codec::{decode, encode_into, invalid_data};
 use super::frame::{read_frame, write_frame, ReadFrame};
@@ -364,7 +365,9 @@ impl ColdStore {
             last = *end;
             *end += write_frame(buf, &block.finish()?, FRAME_BYTES_MAX)?;
             if buf.len() >= IO_BUFFER_BYTES {
-                self.file.write_all_at(buf, *end - buf.len() as u64)?;
+                let at = *end - buf.len() as u64;
+                self.file.write_all_at(buf, at)?;
+                writeback::start(&self.file, at, buf.len() as u64);
                 buf.clear();
             }
             io::Result::Ok(())
@@ -391,7 +394,9 @@ impl ColdStore {
         if entries.is_empty() {
             return Ok((start, 0));
         }
-        self.file.write_all_at(&buf, end - buf.len() as u64)?;
+        let at = end - buf.len() as u64;
+        self.file.write_all_at(&buf, at)?;
+        writeback::start(&self.file, at, buf.len() as u64);
         let appended = entries.len() as u64;
         self.add_run(start, end, last, entries)?;
         self.digest

@@ -181,6 +181,7 @@ impl RunWriter {
         self.out.write_all(&(footer.len() as u64).to_le_bytes())?;
         self.out.write_all(&TRAILER_MAGIC)?;
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        super::writeback::start(&file, 0, 0);
         drop(file);
         std::fs::rename(&self.tmp, path)?;
         Ok(Run {
