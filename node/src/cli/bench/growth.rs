@@ -5,7 +5,7 @@
 //! Loads postings through the batch API (the time-travel loader, its own 1000 accounts) up to
 //! each step's total, then, per step:
 //! 1. commit latency (single transfers, 4 clients, at the leader) for 5 s, then while the
-//!    leader builds a snapshot (`commit_probe`);
+//!    leader builds snapshots, until 1000 commits landed during builds (`commit_probe`);
 //! 2. waits until every node applied the load, and has each node in turn build a snapshot
 //!    (`POST /cluster/snapshot`); size and build time come from `snapshot_build` in that node's
 //!    `/cluster/status`;
@@ -157,8 +157,12 @@ async fn step(
     wait_all_applied(ctx, SETTLE_TIMEOUT).await?;
     let probe = commit_probe::run(ctx, l, &label).await?;
     println!(
-        "  commit latency: {} without a snapshot; {} while the leader built one ({})",
-        probe.without, probe.during, probe.build
+        "  commit latency: {} without a snapshot; {} while the leader built {} ({} ms in all; last {})",
+        probe.without,
+        probe.during,
+        probe.builds.len(),
+        probe.build_ms(),
+        probe.builds.last().unwrap_or(&Value::Null)
     );
     wait_all_applied(ctx, SETTLE_TIMEOUT).await?;
     let rss_of = |c: &crate::local_cluster::LocalCluster| -> Vec<u64> {
@@ -269,10 +273,11 @@ async fn step(
         rep,
         &format!("{at} commit p99 during a snapshot build"),
         format!(
-            "{:.2} ms during ({} commits, build {} ms) vs {:.2} ms without ({} commits): {ratio:.2}x",
+            "{:.2} ms during ({} commits, {} builds, {} ms) vs {:.2} ms without ({} commits): {ratio:.2}x",
             probe.during.p99_ms,
             probe.during.count,
-            probe.build["build_ms"].as_u64().unwrap_or(0),
+            probe.builds.len(),
+            probe.build_ms(),
             probe.without.p99_ms,
             probe.without.count
         ),
@@ -339,7 +344,7 @@ async fn step(
         "conservation_at": points, "replay": {"latency": replay, "errors": replay_errors},
         "restart_sigterm": restart_json(&graceful), "restart_sigkill": restart_json(&killed),
         "commit_without_snapshot": probe.without, "commit_during_snapshot": probe.during,
-        "commit_probe_build": probe.build, "commit_probe_errors": probe.errors});
+        "commit_probe_builds": probe.builds, "commit_probe_errors": probe.errors});
     Ok((v, rss_max))
 }
 
