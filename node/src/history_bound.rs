@@ -46,7 +46,7 @@ const SPARE_CPUS_MIN: f64 = 0.5;
 /// A move under way: the records it appended, or `None` when nothing was sealed.
 type Moving = Pin<Box<dyn Future<Output = io::Result<Option<u64>>> + Send>>;
 
-/// Runs until `stop` turns true.
+/// Runs until `stop` turns true (and a move under way has ended).
 pub async fn run(reader: LedgerReader, max: u64, mut stop: watch::Receiver<bool>) {
     let generation_records = generation_records(max);
     let mut check = tokio::time::interval(Duration::from_millis(CHECK_INTERVAL_MS));
@@ -66,7 +66,7 @@ pub async fn run(reader: LedgerReader, max: u64, mut stop: watch::Receiver<bool>
                     Err(e) => tracing::error!(error = %e, "history move failed"),
                 }
             }
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => break,
         }
         reader.seal_history_over(generation_records);
         if moving.is_some() {
@@ -87,6 +87,12 @@ pub async fn run(reader: LedgerReader, max: u64, mut stop: watch::Receiver<bool>
             plan.nice,
             move || mover.migrate_oldest_generation(),
         )));
+    }
+    // A move under way finishes before the node goes on shutting down.
+    if let Some(moving) = moving {
+        if let Err(e) = moving.await {
+            tracing::error!(error = %e, "history move failed");
+        }
     }
 }
 

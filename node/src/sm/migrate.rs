@@ -85,6 +85,10 @@ impl ColdProgress {
 /// Seals the young history as a new generation when it holds at least `min_records` (O(1)
 /// under the state lock); true when it did.
 pub(crate) fn seal_history_over(shared: &Shared, min_records: usize) -> bool {
+    // Checked under the shared lock first: most checks seal nothing, and apply need not wait.
+    if shared.live().ledger.young_history_len() < min_records.max(1) {
+        return false;
+    }
     let mut live = shared.live_mut();
     if live.ledger.young_history_len() < min_records.max(1) {
         return false;
