@@ -7,7 +7,7 @@
 //! state machine be re-applied up to it on restart), and an older value after a crash is safe.
 
 use crate::raft_types::{Entry, IOFlushed, LogId, LogState, TypeConfig, Vote};
-use crate::wal::{RealFs, Wal, WalFs, WalOptions, WalStats};
+use crate::wal::{RealFs, Wal, WalExecution, WalFs, WalOptions, WalStats};
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 use std::fmt::Debug;
@@ -58,9 +58,10 @@ impl LogStore {
         self.wal.stats()
     }
 
-    /// Reads `start..end` (at most `max` entries); disk reads run on the blocking pool.
+    /// Reads `start..end` (at most `max` entries); disk reads run on the blocking pool (inline
+    /// with [`WalExecution::RuntimeOnly`]).
     async fn read(&self, start: u64, end: u64, max: usize) -> io::Result<Vec<Entry>> {
-        if self.wal.is_cached(start, end) {
+        if self.wal.is_cached(start, end) || self.wal.execution() == WalExecution::RuntimeOnly {
             return self.wal.read(start, end, max);
         }
         let wal = self.wal.clone();

@@ -1,4 +1,5 @@
-//! The flusher: the one thread that writes the WAL, with group commit.
+//! The flusher: the one thread (or runtime task, in a simulation) that writes the WAL, with group
+//! commit.
 //!
 //! Every write (entries, vote, committed, truncate, purge) is a [`Request`] on one bounded
 //! channel, so writes are serialized in the order they were submitted and never reordered. The
@@ -145,14 +146,26 @@ impl Flusher {
 
     /// Runs until every sender is gone and the queue is drained.
     pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
-        let mut round = Vec::new();
         while let Some(first) = rx.blocking_recv() {
-            round.push(first);
-            while let Ok(more) = rx.try_recv() {
-                round.push(more);
-            }
-            self.commit_round(std::mem::take(&mut round));
+            self.commit_queued(first, &mut rx);
         }
+    }
+
+    /// [`Flusher::run`] as a task of a tokio runtime (`WalExecution::RuntimeOnly`): the same
+    /// rounds, awaiting the queue instead of blocking a thread on it.
+    pub async fn run_on_runtime(mut self, mut rx: mpsc::Receiver<Request>) {
+        while let Some(first) = rx.recv().await {
+            self.commit_queued(first, &mut rx);
+        }
+    }
+
+    /// One round: `first` and everything already queued behind it.
+    fn commit_queued(&mut self, first: Request, rx: &mut mpsc::Receiver<Request>) {
+        let mut round = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            round.push(more);
+        }
+        self.commit_round(round);
     }
 
     fn commit_round(&mut self, round: Vec<Request>) {

@@ -3,7 +3,8 @@
 //! Shape (etcd's): CRC32C-framed records in preallocated segment files, appended only; one
 //! flusher thread with group commit (one `fdatasync` per round, completions fired in order after
 //! it); torn-tail detection on open; truncation and purge as logged records, with whole segments
-//! deleted once purged.
+//! deleted once purged. In a simulation the flusher is a task on the caller's runtime instead
+//! ([`WalExecution::RuntimeOnly`]).
 //!
 //! Modules, one concept each:
 //! - `file`     — [`WalFs`]/[`WalFile`], the narrow storage interface, and [`RealFs`].
@@ -43,7 +44,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests that may wait in the flusher's queue. openraft keeps a bounded number of log writes
@@ -75,6 +75,21 @@ pub struct WalOptions {
     /// TEST ONLY, UNSAFE: never `fdatasync` (files or directories), yet report writes durable.
     /// Exists so the power-cut test can show it detects lost acknowledged writes.
     pub unsafe_skip_sync_for_tests: bool,
+    /// Where the WAL's blocking work runs.
+    pub execution: WalExecution,
+}
+
+/// Where the WAL's blocking work (writes and syncs, reads of evicted entries) runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalExecution {
+    /// The flusher on a thread of its own, reads of evicted entries on tokio's blocking pool:
+    /// a real node, whose syncs take milliseconds.
+    #[default]
+    Threads,
+    /// Everything on the thread of the tokio runtime that opened the WAL: the flusher as a task
+    /// of that runtime, reads inline. For a simulation on [`SimFs`], whose I/O never blocks, so
+    /// that one seeded thread orders every step; on a real disk it would stall the runtime.
+    RuntimeOnly,
 }
 
 impl Default for WalOptions {
@@ -84,6 +99,7 @@ impl Default for WalOptions {
             entry_cache_max: ENTRY_CACHE_MAX_DEFAULT,
             entry_cache_bytes_max: ENTRY_CACHE_BYTES_MAX_DEFAULT,
             unsafe_skip_sync_for_tests: false,
+            execution: WalExecution::Threads,
         }
     }
 }
@@ -135,13 +151,22 @@ pub struct WalStats {
 ///
 /// Writes are submitted from async code and completed by the flusher thread; reads are served
 /// from memory or from the segments. Dropping the `Wal` lets the flusher finish what is queued
-/// and waits for it.
+/// and waits for it (a flusher task finishes it on its runtime).
 #[derive(Debug)]
 pub struct Wal {
     shared: Arc<Shared>,
     /// Queue to the flusher; `None` only while dropping.
     tx: Option<mpsc::Sender<Request>>,
-    flusher: Option<JoinHandle<()>>,
+    flusher: Option<FlusherHandle>,
+    execution: WalExecution,
+}
+
+/// The running flusher.
+#[derive(Debug)]
+enum FlusherHandle {
+    Thread(std::thread::JoinHandle<()>),
+    /// Ends by itself once the queue is closed and drained.
+    Task,
 }
 
 fn closed() -> io::Error {
@@ -159,6 +184,16 @@ impl Wal {
             );
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg).into());
         }
+        let runtime = match options.execution {
+            WalExecution::Threads => None,
+            WalExecution::RuntimeOnly => {
+                Some(tokio::runtime::Handle::try_current().map_err(|e| {
+                    io::Error::other(format!(
+                        "WalExecution::RuntimeOnly needs a tokio runtime: {e}"
+                    ))
+                })?)
+            }
+        };
         let rec = recovery::recover(&*fs, dir, &options)?;
         let purged = rec.log.purged();
         let last_log_id = rec.log.last_log_id();
@@ -192,9 +227,18 @@ impl Wal {
             header,
         )?;
         let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
-        let handle = std::thread::Builder::new()
-            .name("wal-flusher".into())
-            .spawn(move || flusher.run(rx))?;
+        // `runtime` is set exactly for `WalExecution::RuntimeOnly`.
+        let handle = match runtime {
+            None => FlusherHandle::Thread(
+                std::thread::Builder::new()
+                    .name("wal-flusher".into())
+                    .spawn(move || flusher.run(rx))?,
+            ),
+            Some(runtime) => {
+                drop(runtime.spawn(flusher.run_on_runtime(rx)));
+                FlusherHandle::Task
+            }
+        };
         tracing::info!(
             dir = %dir.display(),
             segments = shared.stats.segments.load(Ordering::Relaxed),
@@ -206,6 +250,7 @@ impl Wal {
             shared,
             tx: Some(tx),
             flusher: Some(handle),
+            execution: options.execution,
         })
     }
 
@@ -361,6 +406,11 @@ impl Wal {
         self.shared.is_cached(start, end)
     }
 
+    /// Where this WAL's blocking work runs (as opened).
+    pub fn execution(&self) -> WalExecution {
+        self.execution
+    }
+
     /// Counters since open.
     pub fn stats(&self) -> WalStats {
         let c = &self.shared.stats;
@@ -397,7 +447,7 @@ fn check_follows(st: &State, entries: &[Entry]) -> io::Result<()> {
 impl Drop for Wal {
     fn drop(&mut self) {
         drop(self.tx.take());
-        if let Some(handle) = self.flusher.take() {
+        if let Some(FlusherHandle::Thread(handle)) = self.flusher.take() {
             if handle.thread().id() == std::thread::current().id() {
                 // Dropped by a completion running on the flusher itself: it exits on its own
                 // once the queue is drained; joining here would deadlock.
