@@ -137,6 +137,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     .context("open wal")?;
     let sm_options = crate::sm::StoreOptions {
         sled_cache_bytes: cfg.sled_cache_mb << 20,
+        ..Default::default()
     };
     let sm = StateMachineStore::open_with(&cfg.data, &sm_options).context("open state machine")?;
     let net = NetworkFactory::new(cfg.id, &cfg.cluster_secret)

@@ -7,7 +7,7 @@
 //! state machine be re-applied up to it on restart), and an older value after a crash is safe.
 
 use crate::raft_types::{Entry, IOFlushed, LogId, LogState, TypeConfig, Vote};
-use crate::wal::{RealFs, Wal, WalExecution, WalFs, WalOptions, WalStats};
+use crate::wal::{RealFs, Wal, WalFs, WalOptions, WalStats};
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 use std::fmt::Debug;
@@ -58,16 +58,15 @@ impl LogStore {
         self.wal.stats()
     }
 
-    /// Reads `start..end` (at most `max` entries); disk reads run on the blocking pool (inline
-    /// with [`WalExecution::RuntimeOnly`]).
+    /// Reads `start..end` (at most `max` entries); disk reads run where the WAL's execution
+    /// says (the blocking pool, or inline).
     async fn read(&self, start: u64, end: u64, max: usize) -> io::Result<Vec<Entry>> {
-        if self.wal.is_cached(start, end) || self.wal.execution() == WalExecution::RuntimeOnly {
+        if self.wal.is_cached(start, end) {
             return self.wal.read(start, end, max);
         }
         let wal = self.wal.clone();
-        tokio::task::spawn_blocking(move || wal.read(start, end, max))
-            .await
-            .map_err(io::Error::other)?
+        let read = move || wal.read(start, end, max);
+        self.wal.execution().blocking("wal read", read).await
     }
 }
 

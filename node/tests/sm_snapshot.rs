@@ -231,6 +231,7 @@ async fn history_leaves_memory_at_a_snapshot_and_is_answered_from_disk() {
 
     let small = node::sm::StoreOptions {
         sled_cache_bytes: 64 << 10,
+        ..Default::default()
     };
     let d2 = tempfile::tempdir().unwrap();
     let mut installed = StateMachineStore::open_with(d2.path(), &small).unwrap();

@@ -1,4 +1,4 @@
-//! `WalExecution::RuntimeOnly`: the WAL does all its work on the thread of the runtime that
+//! `Execution::RuntimeOnly`: the WAL does all its work on the thread of the runtime that
 //! opened it (no flusher thread, no blocking pool), as a deterministic simulation needs, and
 //! keeps every durability rule: what it acknowledged survives a power cut, across segment
 //! rotations, a purge and reads of evicted entries. Run twice from the same inputs it leaves
@@ -6,9 +6,10 @@
 
 mod wal_support;
 
+use node::execution::Execution;
 use node::log_store::LogStore;
 use node::raft_types::Vote;
-use node::wal::{SimFs, WalExecution, WalFs, WalOptions};
+use node::wal::{SimFs, WalFs, WalOptions};
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,7 +18,7 @@ use wal_support::{all_entries, append_range, bounds, entries, log_id, small_segm
 
 fn runtime_only() -> WalOptions {
     WalOptions {
-        execution: WalExecution::RuntimeOnly,
+        execution: Execution::RuntimeOnly,
         ..small_segments()
     }
 }
@@ -98,7 +99,7 @@ async fn runtime_only_wal_keeps_acknowledged_writes_without_threads() {
         Arc::new(SimFs::new()),
         dir,
         WalOptions {
-            execution: WalExecution::Threads,
+            execution: Execution::Threads,
             ..small_segments()
         },
     )

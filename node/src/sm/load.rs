@@ -100,7 +100,12 @@ pub(crate) fn open_shared(dir: &Path, options: &StoreOptions) -> io::Result<Arc<
     // beyond the state's index (copied before a crash lost the snapshot) stays invisible.
     live.ledger.attach_cold_history(trees.cold.clone());
     live.ledger.set_history_horizon(live.applied_index() + 1);
-    let shared = Arc::new(Shared::new(snapshot_dir.clone(), trees, live));
+    let shared = Arc::new(Shared::new(
+        snapshot_dir.clone(),
+        options.execution,
+        trees,
+        live,
+    ));
     let cold = &shared.trees.cold;
     let history = HistoryRef {
         cold_end_bytes: cold.end_bytes(),

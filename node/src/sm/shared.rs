@@ -5,6 +5,7 @@ use super::meta::{SnapshotPointer, Trees};
 use super::migrate::ColdProgress;
 use super::postings::PostingsIndex;
 use super::snapshot_build::SnapshotBuildStats;
+use crate::execution::Execution;
 use crate::raft_types::{LogId, StoredMembership};
 use ledger::LedgerState;
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ impl Live {
 pub(crate) struct Shared {
     /// Directory snapshot files live in.
     pub(crate) snapshot_dir: PathBuf,
+    /// Where blocking and background work runs.
+    pub(crate) execution: Execution,
     /// sled trees.
     pub(crate) trees: Trees,
     /// In-memory state; written only by apply and install (both on openraft's state-machine task).
@@ -73,11 +76,17 @@ const POISONED: &str = "state machine lock poisoned by an earlier panic";
 
 impl Shared {
     /// Assembles the shared state around an already loaded `Live`.
-    pub(crate) fn new(snapshot_dir: PathBuf, trees: Trees, live: Live) -> Self {
+    pub(crate) fn new(
+        snapshot_dir: PathBuf,
+        execution: Execution,
+        trees: Trees,
+        live: Live,
+    ) -> Self {
         let applied = live.applied_index();
         let seq = live.ledger.last_event_seq();
         Self {
             snapshot_dir,
+            execution,
             trees,
             live: RwLock::new(live),
             install_gate: RwLock::new(()),

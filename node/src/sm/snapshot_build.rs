@@ -114,12 +114,15 @@ impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
             .take()
             .ok_or_else(|| io::Error::other("snapshot builder used twice"))?;
         let shared = Arc::clone(&self.shared);
+        let execution = shared.execution;
         let build = move || {
             let built = build_blocking(&shared, capture);
             shared.cold_progress().unwatch();
             built
         };
-        super::background::run_at_low_priority("snapshot-build", BUILD_NICE, build).await
+        execution
+            .background("snapshot-build", BUILD_NICE, build)
+            .await
     }
 }
 

@@ -114,8 +114,11 @@ impl SnapshotFile {
             .upgrade()
             .ok_or_else(|| io::Error::other("the store of this snapshot is closed"))?;
         let path = self.path.clone();
+        let execution = source.execution;
         let expand = move || super::snapshot_send::full_file(&source, &path);
-        super::background::run_at_low_priority("snapshot-expand", SEND_NICE, expand).await
+        execution
+            .background("snapshot-expand", SEND_NICE, expand)
+            .await
     }
 
     /// Path of the file.

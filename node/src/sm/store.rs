@@ -13,6 +13,7 @@ use super::shared::Shared;
 use super::snapshot_build::{current_snapshot, LedgerSnapshotBuilder};
 use super::snapshot_file::SnapshotFile;
 use super::snapshot_install::install_blocking;
+use crate::execution::Execution;
 use crate::raft_types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -25,12 +26,16 @@ use std::sync::Arc;
 pub struct StoreOptions {
     /// sled's page cache, in bytes (`--sled-cache-mb`).
     pub sled_cache_bytes: u64,
+    /// Where apply chunks, snapshot installs, builds and expansions run: threads, or inline on
+    /// the runtime (a simulation). sled keeps its own threads either way.
+    pub execution: Execution,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             sled_cache_bytes: SLED_CACHE_MB_DEFAULT << 20,
+            execution: Execution::Threads,
         }
     }
 }
@@ -110,9 +115,9 @@ async fn apply_off_runtime(
         return Ok(());
     }
     let shared = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || apply_chunk(&shared, chunk, order))
-        .await
-        .map_err(|e| io::Error::other(format!("apply task failed: {e}")))?
+    let execution = shared.execution;
+    let apply = move || apply_chunk(&shared, chunk, order);
+    execution.blocking("apply", apply).await
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -160,9 +165,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // A local file (a handle from a store in this process) is expanded first, as it would
         // be for the network.
         let snapshot = SnapshotFile::open(snapshot.file_to_send().await?)?;
-        tokio::task::spawn_blocking(move || install_blocking(&shared, &meta, &snapshot))
-            .await
-            .map_err(|e| io::Error::other(format!("snapshot install task failed: {e}")))?
+        let execution = shared.execution;
+        let install = move || install_blocking(&shared, &meta, &snapshot);
+        execution.blocking("snapshot install", install).await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {

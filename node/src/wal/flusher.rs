@@ -151,7 +151,7 @@ impl Flusher {
         }
     }
 
-    /// [`Flusher::run`] as a task of a tokio runtime (`WalExecution::RuntimeOnly`): the same
+    /// [`Flusher::run`] as a task of a tokio runtime (`Execution::RuntimeOnly`): the same
     /// rounds, awaiting the queue instead of blocking a thread on it.
     pub async fn run_on_runtime(mut self, mut rx: mpsc::Receiver<Request>) {
         while let Some(first) = rx.recv().await {

@@ -4,7 +4,7 @@
 //! flusher thread with group commit (one `fdatasync` per round, completions fired in order after
 //! it); torn-tail detection on open; truncation and purge as logged records, with whole segments
 //! deleted once purged. In a simulation the flusher is a task on the caller's runtime instead
-//! ([`WalExecution::RuntimeOnly`]).
+//! ([`Execution::RuntimeOnly`]).
 //!
 //! Modules, one concept each:
 //! - `file`     — [`WalFs`]/[`WalFile`], the narrow storage interface, and [`RealFs`].
@@ -36,6 +36,7 @@ pub use file::{RealFs, WalFile, WalFs};
 pub use segment::{segment_seqs_in, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN};
 pub use sim_fs::{PowerCut, SimFs};
 
+use crate::execution::Execution;
 use crate::raft_types::{Entry, LogId, Vote};
 use flusher::{Completion, Effect, Flusher, FlusherConfig, Request};
 use record::EncodedRecord;
@@ -75,21 +76,10 @@ pub struct WalOptions {
     /// TEST ONLY, UNSAFE: never `fdatasync` (files or directories), yet report writes durable.
     /// Exists so the power-cut test can show it detects lost acknowledged writes.
     pub unsafe_skip_sync_for_tests: bool,
-    /// Where the WAL's blocking work runs.
-    pub execution: WalExecution,
-}
-
-/// Where the WAL's blocking work (writes and syncs, reads of evicted entries) runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WalExecution {
-    /// The flusher on a thread of its own, reads of evicted entries on tokio's blocking pool:
-    /// a real node, whose syncs take milliseconds.
-    #[default]
-    Threads,
-    /// Everything on the thread of the tokio runtime that opened the WAL: the flusher as a task
-    /// of that runtime, reads inline. For a simulation on [`SimFs`], whose I/O never blocks, so
-    /// that one seeded thread orders every step; on a real disk it would stall the runtime.
-    RuntimeOnly,
+    /// Where the WAL's blocking work runs: the flusher on a thread of its own and reads of
+    /// evicted entries on tokio's blocking pool, or both on the runtime that opens the WAL
+    /// (a flusher task, inline reads).
+    pub execution: Execution,
 }
 
 impl Default for WalOptions {
@@ -99,7 +89,7 @@ impl Default for WalOptions {
             entry_cache_max: ENTRY_CACHE_MAX_DEFAULT,
             entry_cache_bytes_max: ENTRY_CACHE_BYTES_MAX_DEFAULT,
             unsafe_skip_sync_for_tests: false,
-            execution: WalExecution::Threads,
+            execution: Execution::Threads,
         }
     }
 }
@@ -158,7 +148,7 @@ pub struct Wal {
     /// Queue to the flusher; `None` only while dropping.
     tx: Option<mpsc::Sender<Request>>,
     flusher: Option<FlusherHandle>,
-    execution: WalExecution,
+    execution: Execution,
 }
 
 /// The running flusher.
@@ -185,14 +175,10 @@ impl Wal {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg).into());
         }
         let runtime = match options.execution {
-            WalExecution::Threads => None,
-            WalExecution::RuntimeOnly => {
-                Some(tokio::runtime::Handle::try_current().map_err(|e| {
-                    io::Error::other(format!(
-                        "WalExecution::RuntimeOnly needs a tokio runtime: {e}"
-                    ))
-                })?)
-            }
+            Execution::Threads => None,
+            Execution::RuntimeOnly => Some(tokio::runtime::Handle::try_current().map_err(|e| {
+                io::Error::other(format!("Execution::RuntimeOnly needs a tokio runtime: {e}"))
+            })?),
         };
         let rec = recovery::recover(&*fs, dir, &options)?;
         let purged = rec.log.purged();
@@ -227,7 +213,7 @@ impl Wal {
             header,
         )?;
         let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
-        // `runtime` is set exactly for `WalExecution::RuntimeOnly`.
+        // `runtime` is set exactly for `Execution::RuntimeOnly`.
         let handle = match runtime {
             None => FlusherHandle::Thread(
                 std::thread::Builder::new()
@@ -407,7 +393,7 @@ impl Wal {
     }
 
     /// Where this WAL's blocking work runs (as opened).
-    pub fn execution(&self) -> WalExecution {
+    pub fn execution(&self) -> Execution {
         self.execution
     }
 
