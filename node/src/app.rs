@@ -152,11 +152,12 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     )
     .await
     .context("start raft")?;
-    let limits = crate::proposer::ProposerLimits {
+    let proposer_config = crate::proposer::ProposerConfig {
         entry_bytes_max: cfg.entry_bytes_max,
         write_timeout: Duration::from_millis(cfg.write_timeout_ms),
+        clock: crate::clock::Clock::System,
     };
-    let proposer = Proposer::start(raft.clone(), net.clone(), cfg.id, limits);
+    let proposer = Proposer::start(raft.clone(), net.clone(), cfg.id, proposer_config);
     let metrics = MetricsHandle::install();
     metrics::spawn_raft_sampler(raft.clone(), sm.reader());
 
@@ -440,10 +441,7 @@ async fn tick_loop(
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let now_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
+        let now_us = proposer.now_us();
         let due = reader
             .next_expiry_us()
             .is_some_and(|deadline| deadline < now_us);

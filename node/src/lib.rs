@@ -3,6 +3,7 @@
 //! Modules:
 //! - `raft_types` — the one place openraft types are named (type config, aliases).
 //! - `wal`        — project-owned segmented write-ahead log (CRC-framed, group-commit fdatasync).
+//! - `clock`      — the wall clock a leader stamps commands with: the system's, or a simulation's.
 //! - `execution`  — where blocking and background work runs: threads, or inline for a simulation.
 //! - `log_store`  — openraft `RaftLogStorage` over the WAL (log entries, vote, committed).
 //! - `sm`         — openraft `RaftStateMachine` over sled: ledger state, indexes, snapshots, reads.
@@ -29,6 +30,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod execution;
 pub mod failover;

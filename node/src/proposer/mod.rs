@@ -17,6 +17,7 @@ mod queue;
 pub mod size;
 mod submit;
 
+use crate::clock::Clock;
 use crate::network::NetworkFactory;
 use crate::raft_types::{NodeId, Raft};
 use ledger::{Command, CommandResult};
@@ -95,14 +96,16 @@ pub enum ProposeError {
     },
 }
 
-/// Bounds of the write path, from the node configuration.
+/// The write path's bounds (from the node configuration) and its clock.
 #[derive(Debug, Clone, Copy)]
-pub struct ProposerLimits {
+pub struct ProposerConfig {
     /// Largest encoded entry (`--entry-bytes-max`).
     pub entry_bytes_max: u64,
     /// Deadline of one write, queueing included (`--write-timeout-ms`); also the timeout of a
     /// proposal forwarded to the leader, so a forward never outlives its client's deadline.
     pub write_timeout: Duration,
+    /// The clock commands are stamped with.
+    pub clock: Clock,
 }
 
 /// Handle used by the API to propose commands (cheap to clone).
@@ -116,30 +119,35 @@ struct Inner {
     raft: Raft,
     net: NetworkFactory,
     self_id: NodeId,
-    limits: ProposerLimits,
+    config: ProposerConfig,
     last_stamp_us: AtomicU64,
 }
 
 impl Proposer {
     /// Starts the batching task.
-    pub fn start(raft: Raft, net: NetworkFactory, self_id: NodeId, limits: ProposerLimits) -> Self {
+    pub fn start(raft: Raft, net: NetworkFactory, self_id: NodeId, config: ProposerConfig) -> Self {
         let (queue, rx) = Queue::new(QUEUE_JOBS_MAX, QUEUE_BYTES_MAX);
         let inner = Arc::new(Inner {
             raft,
             net,
             self_id,
-            limits,
+            config,
             last_stamp_us: AtomicU64::new(0),
         });
         tokio::spawn(batch_loop(rx, inner.clone()));
         Self { queue, inner }
     }
 
+    /// Now on the clock commands are stamped with, in µs since the Unix epoch.
+    pub fn now_us(&self) -> u64 {
+        self.inner.config.clock.now_us()
+    }
+
     /// Proposes commands from a client of this node: batched, forwarded if we are a follower.
     /// Refuses at once what cannot fit an entry or the queue; answers `Timeout` at the deadline.
     pub async fn propose(&self, commands: Vec<Command>) -> Result<Proposed, ProposeError> {
         let bytes = size::commands_bytes(&commands);
-        let max = self.inner.limits.entry_bytes_max;
+        let max = self.inner.config.entry_bytes_max;
         if !size::fits_entry(bytes, max) {
             metrics::counter!("raftledger_proposals_refused_total", "reason" => "too_large")
                 .increment(1);
@@ -149,7 +157,7 @@ impl Proposer {
             });
         }
         let rx = self.queue.admit(commands, bytes)?;
-        let deadline = self.inner.limits.write_timeout;
+        let deadline = self.inner.config.write_timeout;
         match tokio::time::timeout(deadline, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(ProposeError::Fatal("proposer dropped the request".into())),
@@ -222,7 +230,7 @@ async fn batch_loop(mut rx: mpsc::Receiver<Job>, inner: Arc<Inner>) {
         let mut group = Group::new(first);
         while group.weight < BATCH_COMMANDS_MAX {
             let Ok(job) = rx.try_recv() else { break };
-            if let Err(job) = group.try_push(job, inner.limits.entry_bytes_max) {
+            if let Err(job) = group.try_push(job, inner.config.entry_bytes_max) {
                 carried = Some(job);
                 break;
             }

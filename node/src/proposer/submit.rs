@@ -9,7 +9,6 @@ use crate::raft_types::{LedgerRequest, NodeId};
 use ledger::Command;
 use openraft::error::{ClientWriteError, RaftError};
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Proposes the commands of `jobs` as one entry and answers each job with its results.
 pub(super) async fn dispatch(inner: &Inner, jobs: Vec<Job>) {
@@ -99,7 +98,7 @@ async fn forward(
         .call::<_, Result<Proposed, ProposeError>>(
             path::PROPOSE,
             &commands,
-            inner.limits.write_timeout,
+            inner.config.write_timeout,
         )
         .await
     {
@@ -109,18 +108,15 @@ async fn forward(
     }
 }
 
-/// Wall-clock time in µs since the Unix epoch (the leader's clock; replicas never read it).
+/// System wall-clock time in µs since the Unix epoch.
 pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    crate::clock::Clock::System.now_us()
 }
 
 impl Inner {
     /// Monotonic leader stamp: max(now, last + 1 µs).
     fn stamp(&self) -> u64 {
-        let now = now_us();
+        let now = self.config.clock.now_us();
         let mut last = self.last_stamp_us.load(Ordering::Relaxed);
         loop {
             let next = now.max(last + 1);
