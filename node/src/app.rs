@@ -143,12 +143,16 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<RunningNode> {
     let net = NetworkFactory::new(cfg.id, &cfg.cluster_secret)
         .with_tls(server_limits(&cfg).client_pool_idle(), tls.as_ref())
         .with_raft_url_overrides(cfg.peer_raft_overrides()?);
-    let raft = Raft::new(
-        cfg.id,
-        raft_config(&cfg)?,
-        net.clone(),
-        log_store,
-        sm.clone(),
+    // A real node seeds openraft's random choices from the OS.
+    let raft = crate::raft_types::with_raft_seed(
+        rand::random(),
+        Raft::new(
+            cfg.id,
+            raft_config(&cfg)?,
+            net.clone(),
+            log_store,
+            sm.clone(),
+        ),
     )
     .await
     .context("start raft")?;

@@ -47,6 +47,12 @@ pub struct LedgerResponse {
     pub last_event_seq: u64,
 }
 
+/// openraft's async runtime: tokio, with openraft's random choices (each election timeout,
+/// the phase of its tick) drawn from a seed given when the Raft is created
+/// ([`with_raft_seed`]) instead of from the thread's RNG, so that a simulation replays them.
+pub type Runtime =
+    openraft::rt::deterministic_rng::DeterministicRng<openraft_rt_tokio::TokioRuntime>;
+
 openraft::declare_raft_types!(
     /// openraft type configuration for raftledger.
     pub TypeConfig:
@@ -54,7 +60,18 @@ openraft::declare_raft_types!(
         R = LedgerResponse,
         NodeId = NodeId,
         Node = NodeAddr,
+        AsyncRuntime = Runtime,
 );
+
+/// Runs `create` (the future that creates a Raft) with openraft's random choices seeded by
+/// `seed`: every task openraft spawns from it derives its own seed from this one. openraft
+/// panics if a Raft is created outside such a scope.
+pub fn with_raft_seed<F: std::future::Future>(
+    seed: u64,
+    create: F,
+) -> impl std::future::Future<Output = F::Output> {
+    Runtime::scope(seed, create)
+}
 
 /// The Raft handle, parameterized by our state machine type.
 pub type Raft = openraft::Raft<TypeConfig, crate::sm::StateMachineStore>;
@@ -131,4 +148,34 @@ pub async fn trigger_pre_vote(raft: &Raft) -> Result<(), String> {
 pub fn append_sender(req: &openraft::raft::AppendEntriesRequest<TypeConfig>) -> NodeId {
     use openraft::vote::RaftLeaderId;
     *req.vote.leader_id().node_id()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::rt::AsyncRuntime;
+    use openraft::type_config::alias::AsyncRuntimeOf;
+
+    /// The states of the RNGs openraft would draw its next three choices from.
+    async fn draws() -> Vec<String> {
+        (0..3)
+            .map(|_| format!("{:?}", AsyncRuntimeOf::<TypeConfig>::thread_rng()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn openraft_random_choices_follow_the_seed() {
+        let a = with_raft_seed(7, draws()).await;
+        assert_eq!(
+            a,
+            with_raft_seed(7, draws()).await,
+            "same seed, same choices"
+        );
+        assert_ne!(
+            a,
+            with_raft_seed(8, draws()).await,
+            "another seed, other choices"
+        );
+        assert_ne!(a[0], a[1], "each draw advances the seed");
+    }
 }
