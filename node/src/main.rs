@@ -147,12 +147,18 @@ mod tests {
         let from_env = std::env::var("MIMALLOC_PURGE_DELAY").ok();
         // SAFETY: reads an integer from mimalloc's option table.
         let before = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        let expected = from_env.as_deref().map_or(1000, |v| v.parse().unwrap_or(-2));
+        let expected = from_env
+            .as_deref()
+            .map_or(1000, |v| v.parse().unwrap_or(-2));
         assert_eq!(before, expected);
         start_allocator_purger();
         // SAFETY: as above.
         let after = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        let ours = if from_env.is_some() { before } else { PURGE_DELAY_MS };
+        let ours = if from_env.is_some() {
+            before
+        } else {
+            PURGE_DELAY_MS
+        };
         assert_eq!(after, ours);
     }
 }

@@ -5,21 +5,13 @@
 //! that uses them.
 
 mod sm_support;
+mod threads_support;
 
 use node::execution::Execution;
 use node::sm::{StateMachineStore, StoreOptions};
-use openraft::storage::RaftStateMachine;
-use sm_support::{apply, blank, build_snapshot, fingerprint, membership, Workload};
+use sm_support::{apply, blank, build_snapshot, fingerprint, install_served, membership, Workload};
 use std::collections::BTreeSet;
-
-/// Names of this process's threads (`/proc/self/task/*/comm`, at most 15 bytes each).
-fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|n| n.trim().to_owned())
-        .collect()
-}
+use threads_support::thread_names;
 
 /// Threads started since `before` that are ours or tokio's blocking pool (not sled's).
 fn threads_started(before: &BTreeSet<String>, seen: &mut BTreeSet<String>) {
@@ -56,12 +48,7 @@ async fn life(execution: Execution) -> (String, String, BTreeSet<String>) {
     let snap = build_snapshot(&mut store).await;
     threads_started(&before, &mut seen);
     let mut installed = StateMachineStore::open_with(d2.path(), &options(execution)).unwrap();
-    let served = store.get_current_snapshot().await.unwrap().unwrap();
-    assert_eq!(served.meta, snap.meta);
-    installed
-        .install_snapshot(&served.meta, served.snapshot)
-        .await
-        .unwrap();
+    install_served(&mut store, &mut installed, &snap).await;
     threads_started(&before, &mut seen);
     let more: Vec<_> = (0..50).map(|_| w.next_entry()).collect();
     apply(&mut store, more.clone()).await;

@@ -236,12 +236,7 @@ async fn history_leaves_memory_at_a_snapshot_and_is_answered_from_disk() {
     let d2 = tempfile::tempdir().unwrap();
     let mut installed = StateMachineStore::open_with(d2.path(), &small).unwrap();
     // The restarted store serves its snapshot (expanded from its local file and history).
-    let served = store.get_current_snapshot().await.unwrap().unwrap();
-    assert_eq!(served.meta, snap.meta);
-    installed
-        .install_snapshot(&served.meta, served.snapshot)
-        .await
-        .unwrap();
+    sm_support::install_served(&mut store, &mut installed, &snap).await;
     assert_eq!(installed.reader().history_in_memory(), 0);
     assert_eq!(fingerprint(&installed.reader()), before);
 

@@ -4,6 +4,7 @@
 //! rotations, a purge and reads of evicted entries. Run twice from the same inputs it leaves
 //! the same bytes on disk. The thread check is shown to see a flusher thread when there is one.
 
+mod threads_support;
 mod wal_support;
 
 use node::execution::Execution;
@@ -14,6 +15,7 @@ use openraft::storage::{RaftLogReader, RaftLogStorage};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use threads_support::thread_names;
 use wal_support::{all_entries, append_range, bounds, entries, log_id, small_segments};
 
 fn runtime_only() -> WalOptions {
@@ -21,15 +23,6 @@ fn runtime_only() -> WalOptions {
         execution: Execution::RuntimeOnly,
         ..small_segments()
     }
-}
-
-/// Names of this process's threads (`/proc/self/task/*/comm`).
-fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|n| n.trim().to_owned())
-        .collect()
 }
 
 fn flusher_threads() -> usize {

@@ -64,6 +64,21 @@ pub async fn build_snapshot(store: &mut StateMachineStore) -> node::raft_types::
         .expect("build snapshot")
 }
 
+/// Installs into `into` the snapshot `from` serves (a full file, expanded from its local file
+/// and history, as a peer would receive it); checks it is the snapshot `built`.
+pub async fn install_served(
+    from: &mut StateMachineStore,
+    into: &mut StateMachineStore,
+    built: &node::raft_types::Snapshot,
+) {
+    use openraft::storage::RaftStateMachine;
+    let served = from.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(served.meta, built.meta);
+    into.install_snapshot(&served.meta, served.snapshot)
+        .await
+        .unwrap();
+}
+
 /// Reopens the store under `dir` and replays `log` after the applied state it reports, the way
 /// openraft brings a restarted state machine forward (the ledger itself is only persisted in
 /// snapshots; the durable log is replayed on top).
