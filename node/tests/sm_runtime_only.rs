@@ -1,8 +1,9 @@
 //! `Execution::RuntimeOnly` in the state machine: apply chunks, a snapshot build, the snapshot's
 //! expansion for a peer and its install all run on the runtime's one thread (none of our
 //! threads, no blocking pool; sled keeps its own), and give the same state as a store on
-//! threads that applied the same log. The thread check is shown to see the threads of a store
-//! that uses them.
+//! threads that applied the same log. The thread check is shown to see the blocking pool of a
+//! store that uses it (threads are sampled after each step: the pool's stay 10 s after their
+//! last task; a build's own thread may already be gone).
 
 mod sm_support;
 mod threads_support;
@@ -71,10 +72,8 @@ async fn runtime_only_state_machine_starts_none_of_our_threads() {
     let (built_threaded, installed_threaded, seen_threaded) = life(Execution::Threads).await;
     assert_eq!(built, built_threaded, "execution changed the state");
     assert_eq!(installed, installed_threaded);
-    assert!(
-        seen_threaded.iter().any(|n| n.starts_with("snapshot-")),
-        "a threaded build runs on a thread of its own: {seen_threaded:?}"
-    );
+    // A build's or an expansion's own thread may be gone before a sample; the blocking pool's
+    // threads stay 10 s after their last task, so those are always seen.
     assert!(
         seen_threaded.iter().any(|n| n.starts_with("tokio-")),
         "threaded apply runs on the blocking pool: {seen_threaded:?}"
