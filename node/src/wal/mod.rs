@@ -147,16 +147,10 @@ pub struct Wal {
     shared: Arc<Shared>,
     /// Queue to the flusher; `None` only while dropping.
     tx: Option<mpsc::Sender<Request>>,
-    flusher: Option<FlusherHandle>,
+    /// The flusher's thread; `None` for a flusher task (`Execution::RuntimeOnly`), which ends
+    /// by itself once the queue is closed and drained.
+    flusher: Option<std::thread::JoinHandle<()>>,
     execution: Execution,
-}
-
-/// The running flusher.
-#[derive(Debug)]
-enum FlusherHandle {
-    Thread(std::thread::JoinHandle<()>),
-    /// Ends by itself once the queue is closed and drained.
-    Task,
 }
 
 fn closed() -> io::Error {
@@ -215,14 +209,14 @@ impl Wal {
         let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
         // `runtime` is set exactly for `Execution::RuntimeOnly`.
         let handle = match runtime {
-            None => FlusherHandle::Thread(
+            None => Some(
                 std::thread::Builder::new()
                     .name("wal-flusher".into())
                     .spawn(move || flusher.run(rx))?,
             ),
             Some(runtime) => {
                 drop(runtime.spawn(flusher.run_on_runtime(rx)));
-                FlusherHandle::Task
+                None
             }
         };
         tracing::info!(
@@ -235,7 +229,7 @@ impl Wal {
         Ok(Wal {
             shared,
             tx: Some(tx),
-            flusher: Some(handle),
+            flusher: handle,
             execution: options.execution,
         })
     }
@@ -433,7 +427,7 @@ fn check_follows(st: &State, entries: &[Entry]) -> io::Result<()> {
 impl Drop for Wal {
     fn drop(&mut self) {
         drop(self.tx.take());
-        if let Some(FlusherHandle::Thread(handle)) = self.flusher.take() {
+        if let Some(handle) = self.flusher.take() {
             if handle.thread().id() == std::thread::current().id() {
                 // Dropped by a completion running on the flusher itself: it exits on its own
                 // once the queue is drained; joining here would deadlock.
